@@ -1,0 +1,182 @@
+"""The tape: grad mode, ``Function`` and the reverse walk.
+
+Every differentiable op run while grad mode is on records one :class:`Node`
+(the Function instance and its input tensors) and stamps it with the next
+position on the tape, so the nodes form a Wengert list ordered by
+``Node.index``. ``backward`` gathers the nodes that lead to the loss, walks
+them in reverse tape order, calls each Function's ``backward`` and
+accumulates (``+=``) into ``.grad`` of the leaves, as micrograd's engine does.
+Saved arrays are freed after use unless ``retain_graph=True``.
+"""
+import contextlib
+import itertools
+
+from .backend import get_array_module
+
+_state = {"grad_enabled": True}
+_tape_position = itertools.count()
+
+
+def is_grad_enabled():
+    return _state["grad_enabled"]
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = _state["grad_enabled"]
+        _state["grad_enabled"] = self.enabled
+
+    def __exit__(self, *exc):
+        _state["grad_enabled"] = self.prev
+        return False
+
+
+def no_grad():
+    """Context manager (and decorator) that stops recording on the tape."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    return _GradMode(True)
+
+
+class Node:
+    """One entry of the tape: the Function that ran and the tensors it read."""
+
+    __slots__ = ("fn", "inputs", "index", "freed")
+
+    def __init__(self, fn, inputs):
+        self.fn = fn
+        self.inputs = inputs
+        self.index = next(_tape_position)
+        self.freed = False
+
+    def __repr__(self):
+        return f"<Node {type(self.fn).__name__} #{self.index}>"
+
+
+class Function:
+    """An op with its forward and backward declared together.
+
+    Subclasses implement ``forward(self, *arrays, **params)`` returning one
+    array, and ``backward(self, grad)`` returning one gradient (or ``None``)
+    per positional input. Arrays needed by backward are stored on ``self``
+    through :meth:`save_for_backward`; ``self.needs_input_grad`` tells which
+    inputs want a gradient.
+    """
+
+    needs_input_grad = ()
+    saved = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from .tensor import Tensor, as_tensor
+        tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
+        fn = cls()
+        record = _state["grad_enabled"] and any(t.requires_grad for t in tensors)
+        fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
+        out = fn.forward(*(t.data for t in tensors), **params)
+        result = Tensor(out, requires_grad=record)
+        if record:
+            result._node = Node(fn, tensors)
+        return result
+
+
+def _collect(root_node):
+    seen = {}
+    stack = [root_node]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        for t in node.inputs:
+            if t._node is not None:
+                stack.append(t._node)
+    return sorted(seen.values(), key=lambda n: n.index, reverse=True)
+
+
+def _accumulate_leaf(tensor, grad):
+    from .tensor import Tensor
+    if grad.dtype != tensor.data.dtype:
+        grad = grad.astype(tensor.data.dtype)
+    if tensor.grad is None:
+        tensor.grad = Tensor(grad.copy())
+    else:
+        tensor.grad.data += grad
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Reverse-mode sweep from ``root`` over the tape."""
+    if not root.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    xp = get_array_module(root.data)
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for scalar outputs; got shape {root.shape}")
+        grad = xp.ones_like(root.data)
+    else:
+        grad = xp.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
+        if grad.shape != root.shape:
+            raise ValueError(f"grad shape {grad.shape} does not match tensor shape {root.shape}")
+    if root._node is None:
+        _accumulate_leaf(root, grad)
+        return
+    grads = {id(root._node): grad}
+    for node in _collect(root._node):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time; "
+                "pass retain_graph=True to the first backward call")
+        input_grads = node.fn.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if not retain_graph:
+            node.fn.saved = ()
+            node.freed = True
+        for t, gi, need in zip(node.inputs, input_grads, node.fn.needs_input_grad):
+            if gi is None or not need:
+                continue
+            if gi.shape != t.shape:
+                raise RuntimeError(
+                    f"{type(node.fn).__name__}.backward returned a gradient of shape "
+                    f"{gi.shape} for an input of shape {t.shape}")
+            if t._node is None:
+                _accumulate_leaf(t, gi)
+            else:
+                key = id(t._node)
+                prev = grads.get(key)
+                grads[key] = gi if prev is None else prev + gi
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+__all__ = ["Function", "Node", "backward", "no_grad", "enable_grad", "is_grad_enabled",
+           "unbroadcast"]

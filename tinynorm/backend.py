@@ -1,0 +1,29 @@
+"""Array-module dispatch (Chainer's ``get_array_module``).
+
+Generic math runs through the array module of its inputs: NumPy for host
+arrays, CuPy for arrays that expose ``__cuda_array_interface__``.
+"""
+import numpy as np
+
+
+def get_array_module(*arrays):
+    """Return ``numpy`` or ``cupy``, whichever owns the first device array given."""
+    for a in arrays:
+        if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
+            import cupy
+            return cupy
+    return np
+
+
+def is_device_array(a):
+    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+
+
+SUPPORTED_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float_dtype(array, what):
+    """Raise ValueError unless ``array`` is float32 or float64."""
+    if array.dtype not in SUPPORTED_FLOATS:
+        raise ValueError(
+            f"{what}: unsupported dtype {array.dtype}; tinynorm kernels take float32 or float64")

@@ -1,0 +1,148 @@
+"""Reader for IDX files (the MNIST / Fashion-MNIST format), raw or gzipped.
+
+Layout: 2 zero bytes, 1 type-code byte, 1 byte ndim, ndim big-endian uint32
+dimensions, then exactly prod(dims) big-endian items. Gzip is detected by the
+magic bytes 1f 8b, not by the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["read_idx", "load_mnist_dir", "IDX_TYPES"]
+
+# type code -> big-endian dtype
+IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path) -> bytes:
+    name = os.fspath(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{name}: corrupt gzip stream ({exc})") from None
+    return data
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a native-endian, writable ndarray.
+
+    Raises ValueError naming the file and the problem for a bad magic number,
+    an unknown type code, a truncated header, or a payload whose length is not
+    exactly prod(dims) * itemsize.
+    """
+    name = os.fspath(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise ValueError(f"{name}: truncated header: expected 4 magic bytes, found {len(data)}")
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(
+            f"{name}: bad magic: first two bytes must be 00 00, found {data[0]:02x} {data[1]:02x}"
+        )
+    code, ndim = data[2], data[3]
+    if code not in IDX_TYPES:
+        allowed = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
+        raise ValueError(f"{name}: unknown type code 0x{code:02X} (allowed: {allowed})")
+    if ndim == 0:
+        raise ValueError(f"{name}: bad ndim 0 (must be at least 1)")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{name}: truncated header: expected {header} bytes for {ndim} dimensions, "
+            f"found {len(data)}"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_TYPES[code]
+    count = 1
+    for d in shape:
+        count *= d
+    expected = count * dtype.itemsize
+    found = len(data) - header
+    if found != expected:
+        raise ValueError(
+            f"{name}: expected {expected} data bytes for shape {shape} of {dtype.name}, "
+            f"found {found}"
+        )
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=header)
+    return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def _find(directory: Path, prefix: str, kind: str, ndim: int) -> tuple[Path | None, list[str]]:
+    tried = []
+    for stem in (f"{prefix}-{kind}-idx{ndim}-ubyte", f"{prefix}-{kind}.idx{ndim}-ubyte"):
+        for suffix in ("", ".gz"):
+            candidate = directory / (stem + suffix)
+            tried.append(candidate.name)
+            if candidate.is_file():
+                return candidate, tried
+    return None, tried
+
+
+def load_mnist_dir(directory, split: str = "train", dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Load MNIST-style IDX files for ``split`` ("train" or "test") from ``directory``.
+
+    Looks for ``{train,t10k}-images-idx3-ubyte`` and ``{train,t10k}-labels-idx1-ubyte``,
+    each optionally ``.gz``, also in the ``-images.idx3-ubyte`` dot variant.
+    Returns images of shape (n, 1, H, W) (28x28 for MNIST) scaled to [0, 1]
+    (uint8 / 255) as ``dtype`` and labels as int64 of shape (n,).
+    """
+    if split not in _PREFIX:
+        raise ValueError(f"split must be one of 'train', 'test'; got {split!r}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: not a directory")
+    prefix = _PREFIX[split]
+    img_path, img_tried = _find(directory, prefix, "images", 3)
+    lbl_path, lbl_tried = _find(directory, prefix, "labels", 1)
+    missing = []
+    if img_path is None:
+        missing.append("images (" + ", ".join(img_tried) + ")")
+    if lbl_path is None:
+        missing.append("labels (" + ", ".join(lbl_tried) + ")")
+    if missing:
+        raise FileNotFoundError(
+            f"{directory}: no {split} " + " or ".join(missing) + " found"
+        )
+
+    images = read_idx(img_path)
+    labels = read_idx(lbl_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            f"{img_path}: expected a 3-d uint8 image array, found {images.ndim}-d {images.dtype}"
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{lbl_path}: expected a 1-d integer label array, found {labels.ndim}-d {labels.dtype}"
+        )
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{directory}: {img_path.name} has {images.shape[0]} images but "
+            f"{lbl_path.name} has {labels.shape[0]} labels"
+        )
+    n, h, w = images.shape
+    out = images.astype(dtype).reshape(n, 1, h, w)
+    out /= dtype.type(255)
+    return out, labels.astype(np.int64)

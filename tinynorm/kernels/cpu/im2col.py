@@ -1,0 +1,163 @@
+"""im2col / col2im kernels for 2-D convolution on NCHW arrays.
+
+``cols`` has shape ``(C*kh*kw, N*OH*OW)``: row ``c*kh*kw + i*kw + j`` matches a
+weight ``(Cout, C, kh, kw)`` reshaped to ``(Cout, C*kh*kw)``, column
+``n*OH*OW + oh*OW + ow``, so ``W2d @ cols`` convolves the whole batch in one
+GEMM (and group ``g`` uses rows ``g*Cg*kh*kw:(g+1)*Cg*kh*kw``).
+"""
+
+import types
+
+import numpy as np
+from numba import njit, prange
+
+PARALLEL_THRESHOLD = 1 << 16
+"""Work size (elements of ``cols``) from which the ``prange`` kernels run."""
+
+
+def _variants(body):
+    """Compile ``body`` as (parallel, serial) cached dispatchers.
+
+    The serial one is a renamed clone: Numba's cache key ignores the
+    ``parallel`` flag, so two dispatchers of one function would share entries.
+    """
+    clone = types.FunctionType(body.__code__, body.__globals__,
+                               body.__name__ + "_serial", body.__defaults__,
+                               body.__closure__)
+    clone.__qualname__ = body.__qualname__ + "_serial"
+    return (njit(parallel=True, cache=True)(body), njit(cache=True)(clone))
+
+
+def conv_output_size(in_size, kernel, stride=1, padding=0, dilation=1):
+    """``floor((in + 2p - d(k-1) - 1) / s) + 1`` (PyTorch's Conv2d rule)."""
+    return (in_size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@njit(cache=True, inline="always")
+def _valid_range(off, step, size, n_out):
+    """``[lo, hi)`` of ``o`` in ``[0, n_out)`` with ``0 <= o*step + off < size``."""
+    lo = 0 if off >= 0 else (step - 1 - off) // step
+    hi = (size - off + step - 1) // step
+    lo = min(lo, n_out)
+    hi = max(min(hi, n_out), lo)
+    return lo, hi
+
+
+def _im2col_body(x, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols):
+    N, C, H, W = x.shape
+    K = kh * kw
+    P = OH * OW
+    for t in prange(C * K * N):
+        r = t // N
+        n = t - r * N
+        c = r // K
+        i = (r - c * K) // kw
+        j = r - c * K - i * kw
+        w0 = j * dw - pw
+        lo, hi = _valid_range(w0, sw, W, OW)
+        h_lo, h_hi = _valid_range(i * dh - ph, sh, H, OH)
+        base = n * P
+        for oh in range(OH):
+            q = base + oh * OW
+            if oh < h_lo or oh >= h_hi:
+                for ow in range(OW):
+                    cols[r, q + ow] = 0
+                continue
+            h = oh * sh - ph + i * dh
+            for ow in range(lo):
+                cols[r, q + ow] = 0
+            if sw == 1:
+                for ow in range(lo, hi):
+                    cols[r, q + ow] = x[n, c, h, ow + w0]
+            else:
+                for ow in range(lo, hi):
+                    cols[r, q + ow] = x[n, c, h, ow * sw + w0]
+            for ow in range(hi, OW):
+                cols[r, q + ow] = 0
+
+
+def _col2im_body(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
+    N, C, H, W = dx.shape
+    K = kh * kw
+    P = OH * OW
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for h in range(H):
+            for w in range(W):
+                dx[n, c, h, w] = 0
+        base = n * P
+        for i in range(kh):
+            h_lo, h_hi = _valid_range(i * dh - ph, sh, H, OH)
+            for j in range(kw):
+                r = c * K + i * kw + j
+                w0 = j * dw - pw
+                lo, hi = _valid_range(w0, sw, W, OW)
+                for oh in range(h_lo, h_hi):
+                    h = oh * sh - ph + i * dh
+                    q = base + oh * OW
+                    for ow in range(lo, hi):
+                        dx[n, c, h, ow * sw + w0] += cols[r, q + ow]
+
+
+_im2col_par, _im2col_ser = _variants(_im2col_body)
+_col2im_par, _col2im_ser = _variants(_col2im_body)
+
+
+def _check_out(name, arr, shape, dtype):
+    if not isinstance(arr, np.ndarray) or arr.shape != shape:
+        raise ValueError(f"{name} must be an array of shape {shape}, got "
+                         f"{getattr(arr, 'shape', type(arr))}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype}, expected {dtype}")
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+
+
+def _check_dtype(a):
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"expected float32 or float64, got {a.dtype}")
+
+
+def _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+    OH = conv_output_size(H, kh, sh, ph, dh)
+    OW = conv_output_size(W, kw, sw, pw, dw)
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError("kernel, stride and dilation must be >= 1, padding >= 0")
+    if OH < 1 or OW < 1:
+        raise ValueError(f"output size ({OH}, {OW}) is too small")
+    return OH, OW
+
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
+    """Unfold ``x`` (N, C, H, W) into ``cols`` (C*kh*kw, N*OH*OW); returns cols.
+
+    ``cols[c*kh*kw + i*kw + j, n*OH*OW + oh*OW + ow] =
+    x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]`` (0 outside the input).
+    """
+    x = np.ascontiguousarray(x)
+    _check_dtype(x)
+    N, C, H, W = x.shape
+    kh, kw, sh, sw, ph, pw, dh, dw = map(int, (kh, kw, sh, sw, ph, pw, dh, dw))
+    OH, OW = _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
+    _check_out("cols", cols, (C * kh * kw, N * OH * OW), x.dtype)
+    kernel = _im2col_par if cols.size >= PARALLEL_THRESHOLD else _im2col_ser
+    kernel(x, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols)
+    return cols
+
+
+def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, dx):
+    """Adjoint of :func:`im2col`: ``dx`` (N, C, H, W) = sum of the ``cols``
+    entries read from each position; returns dx."""
+    cols = np.ascontiguousarray(cols)
+    _check_dtype(cols)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw = map(
+        int, (N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw))
+    OH, OW = _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
+    if cols.shape != (C * kh * kw, N * OH * OW):
+        raise ValueError(f"cols must have shape {(C * kh * kw, N * OH * OW)}, "
+                         f"got {cols.shape}")
+    _check_out("dx", dx, (N, C, H, W), cols.dtype)
+    kernel = _col2im_par if cols.size >= PARALLEL_THRESHOLD else _col2im_ser
+    kernel(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx)
+    return dx

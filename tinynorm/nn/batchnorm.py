@@ -1,0 +1,90 @@
+"""BatchNorm1d/2d/3d modules with PyTorch's arguments, parameters and buffers.
+
+See :func:`tinynorm.functional.batch_norm` for the formula (Ioffe & Szegedy 2015).
+"""
+import numpy as np
+
+from .. import functional as F
+from ..tensor import Tensor
+from .module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    _expected_ranks = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"num_features must be positive, got {num_features}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def _check_input(self, x):
+        if x.ndim not in self._expected_ranks:
+            ranks = " or ".join(f"{r}D" for r in self._expected_ranks)
+            raise ValueError(f"{type(self).__name__} expected {ranks} input, got {x.ndim}D input "
+                             f"of shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) got input with "
+                             f"{x.shape[1]} channels (shape {tuple(x.shape)})")
+
+    def _momentum_factor(self):
+        """PyTorch's exponential_average_factor: momentum, or 1/num_batches_tracked if None."""
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data[...] += 1
+            if self.momentum is None:
+                return 1.0 / float(self.num_batches_tracked.data)
+        return 0.0 if self.momentum is None else self.momentum
+
+    def _combine(self):
+        return None
+
+    def forward(self, x):
+        self._check_input(x)
+        factor = self._momentum_factor()
+        use_batch = self.training or not self.track_running_stats
+        return F.batch_norm(
+            x,
+            self.running_mean if (not self.training or self.track_running_stats) else None,
+            self.running_var if (not self.training or self.track_running_stats) else None,
+            self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine())
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """BN over (N, C) or (N, C, L) input."""
+    _expected_ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """BN over (N, C, H, W) input."""
+    _expected_ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """BN over (N, C, D, H, W) input."""
+    _expected_ranks = (5,)

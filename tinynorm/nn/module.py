@@ -1,0 +1,200 @@
+"""``Module`` and ``Parameter``, with PyTorch's registration and state_dict rules."""
+from collections import OrderedDict
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that a Module registers as trainable (``requires_grad=True``)."""
+
+    def __init__(self, data, requires_grad=True):
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class: attributes that are Parameters, Modules or registered buffers are tracked."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign before Module.__init__() call")
+        for store in (self._parameters, self._buffers, self._modules):
+            store.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self.__dict__.get("_buffer_names", ()):
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor):
+        """Register state that is saved in ``state_dict`` but not trained (or ``None``)."""
+        if "_buffer_names" not in self.__dict__:
+            object.__setattr__(self, "_buffer_names", set())
+        self._buffer_names.add(name)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+
+    # ---- traversal ----------------------------------------------------------
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self):
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_parameters(self, prefix=""):
+        seen = set()
+        for mprefix, m in self.named_modules(prefix):
+            for name, p in m._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mprefix}.{name}" if mprefix else name), p
+
+    def parameters(self):
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix=""):
+        for mprefix, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mprefix}.{name}" if mprefix else name), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    # ---- modes and state ----------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def state_dict(self):
+        """Parameters then buffers of every module, keyed like PyTorch (``layer.weight``)."""
+        out = OrderedDict()
+        for mprefix, m in self.named_modules():
+            for store in (m._parameters, m._buffers):
+                for name, t in store.items():
+                    if t is not None:
+                        out[f"{mprefix}.{name}" if mprefix else name] = t.data
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into parameters and buffers; shape mismatches and, if strict, missing or extra keys raise."""
+        own = OrderedDict()
+        for mprefix, m in self.named_modules():
+            for store in (m._parameters, m._buffers):
+                for name, t in store.items():
+                    if t is not None:
+                        own[f"{mprefix}.{name}" if mprefix else name] = t
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for key, t in own.items():
+            if key not in state_dict:
+                continue
+            value = np.asarray(getattr(state_dict[key], "data", state_dict[key]))
+            if value.shape != t.data.shape:
+                raise ValueError(
+                    f"load_state_dict: {key} has shape {value.shape} in the file, "
+                    f"{t.data.shape} in the model")
+            t.data[...] = value
+        return missing, unexpected
+
+    def to(self, device=None, dtype=None):
+        """Move or cast every parameter and buffer in place; returns ``self``."""
+        for m in self.modules():
+            for store in (m._parameters, m._buffers):
+                for name, t in store.items():
+                    if t is None:
+                        continue
+                    cast = dtype if (dtype is not None and t.dtype.kind == "f") else None
+                    moved = t.to(device, cast)
+                    if moved is not t:
+                        t.data = moved.data
+                        t.grad = None
+        return self
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    # ---- calling ------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, m in self._modules.items():
+            sub = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {sub}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

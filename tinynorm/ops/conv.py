@@ -1,0 +1,55 @@
+"""2-D convolution as im2col (a Numba kernel) feeding one BLAS GEMM per group.
+
+``cols[(c, i, j), (n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]``;
+``y[n, o] = W[o] @ cols[group(o)] + b[o]``. Backward: ``dW = dy @ cols^T``,
+``dcols = W^T @ dy`` scattered back by col2im (the adjoint of im2col).
+"""
+from ..autograd import Function
+from ..backend import get_array_module
+from ..kernels import kernels_for
+
+
+class Conv2d(Function):
+    def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
+        xp = get_array_module(x)
+        k = kernels_for("im2col", x)
+        n, c, h, w = x.shape
+        cout, cg, kh, kw = weight.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        oh = k.conv_output_size(h, kh, sh, ph, dh)
+        ow = k.conv_output_size(w, kw, sw, pw, dw)
+        if oh <= 0 or ow <= 0:
+            raise ValueError(
+                f"conv2d: input {h}x{w} is too small for kernel {kh}x{kw} with padding "
+                f"{padding} and dilation {dilation} (output would be {oh}x{ow})")
+        x = xp.ascontiguousarray(x)
+        cols = xp.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
+        k.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
+        w2 = weight.reshape(groups, cout // groups, cg * kh * kw)
+        out = w2 @ cols.reshape(groups, cg * kh * kw, n * oh * ow)
+        out = out.reshape(cout, n, oh, ow)
+        if bias is not None:
+            out += bias.reshape(cout, 1, 1, 1)
+        self.geometry = (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow)
+        self.has_bias = bias is not None
+        self.save_for_backward(cols, weight)
+        return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        cols, weight = self.saved
+        n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow = self.geometry
+        cout = weight.shape[0]
+        gy = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, cout // groups, n * oh * ow)
+        cols_g = cols.reshape(groups, -1, n * oh * ow)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            w2 = weight.reshape(groups, cout // groups, -1)
+            dcols = (xp.swapaxes(w2, 1, 2) @ gy).reshape(c * kh * kw, n * oh * ow)
+            gx = xp.empty((n, c, h, w), dtype=g.dtype)
+            kernels_for("im2col", g).col2im(dcols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, gx)
+        if self.needs_input_grad[1]:
+            gw = (gy @ xp.swapaxes(cols_g, 1, 2)).reshape(weight.shape)
+        if self.has_bias and self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return (gx, gw, gb) if self.has_bias else (gx, gw)

@@ -1,0 +1,76 @@
+"""Reshape, permute, indexing, concatenation and stacking."""
+from ..autograd import Function
+from ..backend import get_array_module
+
+
+class Reshape(Function):
+    def forward(self, a, *, shape):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Permute(Function):
+    def forward(self, a, *, dims):
+        if sorted(d % a.ndim for d in dims) != list(range(a.ndim)) or len(dims) != a.ndim:
+            raise ValueError(f"permute dims {tuple(dims)} are not a permutation of {a.ndim} axes")
+        self.dims = tuple(d % a.ndim for d in dims)
+        return a.transpose(self.dims)
+
+    def backward(self, g):
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return g.transpose(inverse)
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+
+
+class GetItem(Function):
+    """``a[index]``; repeated advanced indices accumulate their gradients."""
+
+    def forward(self, a, *, index):
+        self.in_shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = xp.zeros(self.in_shape, dtype=g.dtype)
+        if _is_basic_index(self.index):
+            out[self.index] = g
+        else:
+            xp.add.at(out, self.index, g)
+        return out
+
+
+class Concat(Function):
+    def forward(self, *arrays, dim=0):
+        xp = get_array_module(*arrays)
+        self.dim = dim
+        self.sizes = [a.shape[dim] for a in arrays]
+        return xp.concatenate(arrays, axis=dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        bounds, total = [], 0
+        for s in self.sizes[:-1]:
+            total += s
+            bounds.append(total)
+        return tuple(xp.split(g, bounds, axis=self.dim))
+
+
+class Stack(Function):
+    def forward(self, *arrays, dim=0):
+        xp = get_array_module(*arrays)
+        self.dim = dim
+        return xp.stack(arrays, axis=dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        n = g.shape[self.dim]
+        return tuple(xp.take(g, i, axis=self.dim) for i in range(n))

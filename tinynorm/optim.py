@@ -1,0 +1,98 @@
+"""SGD, Adam and AdamW with PyTorch's update rules and defaults."""
+import math
+
+from .backend import get_array_module
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.defaults = dict(defaults)
+        for key, value in defaults.items():
+            setattr(self, key, value)
+        self.state = {}
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self._update(i, p.data, p.grad.data, self.state.setdefault(i, {}))
+
+    def state_dict(self):
+        return {"state": {i: dict(s) for i, s in self.state.items()}, "defaults": dict(self.defaults)}
+
+
+class SGD(Optimizer):
+    """``buf = momentum*buf + (1-dampening)*g``; ``p -= lr * (g + momentum*buf if nesterov else buf)``."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"invalid SGD settings: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, i, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * g
+            g = g + self.momentum * buf if self.nesterov else buf
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction; ``weight_decay`` adds L2 to the gradient."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"invalid Adam settings: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _update(self, i, p, g, state):
+        xp = get_array_module(p)
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay
+            else:
+                g = g + self.weight_decay * p
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p)
+            state["exp_avg_sq"] = xp.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        step_size = self.lr / (1 - b1 ** t)
+        denom = xp.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        p -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): ``p *= 1 - lr*wd`` first."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
