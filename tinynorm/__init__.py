@@ -2,12 +2,12 @@
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .random import manual_seed
-from .tensor import Tensor, as_tensor, ones, tensor, zeros
+from .tensor import Tensor, as_tensor, from_numpy, ones, tensor, zeros
 from . import functional
 from . import nn
 from . import optim
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "tensor", "as_tensor", "zeros", "ones", "no_grad", "enable_grad",
+__all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "no_grad", "enable_grad",
            "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd"]

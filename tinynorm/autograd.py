@@ -108,12 +108,19 @@ def _collect(root_node):
     return sorted(seen.values(), key=lambda n: n.index, reverse=True)
 
 
-def _accumulate_leaf(tensor, grad):
+def _owner(array):
+    base = getattr(array, "base", None)
+    return id(array if base is None else base)
+
+
+def _accumulate_leaf(tensor, grad, adoptable=False):
+    """``tensor.grad += grad``; a first gradient is adopted without a copy when nothing else shares its memory."""
     from .tensor import Tensor
     if grad.dtype != tensor.data.dtype:
-        grad = grad.astype(tensor.data.dtype)
+        grad, adoptable = grad.astype(tensor.data.dtype), True
     if tensor.grad is None:
-        tensor.grad = Tensor(grad.copy())
+        own = adoptable and grad.flags.writeable and grad.flags.c_contiguous
+        tensor.grad = Tensor(grad if own else grad.copy())
     else:
         tensor.grad.data += grad
 
@@ -136,6 +143,7 @@ def backward(root, grad=None, retain_graph=False):
         _accumulate_leaf(root, grad)
         return
     grads = {id(root._node): grad}
+    handed = {_owner(grad): 2}
     for node in _collect(root._node):
         g = grads.pop(id(node), None)
         if g is None:
@@ -157,8 +165,10 @@ def backward(root, grad=None, retain_graph=False):
                 raise RuntimeError(
                     f"{type(node.fn).__name__}.backward returned a gradient of shape "
                     f"{gi.shape} for an input of shape {t.shape}")
+            owner = _owner(gi)
+            handed[owner] = handed.get(owner, 0) + 1
             if t._node is None:
-                _accumulate_leaf(t, gi)
+                _accumulate_leaf(t, gi, adoptable=handed[owner] == 1)
             else:
                 key = id(t._node)
                 prev = grads.get(key)

@@ -332,3 +332,10 @@ def ones(*shape, dtype=np.float32, requires_grad=False):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with ``array`` (like ``torch.from_numpy``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)

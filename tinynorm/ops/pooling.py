@@ -1,4 +1,5 @@
 """Max, average and adaptive-average 2-D pooling on Numba kernels (PyTorch's rules)."""
+from .. import memory
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -9,7 +10,7 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
-        y = xp.empty((n, c) + out_size, dtype=x.dtype)
+        y = memory.empty(xp, (n, c) + out_size, x.dtype)
         self.argmax = xp.empty((n, c) + out_size, dtype=xp.int64)
         kernels_for("pooling", x).max_pool2d_forward(
             x, *kernel_size, *stride, *padding, *dilation, y, self.argmax)
@@ -18,7 +19,7 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = xp.empty(self.in_shape, dtype=g.dtype)
+        dx = memory.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).max_pool2d_backward(xp.ascontiguousarray(g), self.argmax, dx)
         return dx
 
@@ -28,7 +29,7 @@ class AvgPool2d(Function):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
-        y = xp.empty((n, c) + out_size, dtype=x.dtype)
+        y = memory.empty(xp, (n, c) + out_size, x.dtype)
         self.params = (*kernel_size, *stride, *padding, count_include_pad)
         kernels_for("pooling", x).avg_pool2d_forward(x, *self.params, y)
         self.in_shape = x.shape
@@ -36,7 +37,7 @@ class AvgPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = xp.empty(self.in_shape, dtype=g.dtype)
+        dx = memory.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).avg_pool2d_backward(xp.ascontiguousarray(g), *self.params, dx)
         return dx
 
@@ -45,13 +46,13 @@ class AdaptiveAvgPool2d(Function):
     def forward(self, x, *, out_size):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
-        y = xp.empty(x.shape[:2] + out_size, dtype=x.dtype)
+        y = memory.empty(xp, x.shape[:2] + out_size, x.dtype)
         kernels_for("pooling", x).adaptive_avg_pool2d_forward(x, y)
         self.in_shape = x.shape
         return y
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = xp.empty(self.in_shape, dtype=g.dtype)
+        dx = memory.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).adaptive_avg_pool2d_backward(xp.ascontiguousarray(g), dx)
         return dx

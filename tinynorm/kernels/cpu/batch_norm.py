@@ -111,6 +111,121 @@ def _sum_and_dot_dev(dy, x, m):
 
 
 @njit(cache=True)
+def _block_stats(rows, bm, bq):
+    """Two-pass column means bm and M2 bq of a block of rows (cache-sized).
+
+    Rows are taken four at a time so that each accumulator is loaded and
+    stored once per four rows.
+    """
+    R = rows.shape[0]
+    CS = bm.shape[0]
+    R4 = R - R % 4
+    for j in range(CS):
+        bm[j] = 0.0
+        bq[j] = 0.0
+    for r in range(0, R4, 4):
+        a0 = rows[r]
+        a1 = rows[r + 1]
+        a2 = rows[r + 2]
+        a3 = rows[r + 3]
+        for j in range(CS):
+            bm[j] += (np.float64(a0[j]) + a1[j]) + (np.float64(a2[j]) + a3[j])
+    for r in range(R4, R):
+        a0 = rows[r]
+        for j in range(CS):
+            bm[j] += a0[j]
+    inv = 1.0 / R
+    for j in range(CS):
+        bm[j] *= inv
+    for r in range(0, R4, 4):
+        a0 = rows[r]
+        a1 = rows[r + 1]
+        a2 = rows[r + 2]
+        a3 = rows[r + 3]
+        for j in range(CS):
+            m = bm[j]
+            d0 = a0[j] - m
+            d1 = a1[j] - m
+            d2 = a2[j] - m
+            d3 = a3[j] - m
+            bq[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for r in range(R4, R):
+        a0 = rows[r]
+        for j in range(CS):
+            d0 = a0[j] - bm[j]
+            bq[j] += d0 * d0
+
+
+@njit(cache=True)
+def _merge_cols(am, aq, na, bm, bq, nb):
+    """Chan's merge of column stats (na, am, aq) <- (nb, bm, bq), in place."""
+    n = na + nb
+    fb = nb / n
+    fab = na * nb / n
+    for j in range(am.shape[0]):
+        delta = bm[j] - am[j]
+        am[j] += delta * fb
+        aq[j] += bq[j] + delta * delta * fab
+
+
+@njit(cache=True)
+def _add_rows_sum_and_dot_dev(dy_rows, x_rows, m, acc_dy, acc_dx):
+    """acc_dy += column sums of dy, acc_dx += column sums of dy*(x - m)."""
+    R = x_rows.shape[0]
+    CS = acc_dy.shape[0]
+    R4 = R - R % 4
+    for r in range(0, R4, 4):
+        g0 = dy_rows[r]
+        g1 = dy_rows[r + 1]
+        g2 = dy_rows[r + 2]
+        g3 = dy_rows[r + 3]
+        x0 = x_rows[r]
+        x1 = x_rows[r + 1]
+        x2 = x_rows[r + 2]
+        x3 = x_rows[r + 3]
+        for j in range(CS):
+            mj = m[j]
+            e0 = np.float64(g0[j])
+            e1 = np.float64(g1[j])
+            e2 = np.float64(g2[j])
+            e3 = np.float64(g3[j])
+            acc_dy[j] += (e0 + e1) + (e2 + e3)
+            acc_dx[j] += ((e0 * (x0[j] - mj) + e1 * (x1[j] - mj))
+                          + (e2 * (x2[j] - mj) + e3 * (x3[j] - mj)))
+    for r in range(R4, R):
+        g0 = dy_rows[r]
+        x0 = x_rows[r]
+        for j in range(CS):
+            e0 = np.float64(g0[j])
+            acc_dy[j] += e0
+            acc_dx[j] += e0 * (x0[j] - m[j])
+
+
+@njit(cache=True)
+def _affine(x, m, a, b, y):
+    for i in range(x.shape[0]):
+        y[i] = (x[i] - m) * a + b
+
+
+@njit(cache=True)
+def _affine_cols(x, m, a, b, y):
+    for i in range(x.shape[0]):
+        y[i] = (x[i] - m[i]) * a[i] + b[i]
+
+
+@njit(cache=True)
+def _dx(dy, x, m, md, k, g, dx):
+    for i in range(x.shape[0]):
+        dx[i] = (dy[i] - md - (x[i] - m) * k) * g
+
+
+@njit(cache=True)
+def _dx_cols(dy, x, m, md, k, g, dx):
+    for i in range(x.shape[0]):
+        dx[i] = (dy[i] - md[i] - (x[i] - m[i]) * k[i]) * g[i]
+
+
+@njit(cache=True)
 def _piece(u, nseg, C, S):
     """Unit u of the plane layout -> (n, c, s0, s1)."""
     p = u // nseg
@@ -172,35 +287,13 @@ def _stats_rows(x2, C, block, nchunks, count, mean, m2):
         r1 = N * (t + 1) // nchunks
         bm = np.empty(CS)
         bq = np.empty(CS)
-        am = pm[t]
-        aq = pq[t]
         na = 0.0
         for b0 in range(r0, r1, block):
             b1 = min(b0 + block, r1)
-            for j in range(CS):
-                bm[j] = 0.0
-                bq[j] = 0.0
-            for r in range(b0, b1):
-                row = x2[r]
-                for j in range(CS):
-                    bm[j] += row[j]
+            _block_stats(x2[b0:b1], bm, bq)
             nb = np.float64(b1 - b0)
-            inv = 1.0 / nb
-            for j in range(CS):
-                bm[j] *= inv
-            for r in range(b0, b1):
-                row = x2[r]
-                for j in range(CS):
-                    d = row[j] - bm[j]
-                    bq[j] += d * d
-            nab = na + nb
-            fb = nb / nab
-            fab = na * nb / nab
-            for j in range(CS):
-                delta = bm[j] - am[j]
-                am[j] += delta * fb
-                aq[j] += bq[j] + delta * delta * fab
-            na = nab
+            _merge_cols(pm[t], pq[t], na, bm, bq, nb)
+            na += nb
         pc[t] = na
     for c in range(C):
         tn = 0.0
@@ -236,23 +329,15 @@ def _forward_apply_planes(x3, nseg, nchunks, mean, scale, shift, y3):
     for t in prange(nchunks):
         for u in range(units * t // nchunks, units * (t + 1) // nchunks):
             n, c, s0, s1 = _piece(u, nseg, C, S)
-            xs = x3[n, c, s0:s1]
-            ys = y3[n, c, s0:s1]
-            m = mean[c]
-            a = scale[c]
-            b = shift[c]
-            for i in range(xs.shape[0]):
-                ys[i] = (xs[i] - m) * a + b
+            _affine(x3[n, c, s0:s1], mean[c], scale[c], shift[c],
+                    y3[n, c, s0:s1])
 
 
 def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
     N, CS = x2.shape
     for t in prange(nchunks):
         for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            xr = x2[r]
-            yr = y2[r]
-            for j in range(CS):
-                yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j]
+            _affine_cols(x2[r], mean, scale, shift, y2[r])
 
 
 def _backward_apply_planes(dy3, x3, nseg, nchunks, mean, mean_dy, k, g, dx3):
@@ -261,26 +346,15 @@ def _backward_apply_planes(dy3, x3, nseg, nchunks, mean, mean_dy, k, g, dx3):
     for t in prange(nchunks):
         for u in range(units * t // nchunks, units * (t + 1) // nchunks):
             n, c, s0, s1 = _piece(u, nseg, C, S)
-            ds = dy3[n, c, s0:s1]
-            xs = x3[n, c, s0:s1]
-            out = dx3[n, c, s0:s1]
-            m = mean[c]
-            md = mean_dy[c]
-            kc = k[c]
-            gc = g[c]
-            for i in range(xs.shape[0]):
-                out[i] = (ds[i] - md - (xs[i] - m) * kc) * gc
+            _dx(dy3[n, c, s0:s1], x3[n, c, s0:s1], mean[c], mean_dy[c], k[c],
+                g[c], dx3[n, c, s0:s1])
 
 
 def _backward_apply_rows(dy2, x2, nchunks, mean, mean_dy, k, g, dx2):
     N, CS = x2.shape
     for t in prange(nchunks):
         for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            dr = dy2[r]
-            xr = x2[r]
-            out = dx2[r]
-            for j in range(CS):
-                out[j] = (dr[j] - mean_dy[j] - (xr[j] - mean[j]) * k[j]) * g[j]
+            _dx_cols(dy2[r], x2[r], mean, mean_dy, k, g, dx2[r])
 
 
 _forward_apply_planes_serial, _forward_apply_planes_parallel = \
@@ -324,15 +398,9 @@ def _backward_reduce_rows(dy2, x2, C, nchunks, mean_col, sum_dy, sum_dy_xmu):
     pd = np.zeros((nchunks, CS))
     px = np.zeros((nchunks, CS))
     for t in prange(nchunks):
-        ad = pd[t]
-        ax = px[t]
-        for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            dr = dy2[r]
-            xr = x2[r]
-            for j in range(CS):
-                g = np.float64(dr[j])
-                ad[j] += g
-                ax[j] += g * (xr[j] - mean_col[j])
+        r0 = N * t // nchunks
+        r1 = N * (t + 1) // nchunks
+        _add_rows_sum_and_dot_dev(dy2[r0:r1], x2[r0:r1], mean_col, pd[t], px[t])
     for c in range(C):
         td = 0.0
         tx = 0.0

@@ -9,7 +9,7 @@ GEMM (and group ``g`` uses rows ``g*Cg*kh*kw:(g+1)*Cg*kh*kw``).
 import types
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 PARALLEL_THRESHOLD = 1 << 16
 """Work size (elements of ``cols``) from which the ``prange`` kernels run."""
@@ -43,61 +43,103 @@ def _valid_range(off, step, size, n_out):
     return lo, hi
 
 
+# The kernels index flat views with uint64: it drops Numba's negative-index
+# wraparound select, which otherwise blocks vectorization of the row copies.
 def _im2col_body(x, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols):
     N, C, H, W = x.shape
     K = kh * kw
     P = OH * OW
-    for t in prange(C * K * N):
-        r = t // N
-        n = t - r * N
-        c = r // K
-        i = (r - c * K) // kw
-        j = r - c * K - i * kw
-        w0 = j * dw - pw
-        lo, hi = _valid_range(w0, sw, W, OW)
-        h_lo, h_hi = _valid_range(i * dh - ph, sh, H, OH)
-        base = n * P
-        for oh in range(OH):
-            q = base + oh * OW
-            if oh < h_lo or oh >= h_hi:
-                for ow in range(OW):
-                    cols[r, q + ow] = 0
-                continue
-            h = oh * sh - ph + i * dh
-            for ow in range(lo):
-                cols[r, q + ow] = 0
-            if sw == 1:
-                for ow in range(lo, hi):
-                    cols[r, q + ow] = x[n, c, h, ow + w0]
-            else:
-                for ow in range(lo, hi):
-                    cols[r, q + ow] = x[n, c, h, ow * sw + w0]
-            for ow in range(hi, OW):
-                cols[r, q + ow] = 0
+    NP = N * P
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    contiguous = sw == 1 and sh * W == OW
+    hr = np.empty((kh, 2), np.int64)
+    wr = np.empty((kw, 2), np.int64)
+    for i in range(kh):
+        hr[i, 0], hr[i, 1] = _valid_range(i * dh - ph, sh, H, OH)
+    for j in range(kw):
+        wr[j, 0], wr[j, 1] = _valid_range(j * dw - pw, sw, W, OW)
+    for t in prange(C * N):
+        c = t // N
+        n = t - c * N
+        plane = (n * C + c) * H * W
+        for i in range(kh):
+            h0 = i * dh - ph
+            h_lo = hr[i, 0]
+            h_hi = hr[i, 1]
+            for j in range(kw):
+                w0 = j * dw - pw
+                lo = wr[j, 0]
+                hi = wr[j, 1]
+                dst = (c * K + i * kw + j) * NP + n * P
+                if lo >= hi or h_lo >= h_hi:
+                    for k in range(P):
+                        cf[uint64(dst + k)] = 0
+                    continue
+                for k in range(h_lo * OW):
+                    cf[uint64(dst + k)] = 0
+                for k in range(h_hi * OW, P):
+                    cf[uint64(dst + k)] = 0
+                if contiguous:
+                    # Source and destination rows advance by the same step, so
+                    # copy one run and then zero the padded columns.
+                    src = plane + h0 * W + w0
+                    for k in range(h_lo * OW + lo, (h_hi - 1) * OW + hi):
+                        cf[uint64(dst + k)] = xf[uint64(src + k)]
+                    for oh in range(h_lo, h_hi):
+                        q = dst + oh * OW
+                        for ow in range(lo):
+                            cf[uint64(q + ow)] = 0
+                        for ow in range(hi, OW):
+                            cf[uint64(q + ow)] = 0
+                else:
+                    for oh in range(h_lo, h_hi):
+                        q = dst + oh * OW
+                        src = plane + (oh * sh + h0) * W + w0
+                        for ow in range(lo):
+                            cf[uint64(q + ow)] = 0
+                        for ow in range(lo, hi):
+                            cf[uint64(q + ow)] = xf[uint64(src + ow * sw)]
+                        for ow in range(hi, OW):
+                            cf[uint64(q + ow)] = 0
 
 
 def _col2im_body(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
     N, C, H, W = dx.shape
     K = kh * kw
     P = OH * OW
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        for h in range(H):
-            for w in range(W):
-                dx[n, c, h, w] = 0
-        base = n * P
+    NP = N * P
+    HW = H * W
+    dxf = dx.reshape(-1)
+    cf = cols.reshape(-1)
+    hr = np.empty((kh, 2), np.int64)
+    wr = np.empty((kw, 2), np.int64)
+    for i in range(kh):
+        hr[i, 0], hr[i, 1] = _valid_range(i * dh - ph, sh, H, OH)
+    for j in range(kw):
+        wr[j, 0], wr[j, 1] = _valid_range(j * dw - pw, sw, W, OW)
+    for t in prange(C * N):
+        c = t // N
+        n = t - c * N
+        plane = (n * C + c) * HW
+        for k in range(HW):
+            dxf[uint64(plane + k)] = 0
         for i in range(kh):
-            h_lo, h_hi = _valid_range(i * dh - ph, sh, H, OH)
+            h0 = i * dh - ph
             for j in range(kw):
-                r = c * K + i * kw + j
                 w0 = j * dw - pw
-                lo, hi = _valid_range(w0, sw, W, OW)
-                for oh in range(h_lo, h_hi):
-                    h = oh * sh - ph + i * dh
-                    q = base + oh * OW
-                    for ow in range(lo, hi):
-                        dx[n, c, h, ow * sw + w0] += cols[r, q + ow]
+                lo = wr[j, 0]
+                hi = wr[j, 1]
+                dst = (c * K + i * kw + j) * NP + n * P
+                for oh in range(hr[i, 0], hr[i, 1]):
+                    q = dst + oh * OW
+                    src = plane + (oh * sh + h0) * W + w0
+                    if sw == 1:
+                        for ow in range(lo, hi):
+                            dxf[uint64(src + ow)] += cf[uint64(q + ow)]
+                    else:
+                        for ow in range(lo, hi):
+                            dxf[uint64(src + ow * sw)] += cf[uint64(q + ow)]
 
 
 _im2col_par, _im2col_ser = _variants(_im2col_body)

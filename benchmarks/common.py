@@ -1,0 +1,68 @@
+"""Shared timing helpers: medians of repeated runs and a triad bandwidth probe."""
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def set_threads(n):
+    """Pin NumPy/Numba (and torch, if present) to ``n`` threads for a fair side-by-side run."""
+    import numba
+    numba.set_num_threads(n)
+    try:
+        import torch
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    return n
+
+
+def median_ms(fn, repeat=15, warmup=3, setup=None):
+    """Median wall time of ``fn()`` in milliseconds; ``setup()`` runs untimed before each call."""
+    for _ in range(warmup):
+        arg = setup() if setup else None
+        fn(arg) if setup else fn()
+    times = []
+    for _ in range(repeat):
+        arg = setup() if setup else None
+        t0 = time.perf_counter()
+        fn(arg) if setup else fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def triad_bandwidth_gbs(n=1 << 25, repeat=10):
+    """Measured memory bandwidth: ``a = b + s*c`` over float32 arrays (3 x 4 bytes per element)."""
+    import numba
+
+    @numba.njit(parallel=True, cache=True)
+    def triad(a, b, c, s):
+        for i in numba.prange(a.size):
+            a[i] = b[i] + s * c[i]
+
+    a = np.empty(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    triad(a, b, c, np.float32(2.0))
+    ms = median_ms(lambda: triad(a, b, c, np.float32(2.0)), repeat=repeat, warmup=2)
+    return 3 * 4 * n / (ms * 1e-3) / 1e9
+
+
+def torch_or_none():
+    if os.environ.get("TINYNORM_BENCH_NO_TORCH"):
+        return None
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def print_table(header, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(header, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))

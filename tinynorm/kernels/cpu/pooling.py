@@ -1,0 +1,305 @@
+"""Max, average and adaptive-average 2-D pooling kernels on NCHW arrays.
+
+Output sizes come from the caller (see :func:`pool_output_size`); windows that
+run past the padded input are clipped as in PyTorch. Each ``(n, c)`` plane is
+handled by one thread, so the backward scatters are race-free.
+"""
+
+import types
+
+import numpy as np
+from numba import njit, prange, uint64
+
+PARALLEL_THRESHOLD = 1 << 16
+"""Work size (input elements) from which the ``prange`` kernels run."""
+
+
+def _variants(body):
+    """Compile ``body`` as (parallel, serial) cached dispatchers.
+
+    The serial one is a renamed clone: Numba's cache key ignores the
+    ``parallel`` flag, so two dispatchers of one function would share entries.
+    """
+    clone = types.FunctionType(body.__code__, body.__globals__,
+                               body.__name__ + "_serial", body.__defaults__,
+                               body.__closure__)
+    clone.__qualname__ = body.__qualname__ + "_serial"
+    return (njit(parallel=True, cache=True)(body), njit(cache=True)(clone))
+
+
+def pool_output_size(in_size, kernel, stride, padding=0, dilation=1,
+                     ceil_mode=False):
+    """PyTorch's pooling output size; with ``ceil_mode`` the last window must
+    start inside the input or the left padding."""
+    span = in_size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= in_size + padding:
+        out -= 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _valid_range(off, step, size, n):
+    """``[lo, hi)`` of ``k`` in ``[0, n)`` with ``0 <= off + k*step < size``."""
+    lo = 0 if off >= 0 else (step - 1 - off) // step
+    hi = (size - off + step - 1) // step
+    lo = min(lo, n)
+    hi = max(min(hi, n), lo)
+    return lo, hi
+
+
+@njit(cache=True)
+def _dilated_windows(n_out, size, k, s, p, d):
+    """Per output index: first valid position and the valid tap range."""
+    r = np.empty((n_out, 3), np.int64)
+    for o in range(n_out):
+        start = o * s - p
+        lo, hi = _valid_range(start, d, size, k)
+        r[o, 0] = start + lo * d
+        r[o, 1] = lo
+        r[o, 2] = hi
+    return r
+
+
+@njit(cache=True)
+def _avg_windows(n_out, size, k, s, p):
+    """Per output index: clipped [start, end) and the padded window length."""
+    r = np.empty((n_out, 3), np.int64)
+    for o in range(n_out):
+        start = o * s - p
+        end = min(start + k, size + p)
+        r[o, 2] = end - start
+        r[o, 0] = max(start, 0)
+        r[o, 1] = min(end, size)
+    return r
+
+
+@njit(cache=True)
+def _adaptive_windows(n_out, size):
+    """Per output index: ``[floor(o*size/n_out), ceil((o+1)*size/n_out))``
+    and its length."""
+    r = np.empty((n_out, 3), np.int64)
+    for o in range(n_out):
+        r[o, 0] = (o * size) // n_out
+        r[o, 1] = ((o + 1) * size + n_out - 1) // n_out
+        r[o, 2] = r[o, 1] - r[o, 0]
+    return r
+
+
+# Flat views are indexed with uint64: it drops Numba's negative-index
+# wraparound select from the inner loops.
+def _max_fwd_body(x, dh, dw, hr, wr, y, argmax):
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    af = argmax.reshape(-1)
+    for p in prange(N * C):
+        xb = p * H * W
+        q = p * OH * OW
+        for oh in range(OH):
+            h0 = hr[oh, 0]
+            nh = hr[oh, 2] - hr[oh, 1]
+            for ow in range(OW):
+                w0 = wr[ow, 0]
+                nw = wr[ow, 2] - wr[ow, 1]
+                best = -np.inf
+                idx = -1
+                if nh > 0 and nw > 0:
+                    idx = h0 * W + w0
+                for i in range(nh):
+                    row = (h0 + i * dh) * W + w0
+                    for j in range(nw):
+                        k = row + j * dw
+                        v = xf[uint64(xb + k)]
+                        if v > best or v != v:
+                            best = v
+                            idx = k
+                yf[uint64(q)] = best
+                af[uint64(q)] = idx
+                q += 1
+
+
+def _max_bwd_body(dy, argmax, dx):
+    N, C, H, W = dx.shape
+    P = dy.shape[2] * dy.shape[3]
+    HW = H * W
+    gf = dy.reshape(-1)
+    af = argmax.reshape(-1)
+    dxf = dx.reshape(-1)
+    for p in prange(N * C):
+        xb = p * HW
+        for k in range(HW):
+            dxf[uint64(xb + k)] = 0
+        for q in range(p * P, (p + 1) * P):
+            a = af[uint64(q)]
+            if a >= 0:
+                dxf[uint64(xb + a)] += gf[uint64(q)]
+
+
+def _avg_fwd_body(x, hr, wr, count_include_pad, y):
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    for p in prange(N * C):
+        xb = p * H * W
+        q = p * OH * OW
+        for oh in range(OH):
+            hs = hr[oh, 0]
+            he = hr[oh, 1]
+            for ow in range(OW):
+                ws = wr[ow, 0]
+                we = wr[ow, 1]
+                if count_include_pad:
+                    div = hr[oh, 2] * wr[ow, 2]
+                else:
+                    div = (he - hs) * (we - ws)
+                s = 0.0
+                for h in range(hs, he):
+                    row = xb + h * W
+                    for w in range(ws, we):
+                        s += xf[uint64(row + w)]
+                yf[uint64(q)] = s / div if hs < he and ws < we else 0.0
+                q += 1
+
+
+def _avg_bwd_body(dy, hr, wr, count_include_pad, dx):
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    gf = dy.reshape(-1)
+    dxf = dx.reshape(-1)
+    for p in prange(N * C):
+        xb = p * H * W
+        for k in range(H * W):
+            dxf[uint64(xb + k)] = 0
+        q = p * OH * OW
+        for oh in range(OH):
+            hs = hr[oh, 0]
+            he = hr[oh, 1]
+            for ow in range(OW):
+                ws = wr[ow, 0]
+                we = wr[ow, 1]
+                if count_include_pad:
+                    div = hr[oh, 2] * wr[ow, 2]
+                else:
+                    div = (he - hs) * (we - ws)
+                if hs < he and ws < we:
+                    g = gf[uint64(q)] / div
+                    for h in range(hs, he):
+                        row = xb + h * W
+                        for w in range(ws, we):
+                            dxf[uint64(row + w)] += g
+                q += 1
+
+
+_max_fwd_par, _max_fwd_ser = _variants(_max_fwd_body)
+_max_bwd_par, _max_bwd_ser = _variants(_max_bwd_body)
+_avg_fwd_par, _avg_fwd_ser = _variants(_avg_fwd_body)
+_avg_bwd_par, _avg_bwd_ser = _variants(_avg_bwd_body)
+
+
+def _pick(par, ser, work):
+    return par if work >= PARALLEL_THRESHOLD else ser
+
+
+def _input(a, name):
+    a = np.ascontiguousarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got {a.shape}")
+    return a
+
+
+def _output(name, arr, shape, dtype):
+    if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.shape[:len(shape)] != shape:
+        raise ValueError(f"{name} must be a 4-D array starting with {shape}, got "
+                         f"{getattr(arr, 'shape', type(arr))}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype}, expected {dtype}")
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+
+
+def _ints(*args):
+    return tuple(int(a) for a in args)
+
+
+def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
+    """``y`` = window maxima of ``x``; ``argmax`` = their flat ``h*W + w``
+    in the plane (first max wins, a NaN wins and propagates; -1 for a window
+    with no input element). Output size is taken from ``y``."""
+    x = _input(x, "x")
+    N, C, H, W = x.shape
+    kh, kw, sh, sw, ph, pw, dh, dw = _ints(kh, kw, sh, sw, ph, pw, dh, dw)
+    _output("y", y, (N, C), x.dtype)
+    _output("argmax", argmax, y.shape, np.dtype(np.int64))
+    hr = _dilated_windows(y.shape[2], H, kh, sh, ph, dh)
+    wr = _dilated_windows(y.shape[3], W, kw, sw, pw, dw)
+    kernel = _pick(_max_fwd_par, _max_fwd_ser, max(x.size, y.size * kh * kw))
+    kernel(x, dh, dw, hr, wr, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(dy, argmax, dx):
+    """``dx`` (overwritten) = ``dy`` scattered to the ``argmax`` positions
+    (as written by :func:`max_pool2d_forward`; they are not range-checked)."""
+    dy = _input(dy, "dy")
+    argmax = np.ascontiguousarray(argmax, dtype=np.int64)
+    if argmax.shape != dy.shape:
+        raise ValueError(f"argmax shape {argmax.shape} != dy shape {dy.shape}")
+    _output("dx", dx, dy.shape[:2], dy.dtype)
+    _pick(_max_bwd_par, _max_bwd_ser, dx.size + dy.size)(dy, argmax, dx)
+    return dx
+
+
+def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, y):
+    """``y`` = window sums of ``x`` over PyTorch's divisor: the padded window
+    size (clipped to ``H + ph``) if ``count_include_pad``, else the number of
+    input elements in it. Output size is taken from ``y``."""
+    x = _input(x, "x")
+    N, C, H, W = x.shape
+    kh, kw, sh, sw, ph, pw = _ints(kh, kw, sh, sw, ph, pw)
+    _output("y", y, (N, C), x.dtype)
+    hr = _avg_windows(y.shape[2], H, kh, sh, ph)
+    wr = _avg_windows(y.shape[3], W, kw, sw, pw)
+    kernel = _pick(_avg_fwd_par, _avg_fwd_ser, max(x.size, y.size * kh * kw))
+    kernel(x, hr, wr, bool(count_include_pad), y)
+    return y
+
+
+def avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, dx):
+    """Adjoint of :func:`avg_pool2d_forward`; ``dx`` is overwritten."""
+    dy = _input(dy, "dy")
+    N, C, OH, OW = dy.shape
+    kh, kw, sh, sw, ph, pw = _ints(kh, kw, sh, sw, ph, pw)
+    _output("dx", dx, (N, C), dy.dtype)
+    hr = _avg_windows(OH, dx.shape[2], kh, sh, ph)
+    wr = _avg_windows(OW, dx.shape[3], kw, sw, pw)
+    kernel = _pick(_avg_bwd_par, _avg_bwd_ser, max(dx.size, dy.size * kh * kw))
+    kernel(dy, hr, wr, bool(count_include_pad), dx)
+    return dx
+
+
+def adaptive_avg_pool2d_forward(x, y):
+    """``y[o]`` = mean of ``x`` over ``[floor(o*H/OH), ceil((o+1)*H/OH))``
+    (same along W); output size is taken from ``y``."""
+    x = _input(x, "x")
+    N, C, H, W = x.shape
+    _output("y", y, (N, C), x.dtype)
+    hr = _adaptive_windows(y.shape[2], H)
+    wr = _adaptive_windows(y.shape[3], W)
+    _pick(_avg_fwd_par, _avg_fwd_ser, x.size + y.size)(x, hr, wr, False, y)
+    return y
+
+
+def adaptive_avg_pool2d_backward(dy, dx):
+    """Adjoint of :func:`adaptive_avg_pool2d_forward`; ``dx`` is overwritten."""
+    dy = _input(dy, "dy")
+    N, C, OH, OW = dy.shape
+    _output("dx", dx, (N, C), dy.dtype)
+    hr = _adaptive_windows(OH, dx.shape[2])
+    wr = _adaptive_windows(OW, dx.shape[3])
+    _pick(_avg_bwd_par, _avg_bwd_ser, dx.size + dy.size)(dy, hr, wr, False, dx)
+    return dx

@@ -1,0 +1,310 @@
+"""Batch normalization kernels for CUDA (numba.cuda), mirroring kernels/cpu.
+
+Batch Normalization (Ioffe & Szegedy, 2015) normalizes every channel c of x,
+viewed as x3 of shape (N, C, S), over its m = N*S values:
+
+    mean_c = 1/m sum_{n,s} x[n,c,s]          var_c = 1/m sum_{n,s} (x[n,c,s] - mean_c)^2
+    y      = (x - mean_c) * gamma_c / sqrt(var_c + eps) + beta_c
+    dx     = gamma_c*invstd_c/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
+
+Same four functions, arguments and meaning as tinynorm.kernels.cpu.batch_norm,
+plus a keyword `threads` (threads per block, a power of two up to 1024;
+None means DEFAULT_THREADS):
+
+    bn_stats            local (count, mean, M2) per channel
+    bn_forward_apply    y  = (x - mean) * scale + shift
+    bn_backward_reduce  local (sum dy, sum dy*(x - mean)) per channel
+    bn_backward_apply   dx = (dy - mean_dy - (x - mean) * k) * g
+
+Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
+device arrays (numba device arrays, or anything with __cuda_array_interface__
+such as CuPy arrays), which are used in place.
+
+Reductions use one block per channel: each thread walks the channel's N*S
+values with a stride of the block size and keeps float64 registers (Welford's
+update for the statistics), then the block combines the threads' partials in
+shared memory with a tree of cuda.syncthreads() steps, using the pairwise
+formula of Chan, Golub & LeVeque (1979) for (count, mean, M2):
+
+    n = na + nb,  delta = mean_b - mean_a,
+    mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
+
+No warp shuffles are used, so every kernel also runs under the CUDA simulator
+(NUMBA_ENABLE_CUDASIM=1). Elementwise kernels run a grid-stride loop over all
+elements (channel = (i // S) % C) in x's dtype, with the float64 per-channel
+coefficients cast once per element's channel load.
+"""
+import functools
+
+import numpy as np
+from numba import cuda, float64, from_dtype
+
+DEFAULT_THREADS = 256
+MAX_BLOCKS = 4096
+
+
+@functools.lru_cache(maxsize=None)
+def _stats_kernel(threads):
+    @cuda.jit
+    def kernel(x, N, C, S, count, mean, m2):
+        sn = cuda.shared.array(threads, float64)
+        sm = cuda.shared.array(threads, float64)
+        sq = cuda.shared.array(threads, float64)
+        c = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        M = N * S
+        n_t = 0.0
+        m_t = 0.0
+        q_t = 0.0
+        for j in range(tid, M, threads):
+            r = j // S
+            v = float64(x[(r * C + c) * S + (j - r * S)])
+            n_t += 1.0
+            d = v - m_t
+            m_t += d / n_t
+            q_t += d * (v - m_t)
+        sn[tid] = n_t
+        sm[tid] = m_t
+        sq[tid] = q_t
+        cuda.syncthreads()
+        half = threads // 2
+        while half > 0:
+            if tid < half:
+                nb = sn[tid + half]
+                if nb > 0.0:
+                    na = sn[tid]
+                    nab = na + nb
+                    delta = sm[tid + half] - sm[tid]
+                    sm[tid] += delta * (nb / nab)
+                    sq[tid] += sq[tid + half] + delta * delta * (na * nb / nab)
+                    sn[tid] = nab
+            cuda.syncthreads()
+            half //= 2
+        if tid == 0:
+            count[c] = sn[0]
+            mean[c] = sm[0]
+            m2[c] = sq[0]
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _backward_reduce_kernel(threads):
+    @cuda.jit
+    def kernel(dy, x, N, C, S, mean, sum_dy, sum_dy_xmu):
+        sd = cuda.shared.array(threads, float64)
+        sx = cuda.shared.array(threads, float64)
+        c = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        M = N * S
+        mc = mean[c]
+        a = 0.0
+        b = 0.0
+        for j in range(tid, M, threads):
+            r = j // S
+            i = (r * C + c) * S + (j - r * S)
+            g = float64(dy[i])
+            a += g
+            b += g * (x[i] - mc)
+        sd[tid] = a
+        sx[tid] = b
+        cuda.syncthreads()
+        half = threads // 2
+        while half > 0:
+            if tid < half:
+                sd[tid] += sd[tid + half]
+                sx[tid] += sx[tid + half]
+            cuda.syncthreads()
+            half //= 2
+        if tid == 0:
+            sum_dy[c] = sd[0]
+            sum_dy_xmu[c] = sx[0]
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_apply_kernel(dtype):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(x, C, S, mean, scale, shift, y):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for i in range(start, x.shape[0], stride):
+            c = (i // S) % C
+            y[i] = (x[i] - cast(mean[c])) * cast(scale[c]) + cast(shift[c])
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _backward_apply_kernel(dtype):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(dy, x, C, S, mean, mean_dy, k, g, dx):
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for i in range(start, x.shape[0], stride):
+            c = (i // S) % C
+            dx[i] = ((dy[i] - cast(mean_dy[c]) - (x[i] - cast(mean[c])) * cast(k[c]))
+                     * cast(g[c]))
+
+    return kernel
+
+
+# ---------------------------------------------------------------------------
+# host side
+
+
+def _threads(threads):
+    t = DEFAULT_THREADS if threads is None else int(threads)
+    assert 1 <= t <= 1024 and t & (t - 1) == 0, \
+        f"threads must be a power of two in [1, 1024], got {threads}"
+    return t
+
+
+def _as_array(a):
+    if isinstance(a, np.ndarray) or hasattr(a, "reshape"):
+        return a
+    return cuda.as_cuda_array(a)
+
+
+def _check(name, a, shape, dtype):
+    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
+    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
+
+
+def _check_big(x3, *others):
+    assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
+    assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
+    for name, a in others:
+        _check(name, a, x3.shape, x3.dtype)
+
+
+def _check_vectors(C, *vectors):
+    for name, v in vectors:
+        _check(name, v, (C,), np.float64)
+
+
+def _flat(a):
+    return a.reshape(int(np.prod(a.shape)))
+
+
+def _input(a):
+    """Device view of an input (NumPy arrays are copied to the device)."""
+    if isinstance(a, np.ndarray):
+        assert a.flags.c_contiguous, "arrays must be C-contiguous"
+        return cuda.to_device(a)
+    return a
+
+
+class _Outputs:
+    """Device views of outputs; NumPy outputs get a device buffer copied back."""
+
+    def __init__(self, *arrays):
+        self._pairs = []
+        self.device = []
+        for a in arrays:
+            if isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous, "arrays must be C-contiguous"
+                d = cuda.device_array(a.shape, a.dtype)
+                self._pairs.append((d, a))
+            else:
+                d = a
+            self.device.append(d)
+
+    def copy_back(self):
+        for d, host in self._pairs:
+            d.copy_to_host(host)
+
+
+def _grid(size, threads):
+    return max(1, min(MAX_BLOCKS, -(-size // threads)))
+
+
+def bn_stats(x3, count, mean, m2, threads=None):
+    """Per-channel count, mean and M2 = sum (x - mean)^2 of x3 (N, C, S).
+
+    count[c] = N*S, mean[c] = 1/count sum_{n,s} x[n,c,s],
+    m2[c] = sum_{n,s} (x[n,c,s] - mean[c])^2, all float64; the biased
+    variance of Ioffe & Szegedy (2015) is m2/count. An empty channel gives
+    (0, 0, 0), which Chan's merge treats as absent.
+    """
+    t = _threads(threads)
+    x3, count, mean, m2 = map(_as_array, (x3, count, mean, m2))
+    _check_big(x3)
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors(C, ("count", count), ("mean", mean), ("m2", m2))
+    if C == 0:
+        return
+    out = _Outputs(count, mean, m2)
+    _stats_kernel(t)[C, t](_flat(_input(x3)), N, C, S, *out.device)
+    out.copy_back()
+
+
+def bn_forward_apply(x3, mean, scale, shift, y3, threads=None):
+    """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype.
+
+    With scale = gamma * invstd and shift = beta this is the BatchNorm
+    transform y = gamma * (x - mean) / sqrt(var + eps) + beta
+    (Ioffe & Szegedy 2015, Algorithm 1).
+    """
+    t = _threads(threads)
+    x3, mean, scale, shift, y3 = map(_as_array, (x3, mean, scale, shift, y3))
+    _check_big(x3, ("y3", y3))
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors(C, ("mean", mean), ("scale", scale), ("shift", shift))
+    size = N * C * S
+    if size == 0:
+        return
+    out = _Outputs(y3)
+    kernel = _forward_apply_kernel(np.dtype(x3.dtype).type)
+    kernel[_grid(size, t), t](_flat(_input(x3)), C, S, _input(mean),
+                              _input(scale), _input(shift), _flat(out.device[0]))
+    out.copy_back()
+
+
+def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu, threads=None):
+    """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]).
+
+    Accumulated in float64. These are the two reductions of the BatchNorm
+    backward pass (Ioffe & Szegedy 2015): dbeta = sum dy,
+    dgamma = invstd * sum dy*(x - mean).
+    """
+    t = _threads(threads)
+    dy3, x3, mean, sum_dy, sum_dy_xmu = map(_as_array, (dy3, x3, mean, sum_dy, sum_dy_xmu))
+    _check_big(x3, ("dy3", dy3))
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors(C, ("mean", mean), ("sum_dy", sum_dy), ("sum_dy_xmu", sum_dy_xmu))
+    if C == 0:
+        return
+    out = _Outputs(sum_dy, sum_dy_xmu)
+    _backward_reduce_kernel(t)[C, t](_flat(_input(dy3)), _flat(_input(x3)), N, C, S,
+                                     _input(mean), *out.device)
+    out.copy_back()
+
+
+def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3, threads=None):
+    """dx3 = (dy3 - mean_dy[c] - (x3 - mean[c]) * k[c]) * g[c], in x3's dtype.
+
+    Training (Ioffe & Szegedy 2015): mean_dy = sum_dy/m,
+    k = sum_dy_xmu/m * invstd^2, g = gamma * invstd, which is
+    dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)).
+    Eval (fixed statistics): mean_dy = 0, k = 0.
+    """
+    t = _threads(threads)
+    dy3, x3, mean, mean_dy, k, g, dx3 = map(_as_array, (dy3, x3, mean, mean_dy, k, g, dx3))
+    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors(C, ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
+    size = N * C * S
+    if size == 0:
+        return
+    out = _Outputs(dx3)
+    kernel = _backward_apply_kernel(np.dtype(x3.dtype).type)
+    kernel[_grid(size, t), t](_flat(_input(dy3)), _flat(_input(x3)), C, S,
+                              _input(mean), _input(mean_dy), _input(k), _input(g),
+                              _flat(out.device[0]))
+    out.copy_back()
