@@ -22,7 +22,7 @@ call), per-channel vectors are float64 of shape (C,). Outputs are written into
 arrays the caller allocated.
 
 Statistics are accumulated in float64 and are stable for inputs far from zero
-(1e4 + N(0, 1) in float32 keeps its variance): each contiguous piece is
+(1e4 + N(0, 1) in float32 keeps its variance): every cache-sized piece is
 reduced in two passes (its mean, then the squared deviations from it, the
 second pass reading from cache) and the pieces are merged with the pairwise
 formula of Chan, Golub & LeVeque (1979):
@@ -30,71 +30,65 @@ formula of Chan, Golub & LeVeque (1979):
     n = na + nb,  delta = mean_b - mean_a,
     mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
 
-Two layouts are handled with contiguous inner loops:
+Two traversals keep the inner loops contiguous:
 
-* planes (S >= ROWS_MAX_S): the work is cut into contiguous pieces of at most
-  SEGMENT elements of one (n, c) plane; each thread takes a run of pieces and
-  keeps one (C,) accumulator.
-* rows (S < ROWS_MAX_S, e.g. the (N, C) input of BatchNorm1d): x3 is read as
-  (N, C*S) rows; each thread takes a run of rows and keeps one accumulator per
-  column, vectorized along the row; columns are folded into channels at the
-  end.
+* planes: x is cut into one contiguous run of elements per thread; a run is
+  walked plane by plane ((n, c) planes of S values, the channel counted up as
+  the walk goes), with per-channel coefficients or per-thread (C,)
+  accumulators. Used for long planes.
+* rows: x is read as (N, C*S) rows, each thread taking a run of rows and
+  keeping one accumulator (or coefficient) per column, vectorized along the
+  row; column accumulators (TILE_COLS at a time) are folded into channels at
+  the end. Used for short planes, e.g. S == 1 (BatchNorm1d on (N, C)): by the
+  elementwise kernels for S < APPLY_ROWS_MAX_S, by bn_stats for
+  S < STATS_ROWS_MAX_S and by bn_backward_reduce for S < REDUCE_ROWS_MAX_S
+  (the last two only with at least ROWS_MIN_N rows, when S >= APPLY_ROWS_MAX_S).
 
 Every kernel exists twice, compiled from one body: serial, and parallel with
-prange over per-thread chunks. The host wrappers pick the parallel one when
-x3 has at least PARALLEL_MIN_ELEMENTS elements.
+prange over per-thread runs. The host wrappers pick the parallel one when x3
+has at least PARALLEL_MIN_ELEMENTS elements.
 
-The only fast-math flags are 'reassoc' and 'contract' on the float64
-reduction loops (they let LLVM vectorize a sum); no flag assumes away NaN or
-Inf, so a NaN in x or dy reaches every output of its channel.
+The only fast-math flags are 'reassoc' and 'contract' on the contiguous
+float64 reduction loops (they let LLVM vectorize a sum); no flag assumes away
+NaN or Inf, so a NaN in x or dy reaches every output of its channel.
 """
-import types
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from .jit import serial_and_parallel
+
 PARALLEL_MIN_ELEMENTS = 32768
-ROWS_MAX_S = 16
+APPLY_ROWS_MAX_S = 32
+STATS_ROWS_MAX_S = 128
+REDUCE_ROWS_MAX_S = 48
+ROWS_MIN_N = 8
 SEGMENT = 4096
-ROW_BLOCK_BYTES = 1 << 16
+TILE_COLS = 2048
+ROW_BLOCK_BYTES = 1 << 17
 MIN_ROW_BLOCK = 8
 
 _REDUCE_MATH = {"reassoc", "contract"}
 
 
-def _serial_and_parallel(body):
-    """Compile `body` twice: serial, and parallel=True (prange).
-
-    The parallel twin is a copy of the function under another qualified name:
-    Numba's on-disk cache is keyed by file, qualified name and line, not by
-    the `parallel` option, so two dispatchers of one function would share
-    (and overwrite) one cache entry.
-    """
-    twin = types.FunctionType(body.__code__, body.__globals__,
-                              body.__name__ + "_parallel", body.__defaults__,
-                              body.__closure__)
-    twin.__qualname__ = body.__qualname__ + "_parallel"
-    twin.__doc__ = body.__doc__
-    return njit(cache=True)(body), njit(cache=True, parallel=True)(twin)
-
-
 # ---------------------------------------------------------------------------
-# contiguous reductions, float64 accumulators
+# contiguous 1-D runs (loops start at 0 so that LLVM drops the negative-index
+# wraparound and vectorizes)
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _sum(a):
+def _sum(x):
     acc = 0.0
-    for i in range(a.shape[0]):
-        acc += a[i]
+    for i in range(x.shape[0]):
+        acc += x[i]
     return acc
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _sum_sq_dev(a, m):
+def _sum_sq_dev(x, m):
     acc = 0.0
-    for i in range(a.shape[0]):
-        d = a[i] - m
+    for i in range(x.shape[0]):
+        d = x[i] - m
         acc += d * d
     return acc
 
@@ -111,106 +105,9 @@ def _sum_and_dot_dev(dy, x, m):
 
 
 @njit(cache=True)
-def _block_stats(rows, bm, bq):
-    """Two-pass column means bm and M2 bq of a block of rows (cache-sized).
-
-    Rows are taken four at a time so that each accumulator is loaded and
-    stored once per four rows.
-    """
-    R = rows.shape[0]
-    CS = bm.shape[0]
-    R4 = R - R % 4
-    for j in range(CS):
-        bm[j] = 0.0
-        bq[j] = 0.0
-    for r in range(0, R4, 4):
-        a0 = rows[r]
-        a1 = rows[r + 1]
-        a2 = rows[r + 2]
-        a3 = rows[r + 3]
-        for j in range(CS):
-            bm[j] += (np.float64(a0[j]) + a1[j]) + (np.float64(a2[j]) + a3[j])
-    for r in range(R4, R):
-        a0 = rows[r]
-        for j in range(CS):
-            bm[j] += a0[j]
-    inv = 1.0 / R
-    for j in range(CS):
-        bm[j] *= inv
-    for r in range(0, R4, 4):
-        a0 = rows[r]
-        a1 = rows[r + 1]
-        a2 = rows[r + 2]
-        a3 = rows[r + 3]
-        for j in range(CS):
-            m = bm[j]
-            d0 = a0[j] - m
-            d1 = a1[j] - m
-            d2 = a2[j] - m
-            d3 = a3[j] - m
-            bq[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-    for r in range(R4, R):
-        a0 = rows[r]
-        for j in range(CS):
-            d0 = a0[j] - bm[j]
-            bq[j] += d0 * d0
-
-
-@njit(cache=True)
-def _merge_cols(am, aq, na, bm, bq, nb):
-    """Chan's merge of column stats (na, am, aq) <- (nb, bm, bq), in place."""
-    n = na + nb
-    fb = nb / n
-    fab = na * nb / n
-    for j in range(am.shape[0]):
-        delta = bm[j] - am[j]
-        am[j] += delta * fb
-        aq[j] += bq[j] + delta * delta * fab
-
-
-@njit(cache=True)
-def _add_rows_sum_and_dot_dev(dy_rows, x_rows, m, acc_dy, acc_dx):
-    """acc_dy += column sums of dy, acc_dx += column sums of dy*(x - m)."""
-    R = x_rows.shape[0]
-    CS = acc_dy.shape[0]
-    R4 = R - R % 4
-    for r in range(0, R4, 4):
-        g0 = dy_rows[r]
-        g1 = dy_rows[r + 1]
-        g2 = dy_rows[r + 2]
-        g3 = dy_rows[r + 3]
-        x0 = x_rows[r]
-        x1 = x_rows[r + 1]
-        x2 = x_rows[r + 2]
-        x3 = x_rows[r + 3]
-        for j in range(CS):
-            mj = m[j]
-            e0 = np.float64(g0[j])
-            e1 = np.float64(g1[j])
-            e2 = np.float64(g2[j])
-            e3 = np.float64(g3[j])
-            acc_dy[j] += (e0 + e1) + (e2 + e3)
-            acc_dx[j] += ((e0 * (x0[j] - mj) + e1 * (x1[j] - mj))
-                          + (e2 * (x2[j] - mj) + e3 * (x3[j] - mj)))
-    for r in range(R4, R):
-        g0 = dy_rows[r]
-        x0 = x_rows[r]
-        for j in range(CS):
-            e0 = np.float64(g0[j])
-            acc_dy[j] += e0
-            acc_dx[j] += e0 * (x0[j] - m[j])
-
-
-@njit(cache=True)
 def _affine(x, m, a, b, y):
     for i in range(x.shape[0]):
         y[i] = (x[i] - m) * a + b
-
-
-@njit(cache=True)
-def _affine_cols(x, m, a, b, y):
-    for i in range(x.shape[0]):
-        y[i] = (x[i] - m[i]) * a[i] + b[i]
 
 
 @njit(cache=True)
@@ -220,117 +117,218 @@ def _dx(dy, x, m, md, k, g, dx):
 
 
 @njit(cache=True)
+def _affine_cols(x, m, a, b, y):
+    for i in range(x.shape[0]):
+        y[i] = (x[i] - m[i]) * a[i] + b[i]
+
+
+@njit(cache=True)
 def _dx_cols(dy, x, m, md, k, g, dx):
     for i in range(x.shape[0]):
         dx[i] = (dy[i] - md[i] - (x[i] - m[i]) * k[i]) * g[i]
 
 
 @njit(cache=True)
-def _piece(u, nseg, C, S):
-    """Unit u of the plane layout -> (n, c, s0, s1)."""
-    p = u // nseg
-    q = u - p * nseg
-    n = p // C
-    c = p - n * C
-    return n, c, S * q // nseg, S * (q + 1) // nseg
+def _merge_into(count, mean, m2, c, nb, mb, qb):
+    """Chan's merge of (nb, mb, qb) into (count, mean, m2)[c]."""
+    na = count[c]
+    n = na + nb
+    if n > 0.0:
+        f = nb / n
+        delta = mb - mean[c]
+        mean[c] += delta * f
+        m2[c] += qb + delta * delta * (na * f)
+        count[c] = n
+
+
+# ---------------------------------------------------------------------------
+# rows: columns j0:j1 of rows r0:r1 of x2 (N, C*S), four rows at a time
+
+
+@njit(cache=True)
+def _block_stats(x2, r0, r1, j0, j1, bm, bq):
+    """Two-pass column means bm[:j1-j0] and M2 bq of a cache-sized block."""
+    w = j1 - j0
+    r4 = r0 + (r1 - r0) // 4 * 4
+    for j in range(w):
+        bm[j] = 0.0
+        bq[j] = 0.0
+    for r in range(r0, r4, 4):
+        a0 = x2[r, j0:j1]
+        a1 = x2[r + 1, j0:j1]
+        a2 = x2[r + 2, j0:j1]
+        a3 = x2[r + 3, j0:j1]
+        for j in range(w):
+            bm[j] += (np.float64(a0[j]) + a1[j]) + (np.float64(a2[j]) + a3[j])
+    for r in range(r4, r1):
+        a0 = x2[r, j0:j1]
+        for j in range(w):
+            bm[j] += a0[j]
+    inv = 1.0 / (r1 - r0)
+    for j in range(w):
+        bm[j] *= inv
+    for r in range(r0, r4, 4):
+        a0 = x2[r, j0:j1]
+        a1 = x2[r + 1, j0:j1]
+        a2 = x2[r + 2, j0:j1]
+        a3 = x2[r + 3, j0:j1]
+        for j in range(w):
+            m = bm[j]
+            d0 = a0[j] - m
+            d1 = a1[j] - m
+            d2 = a2[j] - m
+            d3 = a3[j] - m
+            bq[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for r in range(r4, r1):
+        a0 = x2[r, j0:j1]
+        for j in range(w):
+            d0 = a0[j] - bm[j]
+            bq[j] += d0 * d0
+
+
+@njit(cache=True)
+def _merge_cols(am, aq, w, na, bm, bq, nb):
+    """Chan's merge of column stats (na, am, aq) <- (nb, bm, bq) over w columns."""
+    if na == 0.0:
+        for j in range(w):
+            am[j] = bm[j]
+            aq[j] = bq[j]
+        return
+    f = nb / (na + nb)
+    fab = na * f
+    for j in range(w):
+        delta = bm[j] - am[j]
+        am[j] += delta * f
+        aq[j] += bq[j] + delta * delta * fab
+
+
+@njit(cache=True)
+def _add_block_sums(dy2, x2, r0, r1, j0, j1, mt, ad, ax):
+    """ad += column sums of dy, ax += column sums of dy*(x - mt)."""
+    w = j1 - j0
+    r4 = r0 + (r1 - r0) // 4 * 4
+    for r in range(r0, r4, 4):
+        g0 = dy2[r, j0:j1]
+        g1 = dy2[r + 1, j0:j1]
+        g2 = dy2[r + 2, j0:j1]
+        g3 = dy2[r + 3, j0:j1]
+        v0 = x2[r, j0:j1]
+        v1 = x2[r + 1, j0:j1]
+        v2 = x2[r + 2, j0:j1]
+        v3 = x2[r + 3, j0:j1]
+        for j in range(w):
+            m = mt[j]
+            e0 = np.float64(g0[j])
+            e1 = np.float64(g1[j])
+            e2 = np.float64(g2[j])
+            e3 = np.float64(g3[j])
+            ad[j] += (e0 + e1) + (e2 + e3)
+            ax[j] += ((e0 * (v0[j] - m) + e1 * (v1[j] - m))
+                      + (e2 * (v2[j] - m) + e3 * (v3[j] - m)))
+    for r in range(r4, r1):
+        g0 = dy2[r, j0:j1]
+        v0 = x2[r, j0:j1]
+        for j in range(w):
+            e0 = np.float64(g0[j])
+            ad[j] += e0
+            ax[j] += e0 * (v0[j] - mt[j])
 
 
 # ---------------------------------------------------------------------------
 # statistics
 
 
-def _stats_planes(x3, nseg, nchunks, count, mean, m2):
-    N, C, S = x3.shape
-    units = N * C * nseg
+def _stats_planes(x1, C, S, seg, nchunks, count, mean, m2):
+    E = x1.shape[0]
     pc = np.zeros((nchunks, C))
     pm = np.zeros((nchunks, C))
     pq = np.zeros((nchunks, C))
     for t in prange(nchunks):
-        for u in range(units * t // nchunks, units * (t + 1) // nchunks):
-            n, c, s0, s1 = _piece(u, nseg, C, S)
-            seg = x3[n, c, s0:s1]
-            nb = np.float64(s1 - s0)
-            mb = _sum(seg) / nb
-            qb = _sum_sq_dev(seg, mb)
-            na = pc[t, c]
-            nab = na + nb
-            delta = mb - pm[t, c]
-            pm[t, c] += delta * (nb / nab)
-            pq[t, c] += qb + delta * delta * (na * nb / nab)
-            pc[t, c] = nab
-    for c in range(C):
-        tn = 0.0
-        tm = 0.0
-        tq = 0.0
-        for t in range(nchunks):
-            wn = pc[t, c]
-            if wn == 0.0:
-                continue
-            wt = tn + wn
-            dd = pm[t, c] - tm
-            tm += dd * (wn / wt)
-            tq += pq[t, c] + dd * dd * (tn * wn / wt)
-            tn = wt
-        count[c] = tn
-        mean[c] = tm
-        m2[c] = tq
+        e1 = E * (t + 1) // nchunks
+        pos = E * t // nchunks
+        p = pos // S
+        c = p % C
+        pend = (p + 1) * S
+        while pos < e1:
+            end = min(e1, pend, pos + seg)
+            nb = np.float64(end - pos)
+            mb = _sum(x1[pos:end]) / nb
+            _merge_into(pc[t], pm[t], pq[t], c, nb, mb, _sum_sq_dev(x1[pos:end], mb))
+            pos = end
+            if pos == pend:
+                pend += S
+                c += 1
+                if c == C:
+                    c = 0
+    _merge_chunks(pc, pm, pq, count, mean, m2)
 
 
-def _stats_rows(x2, C, block, nchunks, count, mean, m2):
+def _stats_rows(x2, C, S, block, tile, nchunks, count, mean, m2):
     N, CS = x2.shape
-    S = CS // C
-    pc = np.zeros(nchunks)
-    pm = np.zeros((nchunks, CS))
-    pq = np.zeros((nchunks, CS))
+    pc = np.zeros((nchunks, C))
+    pm = np.zeros((nchunks, C))
+    pq = np.zeros((nchunks, C))
     for t in prange(nchunks):
         r0 = N * t // nchunks
         r1 = N * (t + 1) // nchunks
-        bm = np.empty(CS)
-        bq = np.empty(CS)
-        na = 0.0
-        for b0 in range(r0, r1, block):
-            b1 = min(b0 + block, r1)
-            _block_stats(x2[b0:b1], bm, bq)
-            nb = np.float64(b1 - b0)
-            _merge_cols(pm[t], pq[t], na, bm, bq, nb)
-            na += nb
-        pc[t] = na
-    for c in range(C):
-        tn = 0.0
-        tm = 0.0
-        tq = 0.0
-        for t in range(nchunks):
-            wn = pc[t]
-            if wn == 0.0:
-                continue
-            for s in range(S):
-                jj = c * S + s
-                wt = tn + wn
-                dd = pm[t, jj] - tm
-                tm += dd * (wn / wt)
-                tq += pq[t, jj] + dd * dd * (tn * wn / wt)
-                tn = wt
-        count[c] = tn
-        mean[c] = tm
-        m2[c] = tq
+        bm = np.empty(tile)
+        bq = np.empty(tile)
+        am = np.empty(tile)
+        aq = np.empty(tile)
+        for j0 in range(0, CS, tile):
+            j1 = min(j0 + tile, CS)
+            na = 0.0
+            for b0 in range(r0, r1, block):
+                b1 = min(b0 + block, r1)
+                _block_stats(x2, b0, b1, j0, j1, bm, bq)
+                _merge_cols(am, aq, j1 - j0, na, bm, bq, np.float64(b1 - b0))
+                na += b1 - b0
+            c = j0 // S
+            s = j0 - c * S
+            for j in range(j1 - j0):
+                _merge_into(pc[t], pm[t], pq[t], c, na, am[j], aq[j])
+                s += 1
+                if s == S:
+                    s = 0
+                    c += 1
+    _merge_chunks(pc, pm, pq, count, mean, m2)
 
 
-_stats_planes_serial, _stats_planes_parallel = _serial_and_parallel(_stats_planes)
-_stats_rows_serial, _stats_rows_parallel = _serial_and_parallel(_stats_rows)
+@njit(cache=True)
+def _merge_chunks(pc, pm, pq, count, mean, m2):
+    count[:] = 0.0
+    mean[:] = 0.0
+    m2[:] = 0.0
+    for t in range(pc.shape[0]):
+        for c in range(pc.shape[1]):
+            if pc[t, c] > 0.0:
+                _merge_into(count, mean, m2, c, pc[t, c], pm[t, c], pq[t, c])
+
+
+_stats_planes_serial, _stats_planes_parallel = serial_and_parallel(_stats_planes)
+_stats_rows_serial, _stats_rows_parallel = serial_and_parallel(_stats_rows)
 
 
 # ---------------------------------------------------------------------------
 # elementwise passes (in x's dtype; coefficients already cast)
 
 
-def _forward_apply_planes(x3, nseg, nchunks, mean, scale, shift, y3):
-    N, C, S = x3.shape
-    units = N * C * nseg
+def _forward_apply_planes(x1, C, S, nchunks, mean, scale, shift, y1):
+    E = x1.shape[0]
     for t in prange(nchunks):
-        for u in range(units * t // nchunks, units * (t + 1) // nchunks):
-            n, c, s0, s1 = _piece(u, nseg, C, S)
-            _affine(x3[n, c, s0:s1], mean[c], scale[c], shift[c],
-                    y3[n, c, s0:s1])
+        e1 = E * (t + 1) // nchunks
+        pos = E * t // nchunks
+        p = pos // S
+        c = p % C
+        pend = (p + 1) * S
+        while pos < e1:
+            end = min(e1, pend)
+            _affine(x1[pos:end], mean[c], scale[c], shift[c], y1[pos:end])
+            pos = end
+            pend += S
+            c += 1
+            if c == C:
+                c = 0
 
 
 def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
@@ -340,14 +338,22 @@ def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
             _affine_cols(x2[r], mean, scale, shift, y2[r])
 
 
-def _backward_apply_planes(dy3, x3, nseg, nchunks, mean, mean_dy, k, g, dx3):
-    N, C, S = x3.shape
-    units = N * C * nseg
+def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_dy, k, g, dx1):
+    E = x1.shape[0]
     for t in prange(nchunks):
-        for u in range(units * t // nchunks, units * (t + 1) // nchunks):
-            n, c, s0, s1 = _piece(u, nseg, C, S)
-            _dx(dy3[n, c, s0:s1], x3[n, c, s0:s1], mean[c], mean_dy[c], k[c],
-                g[c], dx3[n, c, s0:s1])
+        e1 = E * (t + 1) // nchunks
+        pos = E * t // nchunks
+        p = pos // S
+        c = p % C
+        pend = (p + 1) * S
+        while pos < e1:
+            end = min(e1, pend)
+            _dx(dy1[pos:end], x1[pos:end], mean[c], mean_dy[c], k[c], g[c], dx1[pos:end])
+            pos = end
+            pend += S
+            c += 1
+            if c == C:
+                c = 0
 
 
 def _backward_apply_rows(dy2, x2, nchunks, mean, mean_dy, k, g, dx2):
@@ -358,64 +364,94 @@ def _backward_apply_rows(dy2, x2, nchunks, mean, mean_dy, k, g, dx2):
 
 
 _forward_apply_planes_serial, _forward_apply_planes_parallel = \
-    _serial_and_parallel(_forward_apply_planes)
+    serial_and_parallel(_forward_apply_planes)
 _forward_apply_rows_serial, _forward_apply_rows_parallel = \
-    _serial_and_parallel(_forward_apply_rows)
+    serial_and_parallel(_forward_apply_rows)
 _backward_apply_planes_serial, _backward_apply_planes_parallel = \
-    _serial_and_parallel(_backward_apply_planes)
+    serial_and_parallel(_backward_apply_planes)
 _backward_apply_rows_serial, _backward_apply_rows_parallel = \
-    _serial_and_parallel(_backward_apply_rows)
+    serial_and_parallel(_backward_apply_rows)
 
 
 # ---------------------------------------------------------------------------
 # backward reductions
 
 
-def _backward_reduce_planes(dy3, x3, nseg, nchunks, mean, sum_dy, sum_dy_xmu):
-    N, C, S = x3.shape
-    units = N * C * nseg
+def _backward_reduce_planes(dy1, x1, C, S, nchunks, mean, sum_dy, sum_dy_xmu):
+    E = x1.shape[0]
     pd = np.zeros((nchunks, C))
     px = np.zeros((nchunks, C))
     for t in prange(nchunks):
-        for u in range(units * t // nchunks, units * (t + 1) // nchunks):
-            n, c, s0, s1 = _piece(u, nseg, C, S)
-            a, b = _sum_and_dot_dev(dy3[n, c, s0:s1], x3[n, c, s0:s1], mean[c])
+        e1 = E * (t + 1) // nchunks
+        pos = E * t // nchunks
+        p = pos // S
+        c = p % C
+        pend = (p + 1) * S
+        while pos < e1:
+            end = min(e1, pend)
+            a, b = _sum_and_dot_dev(dy1[pos:end], x1[pos:end], mean[c])
             pd[t, c] += a
             px[t, c] += b
-    for c in range(C):
-        td = 0.0
-        tx = 0.0
-        for t in range(nchunks):
-            td += pd[t, c]
-            tx += px[t, c]
-        sum_dy[c] = td
-        sum_dy_xmu[c] = tx
+            pos = end
+            pend += S
+            c += 1
+            if c == C:
+                c = 0
+    _sum_chunks(pd, px, sum_dy, sum_dy_xmu)
 
 
-def _backward_reduce_rows(dy2, x2, C, nchunks, mean_col, sum_dy, sum_dy_xmu):
+def _backward_reduce_rows(dy2, x2, C, S, block, tile, nchunks, mean, sum_dy, sum_dy_xmu):
     N, CS = x2.shape
-    S = CS // C
-    pd = np.zeros((nchunks, CS))
-    px = np.zeros((nchunks, CS))
+    pd = np.zeros((nchunks, C))
+    px = np.zeros((nchunks, C))
     for t in prange(nchunks):
         r0 = N * t // nchunks
         r1 = N * (t + 1) // nchunks
-        _add_rows_sum_and_dot_dev(dy2[r0:r1], x2[r0:r1], mean_col, pd[t], px[t])
-    for c in range(C):
-        td = 0.0
-        tx = 0.0
-        for t in range(nchunks):
-            for s in range(S):
-                td += pd[t, c * S + s]
-                tx += px[t, c * S + s]
-        sum_dy[c] = td
-        sum_dy_xmu[c] = tx
+        mt = np.empty(tile)
+        ad = np.empty(tile)
+        ax = np.empty(tile)
+        for j0 in range(0, CS, tile):
+            j1 = min(j0 + tile, CS)
+            c = j0 // S
+            s = j0 - c * S
+            for j in range(j1 - j0):
+                mt[j] = mean[c]
+                ad[j] = 0.0
+                ax[j] = 0.0
+                s += 1
+                if s == S:
+                    s = 0
+                    c += 1
+            for b0 in range(r0, r1, block):
+                _add_block_sums(dy2, x2, b0, min(b0 + block, r1), j0, j1, mt, ad, ax)
+            c = j0 // S
+            s = j0 - c * S
+            for j in range(j1 - j0):
+                pd[t, c] += ad[j]
+                px[t, c] += ax[j]
+                s += 1
+                if s == S:
+                    s = 0
+                    c += 1
+    _sum_chunks(pd, px, sum_dy, sum_dy_xmu)
+
+
+@njit(cache=True)
+def _sum_chunks(pd, px, sum_dy, sum_dy_xmu):
+    for c in range(pd.shape[1]):
+        a = 0.0
+        b = 0.0
+        for t in range(pd.shape[0]):
+            a += pd[t, c]
+            b += px[t, c]
+        sum_dy[c] = a
+        sum_dy_xmu[c] = b
 
 
 _backward_reduce_planes_serial, _backward_reduce_planes_parallel = \
-    _serial_and_parallel(_backward_reduce_planes)
+    serial_and_parallel(_backward_reduce_planes)
 _backward_reduce_rows_serial, _backward_reduce_rows_parallel = \
-    _serial_and_parallel(_backward_reduce_rows)
+    serial_and_parallel(_backward_reduce_rows)
 
 
 # ---------------------------------------------------------------------------
@@ -442,17 +478,18 @@ def _check_vectors(C, *vectors):
 
 
 def _nchunks(x3, parts):
+    """(number of per-thread runs, parallel?) for x3 split into at most `parts`."""
     if x3.size < PARALLEL_MIN_ELEMENTS:
         return 1, False
     return max(1, min(get_num_threads(), parts)), True
 
 
-def _use_rows(S):
-    return S < ROWS_MAX_S
+def _by_rows(N, S, max_s):
+    return S < min(max_s, APPLY_ROWS_MAX_S) or (S < max_s and N >= ROWS_MIN_N)
 
 
-def _nseg(S):
-    return max(1, -(-S // SEGMENT))
+def _row_block(tile, itemsize):
+    return max(MIN_ROW_BLOCK, ROW_BLOCK_BYTES // (tile * itemsize))
 
 
 def _columns(v, dtype, S):
@@ -477,16 +514,16 @@ def bn_stats(x3, count, mean, m2):
         mean[:] = 0.0
         m2[:] = 0.0
         return
-    if _use_rows(S):
+    if _by_rows(N, S, STATS_ROWS_MAX_S):
         nchunks, par = _nchunks(x3, N)
-        block = max(MIN_ROW_BLOCK, ROW_BLOCK_BYTES // (C * S * x3.itemsize))
+        tile = min(TILE_COLS, C * S)
         f = _stats_rows_parallel if par else _stats_rows_serial
-        f(x3.reshape(N, C * S), C, block, nchunks, count, mean, m2)
+        f(x3.reshape(N, C * S), C, S, _row_block(tile, x3.itemsize), tile, nchunks,
+          count, mean, m2)
     else:
-        nseg = _nseg(S)
-        nchunks, par = _nchunks(x3, N * C * nseg)
+        nchunks, par = _nchunks(x3, x3.size)
         f = _stats_planes_parallel if par else _stats_planes_serial
-        f(x3, nseg, nchunks, count, mean, m2)
+        f(x3.reshape(-1), C, S, SEGMENT, nchunks, count, mean, m2)
 
 
 def bn_forward_apply(x3, mean, scale, shift, y3):
@@ -502,17 +539,16 @@ def bn_forward_apply(x3, mean, scale, shift, y3):
     if x3.size == 0:
         return
     dt = x3.dtype
-    if _use_rows(S):
+    if S < APPLY_ROWS_MAX_S:
         nchunks, par = _nchunks(x3, N)
         f = _forward_apply_rows_parallel if par else _forward_apply_rows_serial
         f(x3.reshape(N, C * S), nchunks, _columns(mean, dt, S),
           _columns(scale, dt, S), _columns(shift, dt, S), y3.reshape(N, C * S))
     else:
-        nseg = _nseg(S)
-        nchunks, par = _nchunks(x3, N * C * nseg)
+        nchunks, par = _nchunks(x3, x3.size)
         f = _forward_apply_planes_parallel if par else _forward_apply_planes_serial
-        f(x3, nseg, nchunks, mean.astype(dt), scale.astype(dt),
-          shift.astype(dt), y3)
+        f(x3.reshape(-1), C, S, nchunks, mean.astype(dt), scale.astype(dt),
+          shift.astype(dt), y3.reshape(-1))
 
 
 def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu):
@@ -530,17 +566,16 @@ def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu):
         sum_dy[:] = 0.0
         sum_dy_xmu[:] = 0.0
         return
-    if _use_rows(S):
+    if _by_rows(N, S, REDUCE_ROWS_MAX_S):
         nchunks, par = _nchunks(x3, N)
+        tile = min(TILE_COLS, C * S)
         f = _backward_reduce_rows_parallel if par else _backward_reduce_rows_serial
-        mean_col = mean if S == 1 else np.repeat(mean, S)
-        f(dy3.reshape(N, C * S), x3.reshape(N, C * S), C, nchunks, mean_col,
-          sum_dy, sum_dy_xmu)
+        f(dy3.reshape(N, C * S), x3.reshape(N, C * S), C, S,
+          _row_block(tile, x3.itemsize), tile, nchunks, mean, sum_dy, sum_dy_xmu)
     else:
-        nseg = _nseg(S)
-        nchunks, par = _nchunks(x3, N * C * nseg)
+        nchunks, par = _nchunks(x3, x3.size)
         f = _backward_reduce_planes_parallel if par else _backward_reduce_planes_serial
-        f(dy3, x3, nseg, nchunks, mean, sum_dy, sum_dy_xmu)
+        f(dy3.reshape(-1), x3.reshape(-1), C, S, nchunks, mean, sum_dy, sum_dy_xmu)
 
 
 def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
@@ -557,15 +592,14 @@ def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
     if x3.size == 0:
         return
     dt = x3.dtype
-    if _use_rows(S):
+    if S < APPLY_ROWS_MAX_S:
         nchunks, par = _nchunks(x3, N)
         f = _backward_apply_rows_parallel if par else _backward_apply_rows_serial
         f(dy3.reshape(N, C * S), x3.reshape(N, C * S), nchunks,
           _columns(mean, dt, S), _columns(mean_dy, dt, S), _columns(k, dt, S),
           _columns(g, dt, S), dx3.reshape(N, C * S))
     else:
-        nseg = _nseg(S)
-        nchunks, par = _nchunks(x3, N * C * nseg)
+        nchunks, par = _nchunks(x3, x3.size)
         f = _backward_apply_planes_parallel if par else _backward_apply_planes_serial
-        f(dy3, x3, nseg, nchunks, mean.astype(dt), mean_dy.astype(dt),
-          k.astype(dt), g.astype(dt), dx3)
+        f(dy3.reshape(-1), x3.reshape(-1), C, S, nchunks, mean.astype(dt),
+          mean_dy.astype(dt), k.astype(dt), g.astype(dt), dx3.reshape(-1))

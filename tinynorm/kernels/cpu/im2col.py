@@ -6,26 +6,13 @@ weight ``(Cout, C, kh, kw)`` reshaped to ``(Cout, C*kh*kw)``, column
 GEMM (and group ``g`` uses rows ``g*Cg*kh*kw:(g+1)*Cg*kh*kw``).
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange, uint64
 
+from .jit import serial_and_parallel
+
 PARALLEL_THRESHOLD = 1 << 16
 """Work size (elements of ``cols``) from which the ``prange`` kernels run."""
-
-
-def _variants(body):
-    """Compile ``body`` as (parallel, serial) cached dispatchers.
-
-    The serial one is a renamed clone: Numba's cache key ignores the
-    ``parallel`` flag, so two dispatchers of one function would share entries.
-    """
-    clone = types.FunctionType(body.__code__, body.__globals__,
-                               body.__name__ + "_serial", body.__defaults__,
-                               body.__closure__)
-    clone.__qualname__ = body.__qualname__ + "_serial"
-    return (njit(parallel=True, cache=True)(body), njit(cache=True)(clone))
 
 
 def conv_output_size(in_size, kernel, stride=1, padding=0, dilation=1):
@@ -142,8 +129,8 @@ def _col2im_body(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
                             dxf[uint64(src + ow * sw)] += cf[uint64(q + ow)]
 
 
-_im2col_par, _im2col_ser = _variants(_im2col_body)
-_col2im_par, _col2im_ser = _variants(_col2im_body)
+_im2col_ser, _im2col_par = serial_and_parallel(_im2col_body)
+_col2im_ser, _col2im_par = serial_and_parallel(_col2im_body)
 
 
 def _check_out(name, arr, shape, dtype):

@@ -5,26 +5,13 @@ run past the padded input are clipped as in PyTorch. Each ``(n, c)`` plane is
 handled by one thread, so the backward scatters are race-free.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange, uint64
 
+from .jit import serial_and_parallel
+
 PARALLEL_THRESHOLD = 1 << 16
 """Work size (input elements) from which the ``prange`` kernels run."""
-
-
-def _variants(body):
-    """Compile ``body`` as (parallel, serial) cached dispatchers.
-
-    The serial one is a renamed clone: Numba's cache key ignores the
-    ``parallel`` flag, so two dispatchers of one function would share entries.
-    """
-    clone = types.FunctionType(body.__code__, body.__globals__,
-                               body.__name__ + "_serial", body.__defaults__,
-                               body.__closure__)
-    clone.__qualname__ = body.__qualname__ + "_serial"
-    return (njit(parallel=True, cache=True)(body), njit(cache=True)(clone))
 
 
 def pool_output_size(in_size, kernel, stride, padding=0, dilation=1,
@@ -49,15 +36,11 @@ def _valid_range(off, step, size, n):
 
 
 @njit(cache=True)
-def _dilated_windows(n_out, size, k, s, p, d):
-    """Per output index: first valid position and the valid tap range."""
-    r = np.empty((n_out, 3), np.int64)
-    for o in range(n_out):
-        start = o * s - p
-        lo, hi = _valid_range(start, d, size, k)
-        r[o, 0] = start + lo * d
-        r[o, 1] = lo
-        r[o, 2] = hi
+def _tap_ranges(n_out, size, k, s, p, d):
+    """Per tap ``t``: outputs ``[lo, hi)`` whose tap ``t`` lies in the input."""
+    r = np.empty((k, 2), np.int64)
+    for t in range(k):
+        r[t, 0], r[t, 1] = _valid_range(t * d - p, s, size, n_out)
     return r
 
 
@@ -88,36 +71,47 @@ def _adaptive_windows(n_out, size):
 
 # Flat views are indexed with uint64: it drops Numba's negative-index
 # wraparound select from the inner loops.
-def _max_fwd_body(x, dh, dw, hr, wr, y, argmax):
+@njit(cache=True, inline="always")
+def _max_tap(xf, yf, af, xb, q, k0, step, lo, hi):
+    """Fold one tap into a row of running maxima, branch-free so that it
+    vectorizes (``step`` is a literal at the call sites that matter)."""
+    for o in range(lo, hi):
+        k = k0 + o * step
+        v = xf[uint64(xb + k)]
+        b = yf[uint64(q + o)]
+        a = af[uint64(q + o)]
+        take = (v > b) | (v != v) | (a < 0)
+        yf[uint64(q + o)] = v if take else b
+        af[uint64(q + o)] = k if take else a
+
+
+def _max_fwd_body(x, sh, sw, ph, pw, dh, dw, th, tw, y, argmax):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
+    kh, kw = th.shape[0], tw.shape[0]
     xf = x.reshape(-1)
     yf = y.reshape(-1)
     af = argmax.reshape(-1)
     for p in prange(N * C):
         xb = p * H * W
-        q = p * OH * OW
         for oh in range(OH):
-            h0 = hr[oh, 0]
-            nh = hr[oh, 2] - hr[oh, 1]
+            q = (p * OH + oh) * OW
             for ow in range(OW):
-                w0 = wr[ow, 0]
-                nw = wr[ow, 2] - wr[ow, 1]
-                best = -np.inf
-                idx = -1
-                if nh > 0 and nw > 0:
-                    idx = h0 * W + w0
-                for i in range(nh):
-                    row = (h0 + i * dh) * W + w0
-                    for j in range(nw):
-                        k = row + j * dw
-                        v = xf[uint64(xb + k)]
-                        if v > best or v != v:
-                            best = v
-                            idx = k
-                yf[uint64(q)] = best
-                af[uint64(q)] = idx
-                q += 1
+                yf[uint64(q + ow)] = -np.inf
+                af[uint64(q + ow)] = -1
+            # Taps in row-major order per output, as PyTorch scans the window.
+            for i in range(kh):
+                if oh < th[i, 0] or oh >= th[i, 1]:
+                    continue
+                row = (oh * sh - ph + i * dh) * W
+                for j in range(kw):
+                    k0 = row + j * dw - pw
+                    if sw == 1:
+                        _max_tap(xf, yf, af, xb, q, k0, 1, tw[j, 0], tw[j, 1])
+                    elif sw == 2:
+                        _max_tap(xf, yf, af, xb, q, k0, 2, tw[j, 0], tw[j, 1])
+                    else:
+                        _max_tap(xf, yf, af, xb, q, k0, sw, tw[j, 0], tw[j, 1])
 
 
 def _max_bwd_body(dy, argmax, dx):
@@ -193,10 +187,10 @@ def _avg_bwd_body(dy, hr, wr, count_include_pad, dx):
                 q += 1
 
 
-_max_fwd_par, _max_fwd_ser = _variants(_max_fwd_body)
-_max_bwd_par, _max_bwd_ser = _variants(_max_bwd_body)
-_avg_fwd_par, _avg_fwd_ser = _variants(_avg_fwd_body)
-_avg_bwd_par, _avg_bwd_ser = _variants(_avg_bwd_body)
+_max_fwd_ser, _max_fwd_par = serial_and_parallel(_max_fwd_body)
+_max_bwd_ser, _max_bwd_par = serial_and_parallel(_max_bwd_body)
+_avg_fwd_ser, _avg_fwd_par = serial_and_parallel(_avg_fwd_body)
+_avg_bwd_ser, _avg_bwd_par = serial_and_parallel(_avg_bwd_body)
 
 
 def _pick(par, ser, work):
@@ -235,10 +229,10 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
     kh, kw, sh, sw, ph, pw, dh, dw = _ints(kh, kw, sh, sw, ph, pw, dh, dw)
     _output("y", y, (N, C), x.dtype)
     _output("argmax", argmax, y.shape, np.dtype(np.int64))
-    hr = _dilated_windows(y.shape[2], H, kh, sh, ph, dh)
-    wr = _dilated_windows(y.shape[3], W, kw, sw, pw, dw)
+    th = _tap_ranges(y.shape[2], H, kh, sh, ph, dh)
+    tw = _tap_ranges(y.shape[3], W, kw, sw, pw, dw)
     kernel = _pick(_max_fwd_par, _max_fwd_ser, max(x.size, y.size * kh * kw))
-    kernel(x, dh, dw, hr, wr, y, argmax)
+    kernel(x, sh, sw, ph, pw, dh, dw, th, tw, y, argmax)
     return y, argmax
 
 
