@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_ms, print_table, set_threads, torch_or_none, triad_bandwidth_gbs  # noqa: E402
+from common import median_ms, print_table, set_threads, settle, torch_or_none, triad_bandwidth_gbs  # noqa: E402
 
 import tinynorm as tn  # noqa: E402
 from tinynorm import nn  # noqa: E402
@@ -37,11 +37,13 @@ def bench_case(name, shape, fwd_passes, bwd_passes, dtype, repeat, torch, bandwi
     def fwd():
         return ours(tn.from_numpy(x).requires_grad_())
 
+    settle()
     t_fwd = median_ms(fwd, repeat)
     t_bwd = median_ms(lambda y: y.backward(dy), repeat, setup=fwd)
     t_all = median_ms(lambda: fwd().backward(dy), repeat)
     ref = None
     if torch is not None:
+        settle()
         mod = getattr(torch.nn, name)(c).to(getattr(torch, np.dtype(dtype).name))
         xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import print_table, set_threads, torch_or_none  # noqa: E402
+from common import print_table, set_threads, settle, torch_or_none  # noqa: E402
 
 import tinynorm as tn  # noqa: E402
 import tinynorm.functional as F  # noqa: E402
@@ -86,9 +86,11 @@ def main(argv=None):
           f"batch {args.batch_size}, threads {args.threads}, torch {torch.__version__ if torch else '-'}")
     rows = []
     for name in args.models.split(","):
+        settle()
         run_tinynorm(name, train_set, test_set, 1, args.batch_size)
         t_ours, acc_ours = run_tinynorm(name, train_set, test_set, args.epochs, args.batch_size)
         if torch is not None:
+            settle()
             run_torch(torch, name, train_set, test_set, 1, args.batch_size)
             t_ref, acc_ref = run_torch(torch, name, train_set, test_set, args.epochs, args.batch_size)
             rows.append((name, f"{t_ours:.2f}", f"{t_ref:.2f}", f"{t_ref / t_ours:.2f}x",

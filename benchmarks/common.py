@@ -49,6 +49,15 @@ def triad_bandwidth_gbs(n=1 << 25, repeat=10):
     return 3 * 4 * n / (ms * 1e-3) / 1e9
 
 
+def settle(seconds=1.0):
+    """Let the other framework's idle OpenMP workers stop spinning before the next timing.
+
+    torch's OpenMP threads busy-wait after each parallel region; on 2 cores they
+    would steal the cores from whatever is timed right after them.
+    """
+    time.sleep(seconds)
+
+
 def torch_or_none():
     if os.environ.get("TINYNORM_BENCH_NO_TORCH"):
         return None

@@ -300,7 +300,8 @@ def test_threshold_picks_kernel(monkeypatch):
             return f(*a)
         return g
 
-    for mod, names in ((ic, ("_im2col_par", "_im2col_ser")), (pl, ("_max_fwd_par", "_max_fwd_ser"))):
+    for mod, names in ((ic, ("_im2col_par", "_im2col_ser")),
+                       (pl, ("_max_fwd_par", "_max_fwd_ser", "_max_dense_par", "_max_dense_ser"))):
         for name in names:
             monkeypatch.setattr(mod, name, spy(name, getattr(mod, name)))
     x = np.zeros((1, 1, 4, 4))
@@ -309,7 +310,9 @@ def test_threshold_picks_kernel(monkeypatch):
         monkeypatch.setattr(pl, "PARALLEL_THRESHOLD", threshold)
         ic.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, np.empty((9, 16)))
         pl.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int64))
-    assert calls == ["_im2col_par", "_max_fwd_par", "_im2col_ser", "_max_fwd_ser"]
+        pl.max_pool2d_forward(x, 3, 3, 2, 2, 1, 1, 1, 1, np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int64))
+    assert calls == ["_im2col_par", "_max_dense_par", "_max_fwd_par",
+                     "_im2col_ser", "_max_dense_ser", "_max_fwd_ser"]
 
 
 def test_im2col_rejects_bad_outputs():
@@ -514,3 +517,24 @@ def test_pools_match_torch(g, include_pad, ties, parallel, seed):
         dx = pl.adaptive_avg_pool2d_backward(dy, np.empty_like(x))
     np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k, s, hw", [((2, 2), (2, 2), (8, 8)), ((3, 2), (1, 2), (7, 6)), ((2, 2), (2, 2), (5, 7)),
+                                      ((3, 3), (3, 3), (9, 9))])
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("ties_nans", [(False, False), (True, False), (True, True)])
+def test_max_pool_dense_path_matches_naive(k, s, hw, parallel, ties_nans):
+    """Unpadded, undilated windows take the dense kernel; ties, NaNs and both builds included."""
+    rng = np.random.default_rng(7)
+    ties, nans = ties_nans
+    x = (rng.integers(-2, 3, (2, 3) + hw) if ties else rng.standard_normal((2, 3) + hw)).astype(np.float32)
+    if nans:
+        x[rng.random(x.shape) < 0.1] = np.nan
+    oh, ow = ((hw[0] - k[0]) // s[0] + 1, (hw[1] - k[1]) // s[1] + 1)
+    y = np.full((2, 3, oh, ow), 99.0, np.float32)
+    arg = np.full(y.shape, -7, np.int64)
+    with path(parallel):
+        pl.max_pool2d_forward(x, *k, *s, 0, 0, 1, 1, y, arg)
+    want_y, want_arg = naive_max_pool(x, *k, *s, 0, 0, 1, 1, oh, ow)
+    np.testing.assert_array_equal(y, want_y.astype(np.float32))
+    np.testing.assert_array_equal(arg, want_arg)
