@@ -2,7 +2,9 @@
 
 Both run the same architecture, optimizer (Adam, lr 1e-3), batch size and
 epochs over the same shuffled batches; kernels and torch are warmed up by one
-untimed epoch first. Reports seconds, the ratio, and both test accuracies.
+untimed epoch first, and the timed epochs alternate between the two so that
+drifting machine load hits both alike. Reports the summed epoch seconds, the
+ratio, and both test accuracies.
 
     python benchmarks/bench_train.py [--epochs 20] [--batch-size 64] [--threads 2]
 """
@@ -24,21 +26,22 @@ from tinynorm.models import build_model  # noqa: E402
 from tinynorm.train import evaluate  # noqa: E402
 
 
-def run_tinynorm(model_name, train_set, test_set, epochs, batch_size, seed=0):
-    tn.manual_seed(seed)
-    net = build_model(model_name, train_set[0].shape[1:])
-    opt = optim.Adam(net.parameters(), lr=1e-3)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
+class TinynormRun:
+    def __init__(self, model_name, image_shape, seed=0):
+        tn.manual_seed(seed)
+        self.net = build_model(model_name, image_shape)
+        self.opt = optim.Adam(self.net.parameters(), lr=1e-3)
+
+    def epoch(self, loader):
+        self.net.train()
         for xb, yb in loader:
-            loss = F.cross_entropy(net(tn.from_numpy(xb)), yb)
-            opt.zero_grad()
+            loss = F.cross_entropy(self.net(tn.from_numpy(xb)), yb)
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
-    elapsed = time.perf_counter() - t0
-    return elapsed, evaluate(net, *test_set)
+            self.opt.step()
+
+    def accuracy(self, test_set):
+        return evaluate(self.net, *test_set)
 
 
 def torch_model(torch, name, image_shape):
@@ -52,24 +55,41 @@ def torch_model(torch, name, image_shape):
                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 10))
 
 
-def run_torch(torch, model_name, train_set, test_set, epochs, batch_size, seed=0):
-    torch.manual_seed(seed)
-    net = torch_model(torch, model_name, train_set[0].shape[1:])
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
+class TorchRun:
+    def __init__(self, torch, model_name, image_shape, seed=0):
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.net = torch_model(torch, model_name, image_shape)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+
+    def epoch(self, loader):
+        torch = self.torch
+        self.net.train()
         for xb, yb in loader:
-            loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(xb)), torch.from_numpy(yb))
-            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(self.net(torch.from_numpy(xb)), torch.from_numpy(yb))
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
-    elapsed = time.perf_counter() - t0
-    net.eval()
-    with torch.no_grad():
-        pred = net(torch.from_numpy(test_set[0])).argmax(1).numpy()
-    return elapsed, float((pred == test_set[1]).mean())
+            self.opt.step()
+
+    def accuracy(self, test_set):
+        self.net.eval()
+        with self.torch.no_grad():
+            pred = self.net(self.torch.from_numpy(test_set[0])).argmax(1).numpy()
+        return float((pred == test_set[1]).mean())
+
+
+def timed_epochs(runs, train_set, epochs, batch_size, seed=0):
+    """Interleave one epoch of each run at a time, so drifting machine load hits both alike."""
+    loaders = [DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
+               for _ in runs]
+    times = [[] for _ in runs]
+    for _ in range(epochs):
+        for run, loader, t in zip(runs, loaders, times):
+            settle(0.2)
+            t0 = time.perf_counter()
+            run.epoch(loader)
+            t.append(time.perf_counter() - t0)
+    return times
 
 
 def main(argv=None):
@@ -86,17 +106,21 @@ def main(argv=None):
           f"batch {args.batch_size}, threads {args.threads}, torch {torch.__version__ if torch else '-'}")
     rows = []
     for name in args.models.split(","):
-        settle()
-        run_tinynorm(name, train_set, test_set, 1, args.batch_size)
-        t_ours, acc_ours = run_tinynorm(name, train_set, test_set, args.epochs, args.batch_size)
+        runs = [TinynormRun(name, train_set[0].shape[1:])]
         if torch is not None:
-            settle()
-            run_torch(torch, name, train_set, test_set, 1, args.batch_size)
-            t_ref, acc_ref = run_torch(torch, name, train_set, test_set, args.epochs, args.batch_size)
-            rows.append((name, f"{t_ours:.2f}", f"{t_ref:.2f}", f"{t_ref / t_ours:.2f}x",
-                         f"{acc_ours:.4f}", f"{acc_ref:.4f}"))
+            runs.append(TorchRun(torch, name, train_set[0].shape[1:]))
+        timed_epochs(runs, train_set, 1, args.batch_size, seed=1)
+        runs = [TinynormRun(name, train_set[0].shape[1:])]
+        if torch is not None:
+            runs.append(TorchRun(torch, name, train_set[0].shape[1:]))
+        times = timed_epochs(runs, train_set, args.epochs, args.batch_size)
+        accs = [r.accuracy(test_set) for r in runs]
+        totals = [sum(t) for t in times]
+        if torch is not None:
+            rows.append((name, f"{totals[0]:.2f}", f"{totals[1]:.2f}", f"{totals[1] / totals[0]:.2f}x",
+                         f"{accs[0]:.4f}", f"{accs[1]:.4f}"))
         else:
-            rows.append((name, f"{t_ours:.2f}", "-", "-", f"{acc_ours:.4f}", "-"))
+            rows.append((name, f"{totals[0]:.2f}", "-", "-", f"{accs[0]:.4f}", "-"))
     print_table(("model", "tinynorm s", "torch s", "speedup", "tinynorm acc", "torch acc"), rows)
 
 

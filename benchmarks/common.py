@@ -5,6 +5,15 @@ import time
 
 import numpy as np
 
+# torch is imported before tinynorm: ``import tinynorm`` sets GOMP_SPINCOUNT=0 for
+# Numba's OpenMP workers, and torch's own OpenMP runtime must keep its defaults.
+_torch = None
+try:
+    if not os.environ.get("TINYNORM_BENCH_NO_TORCH"):
+        import torch as _torch
+except ImportError:
+    _torch = None
+
 
 def set_threads(n):
     """Pin NumPy/Numba (and torch, if present) to ``n`` threads for a fair side-by-side run."""
@@ -59,13 +68,7 @@ def settle(seconds=1.0):
 
 
 def torch_or_none():
-    if os.environ.get("TINYNORM_BENCH_NO_TORCH"):
-        return None
-    try:
-        import torch
-        return torch
-    except ImportError:
-        return None
+    return None if os.environ.get("TINYNORM_BENCH_NO_TORCH") else _torch
 
 
 def print_table(header, rows):

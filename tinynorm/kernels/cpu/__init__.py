@@ -1,24 +1,20 @@
 """Numba CPU kernels.
 
-Numba's default OpenMP layer leaves its workers spinning after a parallel
-region, where they fight BLAS threads for the cores: on 2 cores a CNN
-training step ran 8x slower under it than under the ``workqueue`` layer,
-whose workers sleep. ``import tinynorm`` therefore asks for ``workqueue``
-unless the user chose a layer (``NUMBA_THREADING_LAYER``) or Numba already
-started one.
+Idle OpenMP workers spin by default. On 2 cores, Numba's OpenMP workers
+spinning after a parallel kernel and OpenBLAS's workers waiting inside the
+next GEMM took the cores from each other: a CNN training step ran 8x slower.
+Numba's ``workqueue`` layer avoids that but its parallel kernels ran 2-3x
+slower. So ``import tinynorm`` keeps Numba's default layer and sets
+``GOMP_SPINCOUNT=0`` (workers sleep at once) unless the user set it or
+``OMP_WAIT_POLICY``; it takes effect if Numba has not started OpenMP yet.
+Kernels below about a million elements run serially anyway.
 """
 import os
-import sys
 
 
-def _prefer_workqueue():
-    if "NUMBA_THREADING_LAYER" in os.environ:
-        return
-    numba = sys.modules.get("numba")
-    if numba is None:
-        os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
-    else:
-        numba.config.THREADING_LAYER = "workqueue"
+def _quiet_openmp_workers():
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "0"
 
 
-_prefer_workqueue()
+_quiet_openmp_workers()
