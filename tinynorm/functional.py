@@ -110,13 +110,6 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                     reduction=reduction, label_smoothing=label_smoothing)
 
 
-def nll_loss(input, target, reduction="mean"):
-    n = input.shape[0]
-    picked = input[np.arange(n), as_tensor(target).data]
-    loss = -picked
-    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
-
-
 def dropout(input, p=0.5, training=True):
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")

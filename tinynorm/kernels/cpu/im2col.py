@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from .jit import serial_and_parallel
+from .windows import tap_ranges
 
 PARALLEL_THRESHOLD = 1 << 20
 """Work size (elements of ``cols``) from which the ``prange`` kernels run
@@ -19,16 +20,6 @@ PARALLEL_THRESHOLD = 1 << 20
 def conv_output_size(in_size, kernel, stride=1, padding=0, dilation=1):
     """``floor((in + 2p - d(k-1) - 1) / s) + 1`` (PyTorch's Conv2d rule)."""
     return (in_size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-@njit(cache=True, inline="always")
-def _valid_range(off, step, size, n_out):
-    """``[lo, hi)`` of ``o`` in ``[0, n_out)`` with ``0 <= o*step + off < size``."""
-    lo = 0 if off >= 0 else (step - 1 - off) // step
-    hi = (size - off + step - 1) // step
-    lo = min(lo, n_out)
-    hi = max(min(hi, n_out), lo)
-    return lo, hi
 
 
 # The kernels index flat views with uint64: it drops Numba's negative-index
@@ -41,12 +32,8 @@ def _im2col_body(x, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols):
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     contiguous = sw == 1 and sh * W == OW
-    hr = np.empty((kh, 2), np.int64)
-    wr = np.empty((kw, 2), np.int64)
-    for i in range(kh):
-        hr[i, 0], hr[i, 1] = _valid_range(i * dh - ph, sh, H, OH)
-    for j in range(kw):
-        wr[j, 0], wr[j, 1] = _valid_range(j * dw - pw, sw, W, OW)
+    hr = tap_ranges(OH, H, kh, sh, ph, dh)
+    wr = tap_ranges(OW, W, kw, sw, pw, dw)
     for t in prange(C * N):
         c = t // N
         n = t - c * N
@@ -100,12 +87,8 @@ def _col2im_body(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
     HW = H * W
     dxf = dx.reshape(-1)
     cf = cols.reshape(-1)
-    hr = np.empty((kh, 2), np.int64)
-    wr = np.empty((kw, 2), np.int64)
-    for i in range(kh):
-        hr[i, 0], hr[i, 1] = _valid_range(i * dh - ph, sh, H, OH)
-    for j in range(kw):
-        wr[j, 0], wr[j, 1] = _valid_range(j * dw - pw, sw, W, OW)
+    hr = tap_ranges(OH, H, kh, sh, ph, dh)
+    wr = tap_ranges(OW, W, kw, sw, pw, dw)
     for t in prange(C * N):
         c = t // N
         n = t - c * N

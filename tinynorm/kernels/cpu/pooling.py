@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from .jit import serial_and_parallel
+from .windows import tap_ranges
 
 PARALLEL_THRESHOLD = 1 << 20
 """Work size (input elements) from which the ``prange`` kernels run
@@ -24,25 +25,6 @@ def pool_output_size(in_size, kernel, stride, padding=0, dilation=1,
     if ceil_mode and (out - 1) * stride >= in_size + padding:
         out -= 1
     return out
-
-
-@njit(cache=True, inline="always")
-def _valid_range(off, step, size, n):
-    """``[lo, hi)`` of ``k`` in ``[0, n)`` with ``0 <= off + k*step < size``."""
-    lo = 0 if off >= 0 else (step - 1 - off) // step
-    hi = (size - off + step - 1) // step
-    lo = min(lo, n)
-    hi = max(min(hi, n), lo)
-    return lo, hi
-
-
-@njit(cache=True)
-def _tap_ranges(n_out, size, k, s, p, d):
-    """Per tap ``t``: outputs ``[lo, hi)`` whose tap ``t`` lies in the input."""
-    r = np.empty((k, 2), np.int64)
-    for t in range(k):
-        r[t, 0], r[t, 1] = _valid_range(t * d - p, s, size, n_out)
-    return r
 
 
 @njit(cache=True)
@@ -264,8 +246,8 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
     if ph == pw == 0 and dh == dw == 1 and (OH - 1) * sh + kh <= H and (OW - 1) * sw + kw <= W:
         _pick(_max_dense_par, _max_dense_ser, work)(x, kh, kw, sh, sw, y, argmax)
         return y, argmax
-    th = _tap_ranges(OH, H, kh, sh, ph, dh)
-    tw = _tap_ranges(OW, W, kw, sw, pw, dw)
+    th = tap_ranges(OH, H, kh, sh, ph, dh)
+    tw = tap_ranges(OW, W, kw, sw, pw, dw)
     _pick(_max_fwd_par, _max_fwd_ser, work)(x, sh, sw, ph, pw, dh, dw, th, tw, y, argmax)
     return y, argmax
 
