@@ -85,7 +85,7 @@ def timed_epochs(runs, train_set, epochs, batch_size, seed=0):
     times = [[] for _ in runs]
     for _ in range(epochs):
         for run, loader, t in zip(runs, loaders, times):
-            settle(0.2)
+            settle(0.5)
             t0 = time.perf_counter()
             run.epoch(loader)
             t.append(time.perf_counter() - t0)

@@ -310,9 +310,10 @@ def test_threshold_picks_kernel(monkeypatch):
         monkeypatch.setattr(pl, "PARALLEL_THRESHOLD", threshold)
         ic.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, np.empty((9, 16)))
         pl.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int64))
+        pl.max_pool2d_forward(x, 2, 2, 1, 1, 0, 0, 1, 1, np.empty((1, 1, 3, 3)), np.empty((1, 1, 3, 3), np.int64))
         pl.max_pool2d_forward(x, 3, 3, 2, 2, 1, 1, 1, 1, np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int64))
-    assert calls == ["_im2col_par", "_max_dense_par", "_max_fwd_par",
-                     "_im2col_ser", "_max_dense_ser", "_max_fwd_ser"]
+    assert calls == ["_im2col_par", "_max_dense_par", "_max_dense_par", "_max_fwd_par",
+                     "_im2col_ser", "_max_dense_ser", "_max_dense_ser", "_max_fwd_ser"]
 
 
 def test_im2col_rejects_bad_outputs():
@@ -520,7 +521,7 @@ def test_pools_match_torch(g, include_pad, ties, parallel, seed):
 
 
 @pytest.mark.parametrize("k, s, hw", [((2, 2), (2, 2), (8, 8)), ((3, 2), (1, 2), (7, 6)), ((2, 2), (2, 2), (5, 7)),
-                                      ((3, 3), (3, 3), (9, 9))])
+                                      ((3, 3), (3, 3), (9, 9)), ((2, 2), (1, 1), (4, 5)), ((2, 2), (2, 2), (2, 2))])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("ties_nans", [(False, False), (True, False), (True, True)])
 def test_max_pool_dense_path_matches_naive(k, s, hw, parallel, ties_nans):
