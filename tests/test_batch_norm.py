@@ -210,6 +210,15 @@ def test_module_names_defaults_and_state_dict_keys():
 @settings(max_examples=10, deadline=None)
 @given(bn_shapes(), st.integers(0, 2**31), st.sampled_from([0.1, None]))
 def test_matches_torch_float32(shape, seed, momentum):
+    _compare_with_torch(shape, seed, momentum)
+
+
+@pytest.mark.parametrize("shape", [(512, 64), (16, 24, 50), (32, 16, 12, 12), (4, 8, 6, 10, 10)])
+def test_matches_torch_float32_large_shapes(shape):
+    _compare_with_torch(shape, 11, 0.1)
+
+
+def _compare_with_torch(shape, seed, momentum):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(np.float32) * 2 + 0.5
@@ -230,7 +239,7 @@ def test_matches_torch_float32(shape, seed, momentum):
         yr.backward(torch.from_numpy(dy))
         np.testing.assert_allclose(y.numpy(), yr.detach().numpy(), atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(xt.grad.numpy(), xr.grad.numpy(), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(ours.weight.grad.numpy(), ref.weight.grad.numpy(), atol=1e-4, rtol=1e-5)
-    np.testing.assert_allclose(ours.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), ref.weight.grad.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ours.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-5, rtol=1e-5)
     for key, value in ref.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), atol=1e-5, rtol=1e-5)
