@@ -53,3 +53,13 @@ def test_training_is_deterministic_for_a_seed():
     b = train(model="mlp", epochs=1, seed=3, quiet=True)["model"].state_dict()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_cli_announces_compilation_only_without_cache(monkeypatch, capsys):
+    import tinynorm.kernels as kernels
+    monkeypatch.setattr(kernels, "compiled_cache_present", lambda: False)
+    assert main(["train", "--epochs", "1", "--batch-size", "256"]) == 0
+    assert capsys.readouterr().out.startswith("compiling kernels, first run only")
+    monkeypatch.setattr(kernels, "compiled_cache_present", lambda: True)
+    assert main(["train", "--epochs", "1", "--batch-size", "256"]) == 0
+    assert "compiling" not in capsys.readouterr().out

@@ -34,7 +34,7 @@ def main(argv=None):
             raise SystemExit("tinynorm train: --lr must be positive")
         from .kernels import compiled_cache_present
         if not compiled_cache_present():
-            print("compiling kernels, first run only (about a minute)...", flush=True)
+            print("compiling kernels, first run only...", flush=True)
         from .train import train
         try:
             train(model=args.model, norm=args.norm, epochs=args.epochs, batch_size=args.batch_size,
