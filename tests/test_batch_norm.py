@@ -243,3 +243,20 @@ def _compare_with_torch(shape, seed, momentum):
     np.testing.assert_allclose(ours.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-5, rtol=1e-5)
     for key, value in ref.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@FAST
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(0, 2**31))
+def test_chan_merge_of_shards_equals_stats_of_the_whole(sizes, seed):
+    """The combine step for synchronized BN: merged shard stats (empty shards too) equal the batch's."""
+    from tinynorm.ops.batch_norm import chan_merge, local_stats
+    rng = np.random.default_rng(seed)
+    shards = [rng.standard_normal((n, 3, 4)) * 5 + 100 for n in sizes]
+    whole = np.concatenate(shards)
+    parts = [local_stats(s) if len(s) else (np.zeros(3), np.zeros(3), np.zeros(3)) for s in shards]
+    count, mean, m2 = chan_merge(*(np.stack(col) for col in zip(*parts)))
+    assert np.all(count == whole.shape[0] * 4)
+    if len(whole):
+        ref_mean, ref_var, _ = oracle_stats(whole)
+        np.testing.assert_allclose(mean, ref_mean, rtol=1e-12)
+        np.testing.assert_allclose(m2 / count, ref_var, rtol=1e-9)

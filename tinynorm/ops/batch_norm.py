@@ -28,7 +28,10 @@ def as_channels_3d(x):
     """View ``x`` of shape (N, C, *spatial) as a C-contiguous (N, C, S) array."""
     xp = get_array_module(x)
     x = xp.ascontiguousarray(x)
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    s = 1
+    for d in x.shape[2:]:
+        s *= d
+    return x.reshape(x.shape[0], x.shape[1], s)
 
 
 def local_stats(x):
