@@ -51,12 +51,18 @@ def test_train_eval_and_zero_grad_reach_submodules():
     assert "Linear(in_features=4, out_features=3, bias=False)" in repr(model)
 
 
-def _torch_pair(make_ours, make_ref, steps=5):
+def _torch_pair(make_ours, make_ref, steps=5, strided=False):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((4, 3))
     grads = [rng.standard_normal((4, 3)) for _ in range(steps)]
-    p = nn.Parameter(w0.copy())
+    if strided:
+        holder = np.zeros((4, 6))
+        holder[:, ::2] = w0
+        p = nn.Parameter(holder[:, ::2])
+        assert not p.data.flags.c_contiguous
+    else:
+        p = nn.Parameter(w0.copy())
     pr = torch.nn.Parameter(torch.from_numpy(w0.copy()))
     ours, ref = make_ours([p]), make_ref(torch, [pr])
     for g in grads:
@@ -76,8 +82,10 @@ def test_sgd_matches_torch(kw):
 
 @pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=0.01)), ("Adam", dict(lr=0.01, weight_decay=0.1)),
                                     ("AdamW", dict(lr=0.01)), ("AdamW", dict(lr=0.01, betas=(0.8, 0.9)))])
-def test_adam_family_matches_torch(cls, kw):
-    _torch_pair(lambda ps: getattr(optim, cls)(ps, **kw), lambda torch, ps: getattr(torch.optim, cls)(ps, **kw))
+@pytest.mark.parametrize("strided", [False, True], ids=["fused-kernel", "numpy-path"])
+def test_adam_family_matches_torch(cls, kw, strided):
+    _torch_pair(lambda ps: getattr(optim, cls)(ps, **kw), lambda torch, ps: getattr(torch.optim, cls)(ps, **kw),
+                strided=strided)
 
 
 def test_sgd_plain_step_by_hand():

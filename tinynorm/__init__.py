@@ -1,5 +1,4 @@
 """tinynorm: a small tape-based autograd on NumPy and Numba with fused normalization kernels."""
-from .kernels import cpu as _cpu_kernels  # noqa: F401  (quiets idle OpenMP workers)
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .random import manual_seed

@@ -1,6 +1,8 @@
 """SGD, Adam and AdamW with PyTorch's update rules and defaults."""
 import math
 
+import numpy as np
+
 from .backend import get_array_module
 
 
@@ -80,12 +82,17 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        step_size = self.lr / (1 - b1 ** t)
+        bias2_sqrt = math.sqrt(1 - b2 ** t)
+        if xp is np and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            from .kernels.cpu.adam import adam_update
+            adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, self.eps)
+            return
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
-        step_size = self.lr / (1 - b1 ** t)
-        denom = xp.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        denom = xp.sqrt(v) / bias2_sqrt + self.eps
         p -= (step_size * m / denom).astype(p.dtype, copy=False)
 
 

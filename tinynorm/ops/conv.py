@@ -4,7 +4,7 @@
 ``y[n, o] = W[o] @ cols[group(o)] + b[o]``. Backward: ``dW = dy @ cols^T``,
 ``dcols = W^T @ dy`` scattered back by col2im (the adjoint of im2col).
 """
-from .. import memory
+from .. import blas, memory
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -27,7 +27,7 @@ class Conv2d(Function):
         cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
         k.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
         w2 = weight.reshape(groups, cout // groups, cg * kh * kw)
-        out = w2 @ cols.reshape(groups, cg * kh * kw, n * oh * ow)
+        out = blas.matmul(w2, cols.reshape(groups, cg * kh * kw, n * oh * ow))
         out = out.reshape(cout, n, oh, ow)
         if bias is not None:
             out += bias.reshape(cout, 1, 1, 1)
@@ -46,11 +46,11 @@ class Conv2d(Function):
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             w2 = weight.reshape(groups, cout // groups, -1)
-            dcols = (xp.swapaxes(w2, 1, 2) @ gy).reshape(c * kh * kw, n * oh * ow)
+            dcols = blas.matmul(xp.swapaxes(w2, 1, 2), gy).reshape(c * kh * kw, n * oh * ow)
             gx = memory.empty(xp, (n, c, h, w), g.dtype)
             kernels_for("im2col", g).col2im(dcols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, gx)
         if self.needs_input_grad[1]:
-            gw = (gy @ xp.swapaxes(cols_g, 1, 2)).reshape(weight.shape)
+            gw = blas.matmul(gy, xp.swapaxes(cols_g, 1, 2)).reshape(weight.shape)
         if self.has_bias and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return (gx, gw, gb) if self.has_bias else (gx, gw)

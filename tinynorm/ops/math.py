@@ -3,6 +3,7 @@
 Generic math goes through the array module of the inputs (NumPy or CuPy);
 gradients of broadcast operands are summed back to the operand's shape.
 """
+from .. import blas
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
 
@@ -192,14 +193,14 @@ class MatMul(Function):
         if a.ndim < 2 or b.ndim < 2:
             raise ValueError("MatMul takes operands of rank >= 2; Tensor.__matmul__ promotes 1-D ones")
         self.save_for_backward(a, b)
-        return a @ b
+        return blas.matmul(a, b)
 
     def backward(self, g):
         a, b = self.saved
         xp = get_array_module(g)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g @ xp.swapaxes(b, -1, -2), a.shape)
+            ga = unbroadcast(blas.matmul(g, xp.swapaxes(b, -1, -2)), a.shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(xp.swapaxes(a, -1, -2) @ g, b.shape)
+            gb = unbroadcast(blas.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
         return ga, gb

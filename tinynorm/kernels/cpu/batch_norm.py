@@ -46,9 +46,8 @@ Two traversals keep the inner loops contiguous:
 
 Every kernel exists twice, compiled from one body: serial, and parallel with
 prange over per-thread runs. The host wrappers pick the parallel one when x3
-has at least PARALLEL_MIN_ELEMENTS elements (waking sleeping OpenMP workers
-costs about 90 us on the 2-core reference machine; below about a million
-elements one core streams the data about as fast).
+has at least PARALLEL_MIN_ELEMENTS elements (below that a parallel launch
+costs more than it saves).
 
 The only fast-math flags are 'reassoc' and 'contract' on the contiguous
 float64 reduction loops (they let LLVM vectorize a sum); no flag assumes away
@@ -60,7 +59,7 @@ from numba import get_num_threads, njit, prange
 
 from .jit import serial_and_parallel
 
-PARALLEL_MIN_ELEMENTS = 1 << 20
+PARALLEL_MIN_ELEMENTS = 1 << 15
 APPLY_ROWS_MAX_S = 32
 STATS_ROWS_MAX_S = 128
 REDUCE_ROWS_MAX_S = 48

@@ -11,9 +11,8 @@ from numba import njit, prange, uint64
 from .jit import serial_and_parallel
 from .windows import tap_ranges
 
-PARALLEL_THRESHOLD = 1 << 20
-"""Work size (input elements) from which the ``prange`` kernels run
-(waking sleeping OpenMP workers costs about 90 us)."""
+PARALLEL_THRESHOLD = 1 << 15
+"""Work size (input elements) from which the ``prange`` kernels run."""
 
 
 def pool_output_size(in_size, kernel, stride, padding=0, dilation=1,
