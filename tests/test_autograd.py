@@ -186,3 +186,19 @@ def test_python_scalars_keep_tensor_dtype():
     assert (1.0 - x).dtype == np.float32
     assert tn.tensor([1.0, 2.0]).dtype == np.float32
     assert tn.tensor(np.ones(2)).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(7, 5), (300, 257)])
+def test_relu_kernel_matches_numpy_serial_and_parallel(dtype, size):
+    """Small arrays take the serial pass, large ones the parallel one; NaN stays NaN."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(size).astype(dtype)
+    x[0, 0], x[1, 1], x[2, 2] = np.nan, 0.0, -0.0
+    xt = tn.tensor(x, requires_grad=True)
+    y = F.relu(xt)
+    expect = np.where(np.isnan(x), np.nan, np.maximum(x, 0))
+    np.testing.assert_array_equal(y.numpy(), expect)
+    dy = rng.standard_normal(size).astype(dtype)
+    y.backward(dy)
+    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, dy, 0))

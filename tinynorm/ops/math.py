@@ -3,7 +3,9 @@
 Generic math goes through the array module of the inputs (NumPy or CuPy);
 gradients of broadcast operands are summed back to the operand's shape.
 """
-from .. import blas
+import numpy as np
+
+from .. import blas, memory
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
 
@@ -118,14 +120,24 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    """``max(a, 0)``; float NumPy arrays take a fused Numba pass, others the array module."""
+
     def forward(self, a):
         xp = get_array_module(a)
-        y = xp.maximum(a, 0)
+        if xp is np and a.dtype.kind == "f" and a.flags.c_contiguous:
+            from ..kernels.cpu.activation import relu_forward
+            y = relu_forward(a, memory.empty(xp, a.shape, a.dtype))
+        else:
+            y = xp.maximum(a, 0)
         self.save_for_backward(y)
         return y
 
     def backward(self, g):
-        return g * (self.saved[0] > 0)
+        y = self.saved[0]
+        if isinstance(g, np.ndarray) and g.dtype == y.dtype and y.flags.c_contiguous:
+            from ..kernels.cpu.activation import relu_backward
+            return relu_backward(g, y, memory.empty(np, y.shape, y.dtype))
+        return g * (y > 0)
 
 
 class Maximum(Function):
