@@ -1,57 +1,105 @@
-"""Matrix products that keep OpenBLAS's thread pool out of the way of Numba's.
+"""Matrix products that share Numba's thread pool instead of starting OpenBLAS's.
 
 On a small machine two thread pools fight: OpenBLAS's idle workers spin
 after each GEMM and take the cores that the next parallel Numba kernel needs
-(on 2 cores a CNN step ran 10x slower). tinynorm therefore runs GEMMs below
-``THREADED_MIN_FLOPS`` on one BLAS thread and does its own parallel work in
-Numba; big GEMMs keep BLAS's threads. The switch is NumPy's bundled OpenBLAS's
-``*_set_num_threads`` (found through ctypes); without it this is plain matmul.
+(on 2 cores a CNN training step ran 10x slower). So tinynorm calls NumPy's
+bundled OpenBLAS (ILP64 CBLAS, found through ctypes) with one BLAS thread
+per call and splits a product's output columns across Numba's threads
+(:mod:`tinynorm.kernels.cpu.gemm`). Where that library is not found, or the
+operands do not fit (not float32/float64, not row-major or a transpose of
+it), this is NumPy's ``matmul``.
 """
 import ctypes
 import re
 
 import numpy as np
 
-THREADED_MIN_FLOPS = 1 << 28
+from . import memory
+
+PARALLEL_MIN_FLOPS = 1 << 20
+"""Products below this many flops run as one BLAS call on the calling thread."""
+
+_i64, _i32 = ctypes.c_int64, ctypes.c_int
 
 
-def _openblas_thread_controls():
+def _load():
     try:
         with open("/proc/self/maps") as f:
             paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
     except OSError:
-        return None, None
+        return None
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", "_64", ""):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    return setter, getter
-    return None, None
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
+            names = [f"{prefix}cblas_sgemm{suffix}", f"{prefix}cblas_dgemm{suffix}",
+                     f"{prefix}openblas_set_num_threads{suffix}", f"{prefix}openblas_get_num_threads{suffix}"]
+            if all(hasattr(lib, n) for n in names):
+                out = {}
+                for dtype, name, real in ((np.float32, names[0], ctypes.c_float),
+                                          (np.float64, names[1], ctypes.c_double)):
+                    proto = ctypes.CFUNCTYPE(None, _i32, _i32, _i32, _i64, _i64, _i64, real, _i64, _i64,
+                                             _i64, _i64, real, _i64, _i64)
+                    out[np.dtype(dtype)] = proto(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
+                return out, getattr(lib, names[2]), getattr(lib, names[3])
+    return None
 
 
-_set_threads, _get_threads = _openblas_thread_controls()
+_found = _load()
+
+
+def _layout(m):
+    """(CBLAS transpose flag, leading dimension) of a 2-D operand, or None."""
+    from .kernels.cpu.gemm import NO_TRANS, TRANS
+    item = m.itemsize
+    if m.strides[1] == item and m.strides[0] >= item * max(m.shape[1], 1) and m.strides[0] % item == 0:
+        return NO_TRANS, m.strides[0] // item
+    if m.strides[0] == item and m.strides[1] >= item * max(m.shape[0], 1) and m.strides[1] % item == 0:
+        return TRANS, m.strides[1] // item
+    return None
+
+
+def _gemm2d(a, b, out, fn):
+    from numba import get_num_threads
+    from .kernels.cpu import gemm
+    la, lb = _layout(a), _layout(b)
+    if la is None or lb is None:
+        np.matmul(a, b, out=out)
+        return
+    m, k = a.shape
+    n = b.shape[1]
+    parallel = 2 * m * n * k >= PARALLEL_MIN_FLOPS
+    kernel = gemm.gemm_columns_parallel if parallel else gemm.gemm_columns_serial
+    dt = a.dtype.type
+    kernel(fn, la[0], lb[0], m, n, k, dt(1), a.ctypes.data, la[1], b.ctypes.data, lb[1], dt(0),
+           out.ctypes.data, n, a.itemsize, get_num_threads() if parallel else 1)
 
 
 def matmul(a, b):
-    """``a @ b``; NumPy products smaller than THREADED_MIN_FLOPS run on one BLAS thread."""
-    if _set_threads is None or not isinstance(a, np.ndarray) or a.ndim < 2 or b.ndim < 2:
+    """``a @ b``; NumPy operands of rank 2 or 3 (equal batch) go through Numba's threads.
+
+    Other NumPy operands still run with OpenBLAS held to one thread.
+    """
+    if _found is None or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
         return a @ b
-    batch = 1
-    for d in np.broadcast_shapes(a.shape[:-2], b.shape[:-2]):
-        batch *= d
-    if 2 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1] >= THREADED_MIN_FLOPS:
-        return a @ b
-    previous = _get_threads()
-    if previous == 1:
-        return a @ b
-    _set_threads(1)
+    fns, set_threads, get_threads = _found
+    previous = get_threads()
+    if previous != 1:
+        set_threads(1)
     try:
-        return a @ b
+        if (a.dtype != b.dtype or a.dtype not in fns or a.ndim != b.ndim or a.ndim not in (2, 3)
+                or (a.ndim == 3 and a.shape[0] != b.shape[0]) or a.shape[-1] != b.shape[-2]
+                or 0 in a.shape or 0 in b.shape):
+            return a @ b
+        out = memory.empty(np, a.shape[:-1] + b.shape[-1:], a.dtype)
+        if a.ndim == 2:
+            _gemm2d(a, b, out, fns[a.dtype])
+        else:
+            for g in range(a.shape[0]):
+                _gemm2d(a[g], b[g], out[g], fns[a.dtype])
+        return out
     finally:
-        _set_threads(previous)
+        if previous != 1:
+            set_threads(previous)
