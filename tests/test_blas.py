@@ -28,7 +28,7 @@ def test_matmul_layouts_match_numpy(dtype, ta, tb, mkn):
 
 def test_matmul_batched_and_fallbacks():
     rng = np.random.default_rng(1)
-    a, b = rng.standard_normal((3, 8, 300)), rng.standard_normal((3, 300, 500))
+    a, b = rng.standard_normal((3, 16, 300)), rng.standard_normal((3, 300, 500))
     np.testing.assert_allclose(blas.matmul(a, b), a @ b, rtol=1e-12, atol=1e-10)
     strided = rng.standard_normal((8, 40))[:, ::2]
     np.testing.assert_allclose(blas.matmul(strided, b[0][:20]), strided @ b[0][:20], rtol=1e-12)
@@ -39,7 +39,14 @@ def test_matmul_batched_and_fallbacks():
     np.testing.assert_allclose(blas.matmul(a, b[0]), a @ b[0], rtol=1e-12, atol=1e-10)
 
 
-def test_matmul_uses_the_numba_path_when_openblas_is_found():
+def test_matmul_uses_the_numba_path_when_openblas_is_found(monkeypatch):
     if blas._found is None:
         pytest.skip("NumPy's OpenBLAS was not found; matmul is plain NumPy here")
-    assert set(blas._found[0]) == {np.dtype(np.float32), np.dtype(np.float64)}
+    from tinynorm.kernels.cpu import gemm
+    calls = []
+    original = gemm.gemm_columns
+    monkeypatch.setattr(gemm, "gemm_columns", lambda *args: calls.append(1) or original(*args))
+    a, b = np.ones((64, 300)), np.ones((300, 1000))
+    np.testing.assert_array_equal(blas.matmul(a, b), np.full((64, 1000), 300.0))
+    blas.matmul(a[:8, :10], b[:10, :8])
+    assert calls == [1]

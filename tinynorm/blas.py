@@ -16,8 +16,8 @@ import numpy as np
 
 from . import memory
 
-PARALLEL_MIN_FLOPS = 1 << 20
-"""Products below this many flops run as one BLAS call on the calling thread."""
+PARALLEL_MIN_FLOPS = 1 << 23
+"""Products below this many flops run as one single-threaded BLAS call through NumPy."""
 
 _i64, _i32 = ctypes.c_int64, ctypes.c_int
 
@@ -70,11 +70,9 @@ def _gemm2d(a, b, out, fn):
         return
     m, k = a.shape
     n = b.shape[1]
-    parallel = 2 * m * n * k >= PARALLEL_MIN_FLOPS
-    kernel = gemm.gemm_columns_parallel if parallel else gemm.gemm_columns_serial
     dt = a.dtype.type
-    kernel(fn, la[0], lb[0], m, n, k, dt(1), a.ctypes.data, la[1], b.ctypes.data, lb[1], dt(0),
-           out.ctypes.data, n, a.itemsize, get_num_threads() if parallel else 1)
+    gemm.gemm_columns(fn, la[0], lb[0], m, n, k, dt(1), a, la[1], b, lb[1], dt(0), out, n,
+                               get_num_threads())
 
 
 def matmul(a, b):
@@ -91,7 +89,8 @@ def matmul(a, b):
     try:
         if (a.dtype != b.dtype or a.dtype not in fns or a.ndim != b.ndim or a.ndim not in (2, 3)
                 or (a.ndim == 3 and a.shape[0] != b.shape[0]) or a.shape[-1] != b.shape[-2]
-                or 0 in a.shape or 0 in b.shape):
+                or 0 in a.shape or 0 in b.shape
+                or 2 * a.size * b.shape[-1] < PARALLEL_MIN_FLOPS):
             return a @ b
         out = memory.empty(np, a.shape[:-1] + b.shape[-1:], a.dtype)
         if a.ndim == 2:
