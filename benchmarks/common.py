@@ -5,8 +5,7 @@ import time
 
 import numpy as np
 
-# torch is imported before tinynorm: ``import tinynorm`` sets GOMP_SPINCOUNT=0 for
-# Numba's OpenMP workers, and torch's own OpenMP runtime must keep its defaults.
+# torch (optional) is imported first, so it starts exactly as a user's script would start it.
 _torch = None
 try:
     if not os.environ.get("TINYNORM_BENCH_NO_TORCH"):
