@@ -39,8 +39,3 @@ def empty(xp, shape, dtype):
     _pooled[0] += nbytes
     return base.view(dtype).reshape(shape)
 
-
-def release_all():
-    """Forget every pooled buffer (arrays still in use stay valid)."""
-    _buckets.clear()
-    _pooled[0] = 0
