@@ -15,10 +15,6 @@ def get_array_module(*arrays):
     return np
 
 
-def is_device_array(a):
-    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
-
-
 SUPPORTED_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
