@@ -253,7 +253,10 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         nd = self.ndim
         s, e = start_dim % nd, end_dim % nd
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+        merged = 1
+        for d in self.shape[s:e + 1]:
+            merged *= d
+        return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
     def permute(self, *dims):
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):

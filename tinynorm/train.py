@@ -2,8 +2,10 @@
 import sys
 import time
 
+import numpy as np
+
+from . import distributed, nn, optim, random
 from . import functional as F
-from . import optim, random
 from .autograd import no_grad
 from .data import DataLoader, load_digits, load_mnist_dir
 from .models import build_model
@@ -64,12 +66,50 @@ class Progress:
 
 
 def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="adam", seed=0,
-          data=None, save=None, stream=None, quiet=False):
-    """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies."""
+          data=None, save=None, stream=None, quiet=False, workers=1, backend="multiprocessing",
+          timeout=60.0):
+    """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies.
+
+    ``workers > 1`` splits every global batch of ``batch_size`` samples across
+    that many spawned processes (simulated devices) that run SyncBatchNorm and
+    average gradients; ``backend='mpi'`` does the same across the ranks of an
+    ``mpiexec`` launch. Only rank 0 prints, evaluates and saves.
+    """
+    config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
+                  optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if backend == "mpi":
+        comm = distributed.init_process_group("mpi")
+        if workers not in (1, comm.world_size):
+            raise ValueError(f"--workers {workers} does not match the {comm.world_size} MPI ranks; "
+                             "with --backend mpi the rank count comes from mpiexec -n")
+        return _train_rank(stream=stream, **config)
+    if backend != "multiprocessing":
+        raise ValueError(f"unknown backend {backend!r}; choose multiprocessing or mpi")
+    if workers == 1:
+        return _train_rank(stream=stream, **config)
+    results = distributed.launch(_train_rank, workers, kwargs=config, timeout=timeout)
+    out = results[0]
+    (xtr, ytr), (xte, yte) = load_dataset(data)
+    out["model"] = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm)
+    out["model"].load_state_dict(out.pop("state_dict"))
+    return out
+
+
+def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save, quiet,
+                stream=None):
+    """The training loop of one rank (the only one when the world has one rank)."""
+    comm = distributed.get_communicator()
+    world, rank = comm.world_size, comm.rank
+    quiet = quiet or rank != 0
     stream = stream or sys.stdout
     random.manual_seed(seed)
     (xtr, ytr), (xte, yte) = load_dataset(data)
     net = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm)
+    if world > 1:
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        distributed.broadcast_module(net)
     opt = make_optimizer(optimizer, net.parameters(), lr)
     loader = DataLoader((xtr, ytr), batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
     if len(loader) == 0:
@@ -80,28 +120,44 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
         bar = None if quiet else Progress(stream, len(loader), f"epoch {epoch:>3}/{epochs}")
         loss_sum = correct = seen = 0
         for step, (xb, yb) in enumerate(loader, 1):
+            if world > 1:
+                xb, yb = np.array_split(xb, world)[rank], np.array_split(yb, world)[rank]
             logits = net(Tensor(xb))
-            loss = F.cross_entropy(logits, yb)
+            if world > 1:
+                loss = F.cross_entropy(logits, yb, reduction="sum") * (1.0 / batch_size)
+            else:
+                loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
             loss.backward()
+            if world > 1:
+                distributed.allreduce_gradients(net, op="sum")
             opt.step()
-            loss_sum += loss.item() * len(yb)
+            loss_sum += loss.item() * (batch_size if world > 1 else len(yb))
             correct += int((logits.data.argmax(axis=1) == yb).sum())
             seen += len(yb)
             if bar is not None:
-                bar.update(step, loss_sum / seen, correct / seen)
-        history.append((loss_sum / seen, correct / seen))
+                bar.update(step, loss_sum / max(seen, 1), correct / max(seen, 1))
+        if world > 1:
+            loss_sum, correct, seen = comm.allreduce(
+                np.array([loss_sum, correct, seen], dtype=np.float64), tag="epoch totals")
+        history.append((float(loss_sum / seen), float(correct / seen)))
         if bar is not None:
-            bar.close(loss_sum / seen, correct / seen)
-    test_acc = evaluate(net, xte, yte)
-    if not quiet:
-        stream.write(f"test accuracy {test_acc:.4f} ({len(yte)} samples)\n")
-    if save:
-        from .serialization import save as save_npz
-        save_npz(net.state_dict(), save)
+            bar.close(*history[-1], extra=f"{world} workers " if world > 1 else "")
+    result = {"test_accuracy": None, "history": history}
+    if rank == 0:
+        result["test_accuracy"] = test_acc = evaluate(net, xte, yte)
         if not quiet:
-            stream.write(f"saved state_dict to {save}\n")
-    return {"model": net, "test_accuracy": test_acc, "history": history}
+            stream.write(f"test accuracy {test_acc:.4f} ({len(yte)} samples)\n")
+        if save:
+            from .serialization import save as save_npz
+            save_npz(net.state_dict(), save)
+            if not quiet:
+                stream.write(f"saved state_dict to {save}\n")
+    if world > 1:
+        result["state_dict"] = {k: np.array(v, copy=True) for k, v in net.state_dict().items()}
+    else:
+        result["model"] = net
+    return result
 
 
 __all__ = ["train", "evaluate", "load_dataset"]

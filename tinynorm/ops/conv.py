@@ -42,7 +42,7 @@ class Conv2d(Function):
         n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow = self.geometry
         cout = weight.shape[0]
         gy = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, cout // groups, n * oh * ow)
-        cols_g = cols.reshape(groups, -1, n * oh * ow)
+        cols_g = cols.reshape(groups, c // groups * kh * kw, n * oh * ow)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             w2 = weight.reshape(groups, cout // groups, -1)

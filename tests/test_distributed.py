@@ -1,0 +1,230 @@
+"""tinynorm.distributed: collectives, SyncBatchNorm equal to BN on the whole batch, data-parallel
+training equal to single-process training, faults that end in bounded time, and the same under MPI."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tinynorm as tn
+import tinynorm.distributed as dist
+import tinynorm.functional as F
+from tinynorm import nn
+
+import distributed_workers as W
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- collectives ----------------------------------------------------------------
+
+def check_collectives(results):
+    w = len(results)
+    for r, res in enumerate(results):
+        assert res["rank"] == r and res["world"] == w
+        np.testing.assert_array_equal(res["sum"], np.full(3, w * (w + 1) / 2))
+        np.testing.assert_array_equal(res["mean"], np.full(3, (w + 1) / 2))
+        np.testing.assert_array_equal(res["max"], [w - 1, 0])
+        np.testing.assert_array_equal(res["gather"], [np.arange(4) + 10 * q for q in range(w)])
+        assert res["gather"].dtype == np.int32 and res["empty"].shape == (w, 0, 3)
+        np.testing.assert_array_equal(res["bcast"], np.arange(5.0) + w - 1)
+        np.testing.assert_array_equal(res["big"], np.arange(70000.0) * (w * (w + 1) / 2))
+        np.testing.assert_array_equal(res["bigcast"], np.arange(70000.0))
+
+
+def test_single_process_is_the_default():
+    comm = dist.get_communicator()
+    assert (comm.rank, comm.world_size, comm.backend) == (0, 1, "single")
+    check_collectives([W.collectives()])
+    with pytest.raises(ValueError, match="unknown reduction"):
+        comm.allreduce(np.ones(2), op="prod")
+    with pytest.raises(ValueError, match="src rank 3"):
+        comm.broadcast(np.ones(2), src=3)
+
+
+def test_shared_memory_collectives_with_small_slots():
+    results = dist.launch(W.collectives, 3, slot_bytes=4096, timeout=60)
+    check_collectives(results)
+    assert all(r["threads"] >= 1 for r in results)
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="unknown backend 'nccl'"):
+        dist.init_process_group("nccl")
+
+
+# ---- SyncBatchNorm == BatchNorm on the concatenated batch ----------------------------
+
+def reference_bn(dtype, sample, shards):
+    """One process, plain BN, the whole batch, the same two steps and the eval pass."""
+    bn = nn.BatchNorm1d(sample[0], momentum=0.3, dtype=np.dtype(dtype).type) if len(sample) == 1 \
+        else nn.BatchNorm2d(sample[0], momentum=0.3, dtype=np.dtype(dtype).type)
+    case = W.SHARD_CASES[len(shards)].index(shards)
+    res = {}
+    for step in range(2):
+        x, dy, w, b = W.global_batch(shards, sample, dtype, seed=100 * case + step)
+        bn.weight.data[...] = w
+        bn.bias.data[...] = b
+        bn.zero_grad()
+        xt = tn.tensor(x, requires_grad=True)
+        y = bn(xt)
+        y.backward(dy)
+        res[step] = dict(y=y.data, dx=xt.grad.data, dw=bn.weight.grad.data, db=bn.bias.grad.data)
+    bn.eval()
+    res["eval_y"] = bn(tn.tensor(x)).data
+    res["running_mean"], res["running_var"] = bn.running_mean.data, bn.running_var.data
+    return res
+
+
+def check_sync_bn(results):
+    """``results[rank]`` is a list of per-case dicts from ``W.sync_bn_cases``."""
+    for case in zip(*results):
+        dtype, sample, shards = case[0]["key"]
+        tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=1e-5, atol=1e-5)
+        ref = reference_bn(dtype, sample, shards)
+        where = f"{dtype} sample {sample} shards {shards}"
+        for step in range(2):
+            for name in ("y", "dx"):
+                got = np.concatenate([c[step][name] for c in case])
+                np.testing.assert_allclose(got, ref[step][name], **tol, err_msg=f"{name} {where}")
+            for name in ("dw", "db"):
+                got = sum(c[step][name].astype(np.float64) for c in case)
+                np.testing.assert_allclose(got, ref[step][name], **tol, err_msg=f"{name} {where}")
+        np.testing.assert_allclose(np.concatenate([c["eval_y"] for c in case]), ref["eval_y"], **tol)
+        for c in case:
+            assert c["eval_exchanges"] == 0, "eval mode must not communicate"
+            for name in ("running_mean", "running_var"):
+                np.testing.assert_allclose(c[name], ref[name], **tol, err_msg=f"{name} {where}")
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_sync_batch_norm_equals_batch_norm_on_the_whole_batch(world):
+    check_sync_bn(dist.launch(W.sync_bn_cases, world, timeout=120))
+
+
+def test_sync_batch_norm_in_one_process_is_batch_norm():
+    bn = nn.SyncBatchNorm(3)
+    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
+    ref = nn.BatchNorm1d(3)
+    np.testing.assert_array_equal(bn(tn.tensor(x)).data, ref(tn.tensor(x)).data)
+
+
+def test_convert_sync_batchnorm_keeps_parameters_and_names_layers():
+    model = W.TinyCNN()
+    model.bn.running_mean.data[...] = 0.5
+    old_weight = model.bn.weight
+    conv = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert isinstance(conv.bn, nn.SyncBatchNorm) and isinstance(conv.bn1, nn.SyncBatchNorm)
+    assert conv.bn.sync_name == "bn" and conv.bn1.sync_name == "bn1"
+    assert conv.bn.weight is old_weight
+    assert list(conv.state_dict()) == list(W.TinyCNN().state_dict())
+    np.testing.assert_array_equal(conv.bn.running_mean.data, 0.5)
+    assert isinstance(nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm2d(4)), nn.SyncBatchNorm)
+
+
+def test_sync_batch_norm_rejects_bad_input():
+    bn = nn.SyncBatchNorm(3)
+    with pytest.raises(ValueError, match="at least 2D"):
+        bn(tn.tensor(np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match="4 channels"):
+        bn(tn.tensor(np.ones((2, 4), np.float32)))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(tn.tensor(np.ones((1, 3), np.float32)))
+
+
+# ---- data-parallel training ---------------------------------------------------------
+
+def test_data_parallel_training_equals_single_process_training():
+    ref = W.single_train(steps=4)
+    results = dist.launch(W.dp_train, 3, kwargs=dict(steps=4, shards=[5, 0, 5]), timeout=120)
+    for rank, state in enumerate(results):
+        assert list(state) == list(ref)
+        for k in ref:
+            np.testing.assert_allclose(state[k], ref[k], rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{k} on rank {rank}")
+
+
+# ---- faults ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, pattern", [
+    ("raise", r"rank 1 failed: ValueError: boom from the test"),
+    ("kill", r"rank 1 failed: WorkerDied: process killed by signal SIGKILL"),
+    ("hang", r"rank 0 failed: ExchangeTimeout: rank 0 waited 1 s at exchange 2 .*rank\(s\) 1 never arrived"),
+])
+def test_a_failing_worker_ends_the_run_with_its_rank_in_bounded_time(kind, pattern):
+    start = time.monotonic()
+    with pytest.raises(dist.WorkerError, match=pattern) as info:
+        dist.launch(W.fault, 2, args=(kind,), timeout=1.0, grace=2.0)
+    assert time.monotonic() - start < 25
+    assert info.value.rank == (0 if kind == "hang" else 1)
+
+
+def test_debug_mode_names_ranks_at_different_exchanges():
+    with pytest.raises(dist.WorkerError, match=r"rank 0 at 'layer0 forward.*rank 1 at 'layer1 forward"):
+        dist.launch(W.mismatched_tags, 2, debug=True, timeout=10)
+
+
+def test_different_payload_sizes_are_an_error_without_debug():
+    with pytest.raises(dist.WorkerError, match=r"different sizes: rank 0: 32 bytes, rank 1: 40 bytes"):
+        dist.launch(W.mismatched_sizes, 2, timeout=10)
+
+
+# ---- MPI ----------------------------------------------------------------------------
+
+def _mpiexec():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return exe if os.path.exists(exe) else shutil.which("mpiexec")
+
+
+def test_mpi_sync_batch_norm_and_data_parallel_training(tmp_path):
+    pytest.importorskip("mpi4py", reason="the mpi extra is not installed (pip install '.[mpi]')")
+    mpiexec = _mpiexec()
+    assert mpiexec, "mpi4py is installed but no mpiexec was found (pip install mpich)"
+    env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py",
+           os.path.join(TESTS, "mpi_ranks.py"), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import pickle
+    results = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
+    assert [r["backend"] for r in results] == ["mpi", "mpi"]
+    check_collectives([r["collectives"] for r in results])
+    check_sync_bn([r["sync_bn"] for r in results])
+    ref = W.single_train(steps=4)
+    for r in results:
+        for k in ref:
+            np.testing.assert_allclose(r["dp"][k], ref[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+# ---- tinynorm train --workers / --backend mpi ---------------------------------------------
+
+def test_train_with_two_workers_matches_one_process():
+    from tinynorm.train import train
+    one = train(model="cnn", epochs=1, batch_size=64, quiet=True)
+    two = train(model="cnn", epochs=1, batch_size=64, quiet=True, workers=2)
+    np.testing.assert_allclose(two["history"], one["history"], rtol=1e-4)
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 360
+    for (k, a), (k2, b) in zip(one["model"].state_dict().items(), two["model"].state_dict().items()):
+        assert k == k2
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_cli_rejects_bad_worker_settings(capsys):
+    from tinynorm.cli import main
+    with pytest.raises(SystemExit, match="--workers must be >= 1"):
+        main(["train", "--workers", "0"])
+    with pytest.raises(SystemExit, match="--timeout must be positive"):
+        main(["train", "--timeout", "0"])
+
+
+def test_mpiexec_cli_training_prints_on_rank_zero_only():
+    pytest.importorskip("mpi4py", reason="the mpi extra is not installed (pip install '.[mpi]')")
+    exe = os.path.join(os.path.dirname(sys.executable), "tinynorm")
+    cmd = [_mpiexec(), "-n", "2", exe if os.path.exists(exe) else "tinynorm", "train",
+           "--backend", "mpi", "--epochs", "1", "--batch-size", "128"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1 and "2 workers" in proc.stdout

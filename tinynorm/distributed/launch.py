@@ -1,0 +1,183 @@
+"""Run one function on N spawned worker processes that share a communicator.
+
+``launch(fn, nprocs)`` starts ``nprocs`` processes (the 'spawn' start method,
+so each starts clean: no forked Numba thread pool or OpenBLAS state), makes a
+:class:`SharedMemoryCommunicator` the default communicator of each, calls
+``fn(*args, **kwargs)`` on every rank and returns the ranks' return values,
+by rank.
+
+Faults end in bounded time: a worker that raises records why and sets the
+abort word, so its peers stop waiting at once; a worker that dies (a signal,
+``os._exit``) is noticed by the parent, which does the same on its behalf; a
+worker that hangs makes its peers time out after ``timeout`` seconds. The
+parent then waits ``grace`` seconds for the rest, terminates what is left and
+raises :class:`WorkerError` naming the rank that failed first.
+"""
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import signal
+import time
+import traceback
+
+from .base import DistributedError, PeerFailure, WorkerError
+from .shm import (DEFAULT_SLOT_BYTES, DIED, DONE, FAILED, SharedBlock,
+                  SharedMemoryCommunicator, create_shared_block)
+
+
+def _worker(fn, rank, nprocs, raw, slot_bytes, timeout, debug, threads, conn, args, kwargs):
+    from . import set_communicator, share_cores
+    block = SharedBlock(raw, nprocs, slot_bytes)
+    try:
+        if threads:
+            import numba
+            numba.set_num_threads(threads)
+        else:
+            share_cores(nprocs)
+        comm = SharedMemoryCommunicator(raw, rank, nprocs, slot_bytes, timeout, debug)
+        set_communicator(comm)
+        result = fn(*args, **kwargs)
+    except BaseException as e:
+        block.mark_failed(rank, f"{type(e).__name__}: {e}")
+        conn.send(("error", type(e).__name__, str(e), traceback.format_exc(),
+                   isinstance(e, PeerFailure)))
+        conn.close()
+        os._exit(1)
+    block.ctrl[block.layout.status + rank] = DONE
+    try:
+        conn.send(("ok", result))
+    except Exception as e:
+        block.mark_failed(rank, f"could not send its result: {type(e).__name__}: {e}")
+        conn.send(("error", type(e).__name__, f"result of rank {rank} is not picklable: {e}",
+                   traceback.format_exc(), False))
+    conn.close()
+
+
+def _describe_exit(code):
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code} without returning"
+
+
+def launch(fn, nprocs, args=(), kwargs=None, timeout=60.0, grace=5.0, debug=False,
+           slot_bytes=DEFAULT_SLOT_BYTES, threads_per_worker=None):
+    """Call ``fn(*args, **kwargs)`` on ``nprocs`` worker processes; return their results by rank.
+
+    ``fn`` must be importable by name (a module-level function). Inside it,
+    :func:`tinynorm.distributed.get_communicator` is the shared-memory
+    communicator of that rank. ``timeout`` bounds every wait inside an
+    exchange; ``debug`` checks that every rank is at the same exchange.
+    ``threads_per_worker`` defaults to Numba's thread count divided by
+    ``nprocs``.
+    """
+    if nprocs < 1:
+        raise ValueError(f"nprocs must be >= 1, got {nprocs}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    kwargs = kwargs or {}
+    threads = threads_per_worker
+    ctx = mp.get_context("spawn")
+    raw = create_shared_block(ctx, nprocs, slot_bytes)
+    block = SharedBlock(raw, nprocs, slot_bytes)
+    procs, conns = [], []
+    for rank in range(nprocs):
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_worker, name=f"tinynorm-rank{rank}",
+                        args=(fn, rank, nprocs, raw, slot_bytes, timeout, debug, threads,
+                              child_end, args, kwargs))
+        p.start()
+        child_end.close()
+        procs.append(p)
+        conns.append(parent_end)
+    results, errors = {}, {}
+    try:
+        _monitor(procs, conns, block, results, errors, grace)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for c in conns:
+            c.close()
+    if errors:
+        rank, (name, message, tb, secondary) = _root_cause(errors)
+        detail = f"\n\ntraceback of rank {rank}:\n{tb}" if tb else ""
+        raise WorkerError(f"rank {rank} failed: {name}: {message}{detail}", rank=rank, traceback=tb)
+    return [results[r] for r in range(nprocs)]
+
+
+def _root_cause(errors):
+    """The first rank whose error is its own (not a reaction to another rank's failure)."""
+    primary = {r: e for r, e in errors.items() if not e[3]}
+    pool = primary or errors
+    first = min(pool, key=lambda r: pool[r][4])
+    name, message, tb, secondary, _ = pool[first]
+    return first, (name, message, tb, secondary)
+
+
+def _monitor(procs, conns, block, results, errors, grace):
+    pending = {c: r for r, c in enumerate(conns)}
+    alive = {p.sentinel: r for r, p in enumerate(procs)}
+    give_up = None
+    while pending or alive:
+        waitables = list(pending) + list(alive)
+        wait_for = None if give_up is None else max(0.0, give_up - time.monotonic())
+        ready = mp.connection.wait(waitables, timeout=wait_for)
+        if not ready:
+            for r, p in enumerate(procs):
+                if p.is_alive() and r not in results and r not in errors:
+                    errors[r] = ("Unresponsive", f"still running {grace:g} s after another rank "
+                                 "failed; terminated", "", True, time.monotonic())
+            return
+        for obj in ready:
+            if obj in pending:
+                r = pending.pop(obj)
+                try:
+                    msg = obj.recv()
+                except (EOFError, OSError):
+                    continue
+                if msg[0] == "ok":
+                    results[r] = msg[1]
+                else:
+                    errors[r] = msg[1:] + (time.monotonic(),)
+            else:
+                r = alive.pop(obj)
+                procs[r].join(1.0)
+                code = procs[r].exitcode
+                if r in errors or r in results:
+                    continue
+                for c, rr in list(pending.items()):
+                    if rr == r and c.poll():
+                        pending.pop(c)
+                        try:
+                            msg = c.recv()
+                        except (EOFError, OSError):
+                            continue
+                        if msg[0] == "ok":
+                            results[r] = msg[1]
+                        else:
+                            errors[r] = msg[1:] + (time.monotonic(),)
+                if r in errors or r in results:
+                    continue
+                why = _describe_exit(code)
+                block.mark_failed(r, f"process {why}", state=DIED)
+                errors[r] = ("WorkerDied", f"process {why}", "", False, time.monotonic())
+                for c, rr in list(pending.items()):
+                    if rr == r:
+                        pending.pop(c)
+        if errors and give_up is None:
+            give_up = time.monotonic() + grace
+            first = min(errors, key=lambda q: errors[q][4])
+            if block.failure() is None:
+                block.mark_failed(first, f"{errors[first][0]}: {errors[first][1]}",
+                                  state=FAILED)
+
+
+__all__ = ["launch", "WorkerError", "DistributedError"]
