@@ -114,8 +114,9 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     loader = DataLoader((xtr, ytr), batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
     if len(loader) == 0:
         raise ValueError(f"batch size {batch_size} is larger than the {len(ytr)} training samples")
-    history = []
+    history, epoch_seconds = [], []
     for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
         net.train()
         bar = None if quiet else Progress(stream, len(loader), f"epoch {epoch:>3}/{epochs}")
         loss_sum = correct = seen = 0
@@ -141,9 +142,10 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
             loss_sum, correct, seen = comm.allreduce(
                 np.array([loss_sum, correct, seen], dtype=np.float64), tag="epoch totals")
         history.append((float(loss_sum / seen), float(correct / seen)))
+        epoch_seconds.append(time.perf_counter() - started)
         if bar is not None:
             bar.close(*history[-1], extra=f"{world} workers " if world > 1 else "")
-    result = {"test_accuracy": None, "history": history}
+    result = {"test_accuracy": None, "history": history, "epoch_seconds": epoch_seconds}
     if rank == 0:
         result["test_accuracy"] = test_acc = evaluate(net, xte, yte)
         if not quiet:

@@ -31,6 +31,7 @@ SPINS = 20000            # about 50 us of polling between checks of abort and de
 DEFAULT_SLOT_BYTES = 1 << 20
 
 RUNNING, DONE, FAILED, DIED = 0, 1, 2, 3
+_EMPTY = np.empty(0, np.uint8)
 
 
 class Layout:
@@ -110,11 +111,16 @@ class SharedMemoryCommunicator(Communicator):
         self.rank, self.world_size = rank, world_size
         self.slot_bytes, self.timeout, self.debug = slot_bytes, float(timeout), bool(debug)
         self.exchanges = 0
+        self._slots = [[self.block.data[p, q] for q in range(world_size)] for p in range(2)]
         self._closed = False
 
     # ---- one exchange ----------------------------------------------------------
-    def _exchange(self, chunk, total, what, tag, write=True):
-        """Publish ``chunk`` (uint8) as this rank's part of the next exchange; return its parity."""
+    def _exchange(self, chunk, total, what, array, tag, write=True):
+        """Publish ``chunk`` (uint8) as this rank's part of the next exchange; return its parity.
+
+        ``what`` names the collective; with ``array`` it describes the
+        exchange in error messages and debug headers.
+        """
         if self._closed:
             raise ValueError("communicator is closed")
         b, lay = self.block, self.block.layout
@@ -123,19 +129,19 @@ class SharedMemoryCommunicator(Communicator):
         p = k & 1
         r, w = self.rank, self.world_size
         if write and chunk.size:
-            b.data[p, r, :chunk.size] = chunk
+            self._slots[p][r][:chunk.size] = chunk
         b.ctrl[lay.sizes + p * w + r] = total
         if self.debug:
-            head = f"{tag or '?'} | {what}".encode("utf-8", "replace")[:HEADER_BYTES - 1]
+            head = self._describe(what, array, tag).encode("utf-8", "replace")[:HEADER_BYTES - 1]
             b.headers[p, r, :] = 0
             b.headers[p, r, :len(head)] = np.frombuffer(head, dtype=np.uint8)
         publish(b.ctrl, r * LINE, k)
-        self._wait(k, what, tag)
+        self._wait(k, what, array, tag)
         sizes = b.ctrl[lay.sizes + p * w:lay.sizes + (p + 1) * w]
-        if np.any(sizes != total):
+        if (sizes != total).any():
             parts = ", ".join(f"rank {q}: {int(s)} bytes" for q, s in enumerate(sizes))
-            raise ExchangeMismatch(f"exchange {k} ({what}, tag {tag!r}) got payloads of "
-                                   f"different sizes: {parts}")
+            raise ExchangeMismatch(f"exchange {k} ({self._describe(what, array, tag)}) got "
+                                   f"payloads of different sizes: {parts}")
         if self.debug:
             heads = [bytes(b.headers[p, q]).rstrip(b"\0").decode() for q in range(w)]
             if len(set(heads)) > 1:
@@ -143,7 +149,12 @@ class SharedMemoryCommunicator(Communicator):
                 raise ExchangeMismatch(f"ranks disagree at exchange {k}: {parts}")
         return p
 
-    def _wait(self, k, what, tag):
+    @staticmethod
+    def _describe(what, array, tag):
+        shape = "" if array is None else f" {array.shape} {array.dtype}"
+        return f"{tag or '?'} | {what}{shape}"
+
+    def _wait(self, k, what, array, tag):
         b, lay = self.block, self.block.layout
         lag = first_behind(b.ctrl, LINE, self.world_size, k, SPINS)
         if lag < 0:
@@ -154,15 +165,17 @@ class SharedMemoryCommunicator(Communicator):
             fail = b.failure()
             if fail is not None and fail[0] != self.rank:
                 raise PeerFailure(f"rank {fail[0]} failed while rank {self.rank} waited at exchange "
-                                  f"{k} ({what}, tag {tag!r}): {fail[1]}", rank=fail[0])
+                                  f"{k} ({self._describe(what, array, tag)}): {fail[1]}",
+                                  rank=fail[0])
             now = time.monotonic()
             if now > deadline:
                 behind = [q for q in range(self.world_size)
                           if int(b.ctrl[q * LINE]) < k]
                 names = ", ".join(map(str, behind))
                 raise ExchangeTimeout(
-                    f"rank {self.rank} waited {self.timeout:g} s at exchange {k} ({what}, tag "
-                    f"{tag!r}); rank(s) {names} never arrived", ranks=behind)
+                    f"rank {self.rank} waited {self.timeout:g} s at exchange {k} "
+                    f"({self._describe(what, array, tag)}); rank(s) {names} never arrived",
+                    ranks=behind)
             if now - start < 0.002:
                 os.sched_yield()
             else:
@@ -171,19 +184,21 @@ class SharedMemoryCommunicator(Communicator):
             if lag < 0:
                 return
 
-    def _chunks(self, nbytes):
-        return range(0, max(nbytes, 1), self.slot_bytes)
-
     # ---- collectives -------------------------------------------------------------
     def allgather(self, array, tag=None):
         a = np.ascontiguousarray(array)
-        out = np.empty((self.world_size,) + a.shape, dtype=a.dtype)
+        w = self.world_size
+        out = np.empty((w,) + a.shape, dtype=a.dtype)
         src = a.reshape(-1).view(np.uint8)
-        dst = out.reshape(self.world_size, -1).view(np.uint8)
-        what = f"allgather {a.shape} {a.dtype}"
-        for off in self._chunks(src.size):
+        dst = out.reshape(w, -1).view(np.uint8)
+        n = src.size
+        if n <= self.slot_bytes:
+            p = self._exchange(src, n, "allgather", a, tag)
+            dst[...] = self.block.data[p, :, :n]
+            return out
+        for off in range(0, n, self.slot_bytes):
             chunk = src[off:off + self.slot_bytes]
-            p = self._exchange(chunk, src.size, what, tag)
+            p = self._exchange(chunk, n, "allgather", a, tag)
             dst[:, off:off + chunk.size] = self.block.data[p, :, :chunk.size]
         return out
 
@@ -193,15 +208,15 @@ class SharedMemoryCommunicator(Communicator):
         out = np.empty_like(a)
         data = a.reshape(-1).view(np.uint8)
         dst = out.reshape(-1).view(np.uint8)
-        what = f"broadcast from {src} {a.shape} {a.dtype}"
-        for off in self._chunks(data.size):
+        what = f"broadcast from {src}"
+        for off in range(0, max(data.size, 1), self.slot_bytes):
             chunk = data[off:off + self.slot_bytes]
-            p = self._exchange(chunk, data.size, what, tag, write=self.rank == src)
-            dst[off:off + chunk.size] = self.block.data[p, src, :chunk.size]
+            p = self._exchange(chunk, data.size, what, a, tag, write=self.rank == src)
+            dst[off:off + chunk.size] = self._slots[p][src][:chunk.size]
         return out
 
     def barrier(self, tag=None):
-        self._exchange(np.empty(0, np.uint8), 0, "barrier", tag)
+        self._exchange(_EMPTY, 0, "barrier", None, tag)
 
     def close(self):
         self._closed = True

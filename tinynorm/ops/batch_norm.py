@@ -47,22 +47,21 @@ def local_stats(x):
 
 
 def chan_merge(counts, means, m2s):
-    """Merge per-part (count, mean, M2) rows into one, by Chan et al.'s pairwise formula.
+    """Merge per-part (count, mean, M2) rows into one (Chan, Golub & LeVeque 1979).
 
     ``counts``, ``means``, ``m2s`` have shape (parts, C); empty parts (count 0)
-    contribute nothing. Returns (count, mean, M2) of shape (C,).
+    contribute nothing. Chan's pairwise update applied part by part telescopes
+    to ``n = sum n_i``, ``mean = sum n_i mean_i / n`` and
+    ``M2 = sum M2_i + sum n_i (mean_i - mean)^2``, which is computed here in
+    one vectorized step (deviations from the merged mean, so no cancellation).
+    Returns (count, mean, M2) of shape (C,).
     """
     xp = get_array_module(means)
-    n = xp.zeros_like(means[0])
-    mean = xp.zeros_like(means[0])
-    m2 = xp.zeros_like(means[0])
-    for nb, mb, m2b in zip(counts, means, m2s):
-        total = n + nb
-        safe = xp.where(total > 0, total, 1)
-        delta = mb - mean
-        mean = mean + delta * (nb / safe)
-        m2 = m2 + m2b + delta * delta * (n * nb / safe)
-        n = total
+    counts, means, m2s = xp.asarray(counts), xp.asarray(means), xp.asarray(m2s)
+    n = counts.sum(axis=0)
+    mean = (counts * means).sum(axis=0) / xp.where(n > 0, n, 1)
+    dev = means - mean
+    m2 = m2s.sum(axis=0) + (counts * dev * dev).sum(axis=0)
     return n, mean, m2
 
 
