@@ -120,6 +120,22 @@ def dropout(input, p=0.5, training=True):
     return _dropout.Dropout.apply(input, p=p)
 
 
+def conv_geometry(kernel_size, stride=1, padding=0, dilation=1):
+    """(stride, padding, dilation) as pairs of ints; padding may be 'valid' or 'same'."""
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    kh, kw = kernel_size
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":
+        if stride != (1, 1):
+            raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+        tot = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+        if tot[0] % 2 or tot[1] % 2:
+            raise ValueError("conv2d: padding='same' needs an odd effective kernel size in tinynorm")
+        padding = (tot[0] // 2, tot[1] // 2)
+    return stride, _pair(padding, "padding"), dilation
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``conv2d`` (padding may be 'valid' or 'same')."""
     if input.ndim != 4:
@@ -136,18 +152,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(
             f"conv2d: input has {cin} channels but weight expects {weight.shape[1] * groups} "
             f"({weight.shape[1]} per group x {groups} groups)")
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    kh, kw = weight.shape[2:]
-    if padding == "valid":
-        padding = (0, 0)
-    elif padding == "same":
-        if stride != (1, 1):
-            raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
-        tot = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
-        if tot[0] % 2 or tot[1] % 2:
-            raise ValueError("conv2d: padding='same' needs an odd effective kernel size in tinynorm")
-        padding = (tot[0] // 2, tot[1] // 2)
-    padding = _pair(padding, "padding")
+    stride, padding, dilation = conv_geometry(weight.shape[2:], stride, padding, dilation)
     if bias is not None and bias.shape != (cout,):
         raise ValueError(f"conv2d: bias shape {bias.shape} does not match out_channels {cout}")
     args = (input, weight) if bias is None else (input, weight, bias)

@@ -1,0 +1,150 @@
+"""Combine steps that reuse statistics of other mini-batches: CmBN and Cross-Iteration BN.
+
+Both plug into BN's stats -> combine -> elementwise split
+(:mod:`tinynorm.ops.batch_norm`). Each turns the current mini-batch's
+(count m, mean mu, M2) into averaged statistics
+
+    M = (mu + sum_j mu_j) / n,   E = (nu + sum_j nu_j) / n,   V = E - M^2
+
+where nu = E[x^2] and the n - 1 other (mu_j, nu_j) are constants (only the
+current mini-batch's statistics carry gradient). Then dM/dx = 1/(n m) and
+dV/dx = 2 (x - M)/(n m), which is BN's backward with the count n*m: so the
+combine returns (n*m, M, V*n*m) and BN's kernels do the rest unchanged.
+
+**CmBN** (Bochkovskiy et al. 2020, YOLOv4; darknet ``cbn=1``): one optimizer
+step consumes s mini-batches (gradient accumulation); the i-th uses the
+average of the statistics of mini-batches 1..i of this step,
+``v_j = max(nu_j, mu_j^2)``, ``var = max(0, E - M^2)``; reset at each step.
+Weights change only between steps, so no compensation is needed.
+
+**Cross-Iteration BN** (Yao et al. 2021, "Cross-Iteration Batch
+Normalization"): the statistics of the previous k - 1 iterations, taken with
+older weights, are moved to the current weights theta_t of the preceding
+conv/linear layer by a first-order Taylor step
+
+    mu_c(theta_t) ~= mu_c + dmu_c/dW_c . (W_t,c - W_tau,c),   likewise nu_c,
+
+with ``dmu_c/dW_c = mean over positions of the input patch`` and
+``dnu_c/dW_c = 2/M sum_p y_cp patch_p`` (channel c depends on W_c only).
+Per channel, a past iteration whose compensated variance nu - mu^2 is
+negative is dropped. Before ``burn_in`` iterations it is plain BN.
+"""
+from collections import deque
+
+import numpy as np
+
+from .. import blas, memory
+from ..backend import get_array_module
+from ..kernels import kernels_for
+
+
+def averaged_stats(count, mus, nus):
+    """(n*m, M, V*n*m) from the current count m and stacked (n, C) means and E[x^2] (row 0 current)."""
+    n = mus.shape[0]
+    mean = mus.mean(axis=0)
+    var = np.maximum(nus.mean(axis=0) - mean * mean, 0.0)
+    total = count * n
+    return total, mean, var * total
+
+
+class CrossMiniBatchCombine:
+    """The combine of one CmBN forward; ``state`` is the module's list of (mu_j, nu_j) this step."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def stats(self, count, mean, m2):
+        nu = m2 / np.where(count > 0, count, 1) + mean * mean
+        self.state.append((mean.copy(), np.maximum(nu, mean * mean)))
+        mus = np.stack([s[0] for s in self.state])
+        nus = np.stack([s[1] for s in self.state])
+        return averaged_stats(count, mus, nus)
+
+    def grad_sums(self, sum_dy, sum_dy_xmu):
+        return sum_dy, sum_dy_xmu
+
+
+class IterationRecord:
+    """What Cross-Iteration BN keeps of one past iteration: weights, statistics, their gradients."""
+
+    __slots__ = ("weight", "mu", "nu", "dmu", "dnu")
+
+    def __init__(self, weight, mu, nu, dmu, dnu):
+        self.weight, self.mu, self.nu, self.dmu, self.dnu = weight, mu, nu, dmu, dnu
+
+
+def layer_stat_gradients(kind, x, y, weight, geometry=None):
+    """(dmu, dnu) of the per-channel mean and E[y^2] with respect to each channel's weight row.
+
+    ``kind`` is 'linear' (y = x W^T, x of shape (N, K)) or 'conv' (``geometry``
+    = (stride, padding, dilation, groups)). Returns dmu of shape (C, K) and dnu
+    of shape (C, K), in float64.
+    """
+    xp = get_array_module(x)
+    cout = weight.shape[0]
+    if kind == "linear":
+        x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        y2 = y.reshape(-1, cout).astype(np.float64)
+        m = max(x2.shape[0], 1)
+        dmu = xp.broadcast_to(x2.mean(axis=0) if x2.shape[0] else xp.zeros(x2.shape[1]),
+                              (cout, x2.shape[1]))
+        dnu = blas.matmul(y2.T, x2) * (2.0 / m)
+        return dmu, dnu
+    (sh, sw), (ph, pw), (dh, dw), groups = geometry
+    n, c, h, w = x.shape
+    _, cg, kh, kw = weight.shape
+    k = kernels_for("im2col", x)
+    oh, ow = y.shape[2], y.shape[3]
+    cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
+    k.im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
+    m = max(n * oh * ow, 1)
+    cols = cols.reshape(groups, cg * kh * kw, n * oh * ow).astype(np.float64)
+    y3 = xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(groups, cout // groups, n * oh * ow)
+    y3 = y3.astype(np.float64)
+    dmu = xp.repeat(cols.mean(axis=2) if n else xp.zeros(cols.shape[:2]), cout // groups, axis=0)
+    dnu = blas.matmul(y3, xp.swapaxes(cols, 1, 2)).reshape(cout, cg * kh * kw) * (2.0 / m)
+    return dmu, dnu
+
+
+class CrossIterationCombine:
+    """The combine of one Cross-Iteration BN forward.
+
+    ``history`` is the module's deque of :class:`IterationRecord` (at most
+    window - 1); ``current`` is a callable returning (weight (C, K), dmu, dnu)
+    for this iteration, called only when the window is in use or filling.
+    """
+
+    def __init__(self, history, current, use_window):
+        self.history, self.current, self.use_window = history, current, use_window
+
+    def stats(self, count, mean, m2):
+        nu = m2 / np.where(count > 0, count, 1) + mean * mean
+        weight, dmu, dnu = self.current()
+        past_mu, past_nu = [], []
+        if self.use_window:
+            for rec in self.history:
+                delta = weight - rec.weight
+                mu_c = rec.mu + (delta * rec.dmu).sum(axis=1)
+                nu_c = rec.nu + (delta * rec.dnu).sum(axis=1)
+                past_mu.append(mu_c)
+                past_nu.append(nu_c)
+        if self.history.maxlen:
+            self.history.append(IterationRecord(weight.copy(), mean.copy(), nu, dmu, dnu))
+        if not past_mu:
+            return count, mean, m2
+        mus, nus = np.stack(past_mu), np.stack(past_nu)
+        valid = (nus - mus * mus) >= 0
+        n = 1 + valid.sum(axis=0)
+        mu_bar = (mean + np.where(valid, mus, 0).sum(axis=0)) / n
+        nu_bar = (nu + np.where(valid, nus, 0).sum(axis=0)) / n
+        var = np.maximum(nu_bar - mu_bar * mu_bar, 0.0)
+        total = count * n
+        return total, mu_bar, var * total
+
+    def grad_sums(self, sum_dy, sum_dy_xmu):
+        return sum_dy, sum_dy_xmu
+
+
+def new_history(window):
+    """The deque a Cross-Iteration BN module keeps: the last ``window - 1`` iterations."""
+    return deque(maxlen=max(window - 1, 0))
