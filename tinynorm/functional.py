@@ -13,6 +13,8 @@ from .ops import math as _math
 from .ops import pooling as _pool
 from .ops import shape as _shape
 from .tensor import Tensor, as_tensor
+from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
+from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401
 
 
 def _pair(v, name):

@@ -1,12 +1,17 @@
 """``tinynorm.nn``: modules with PyTorch's names, defaults and state_dict keys."""
-from . import init
+from . import init, utils
+from .batch_renorm import BatchRenorm1d, BatchRenorm2d, renorm_schedule
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .cross_batchnorm import CrossIterationBatchNorm, CrossMiniBatchNorm
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
                      Identity, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh)
 from .module import Module, Parameter
 from .sync_batchnorm import SyncBatchNorm
+from .weight_norm import init_weight_norm_, remove_weight_norm, weight_norm
 
 __all__ = ["init", "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "ReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Identity",
            "Sequential", "CrossEntropyLoss", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
-           "SyncBatchNorm"]
+           "SyncBatchNorm", "BatchRenorm1d", "BatchRenorm2d", "renorm_schedule",
+           "CrossIterationBatchNorm", "CrossMiniBatchNorm", "utils", "weight_norm",
+           "remove_weight_norm", "init_weight_norm_"]

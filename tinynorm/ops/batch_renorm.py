@@ -1,0 +1,196 @@
+"""Batch Renormalization (Ioffe 2017, "Batch Renormalization: Towards Reducing
+Minibatch Dependence in Batch-Normalized Models", Algorithm 1).
+
+Training, per channel, with batch mean ``mean_B``, ``sigma_B = sqrt(var_B + eps)``
+(biased variance) and moving mean / moving std ``mu``, ``sigma``::
+
+    r    = clip(sigma_B / sigma, 1/rmax, rmax)          constants in backward
+    d    = clip((mean_B - mu) / sigma, -dmax, dmax)     (stop-gradient)
+    xhat = (x - mean_B) / sigma_B * r + d
+    y    = gamma * xhat + beta
+    mu    += momentum * (mean_B - mu)
+    sigma += momentum * (sigma_B - sigma)
+
+Inference: ``y = gamma * (x - mu) / sigma + beta``.
+
+This reuses BatchNorm's kernels (``kernels_for("batch_norm", ...)``): the
+forward is BN's elementwise pass with ``scale = gamma*r/sigma_B`` and
+``shift = beta + gamma*d``; with r and d constant, ``dx`` is BN's backward with
+``gamma*r`` in place of gamma::
+
+    dx     = gamma*r/sigma_B * (dy - mean(dy) - xhat_B * mean(dy*xhat_B))
+    dgamma = sum(dy * (xhat_B*r + d)) = r/sigma_B * sum(dy*(x - mean_B)) + d*sum(dy)
+    dbeta  = sum(dy)
+
+with ``xhat_B = (x - mean_B)/sigma_B``. rmax = 1, dmax = 0 is BatchNorm.
+"""
+import numpy as np
+
+from .. import memory
+from ..autograd import Function
+from ..backend import check_float_dtype, get_array_module
+from ..kernels import kernels_for
+from ..tensor import Tensor, as_tensor
+from .batch_norm import BatchNorm, as_channels_3d, local_stats
+
+
+class BatchRenorm(Function):
+    """Training-mode transform with batch ``mean``/``invstd`` (carrying gradient) and constant ``r``, ``d``."""
+
+    def forward(self, x, *affine, mean, invstd, r, d, count, has_weight, has_bias):
+        xp = get_array_module(x)
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        x3 = as_channels_3d(x)
+        gr = r if weight is None else weight * r
+        scale = invstd * gr
+        shift = d if weight is None else weight * d
+        if bias is not None:
+            shift = bias + shift
+        y3 = memory.empty(xp, x3.shape, x3.dtype)
+        kernels_for("batch_norm", x3).bn_forward_apply(
+            x3, mean, xp.ascontiguousarray(scale, dtype=np.float64),
+            xp.ascontiguousarray(shift, dtype=np.float64), y3)
+        self.save_for_backward(x3, gr)
+        self.mean, self.invstd, self.r, self.d, self.count = mean, invstd, r, d, count
+        self.has_weight, self.has_bias, self.shape = has_weight, has_bias, x.shape
+        return y3.reshape(x.shape)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x3, gr = self.saved
+        k = kernels_for("batch_norm", x3)
+        g3 = as_channels_3d(g)
+        c = x3.shape[1]
+        sum_dy = xp.empty(c, dtype=np.float64)
+        sum_dy_xmu = xp.empty(c, dtype=np.float64)
+        k.bn_backward_reduce(g3, x3, self.mean, sum_dy, sum_dy_xmu)
+        invstd = self.invstd
+        grads = [None]
+        if self.needs_input_grad[0]:
+            mean_dy = sum_dy / self.count
+            kcoef = sum_dy_xmu / self.count * invstd * invstd
+            dx3 = memory.empty(xp, x3.shape, x3.dtype)
+            k.bn_backward_apply(g3, x3, self.mean, mean_dy, kcoef,
+                                xp.ascontiguousarray(invstd * gr, dtype=np.float64), dx3)
+            grads[0] = dx3.reshape(self.shape)
+        dtype = x3.dtype
+        if self.has_weight:
+            grads.append((sum_dy_xmu * invstd * self.r + self.d * sum_dy).astype(dtype))
+        if self.has_bias:
+            grads.append(sum_dy.astype(dtype))
+        return tuple(grads)
+
+
+def renorm_correction(batch_mean, batch_std, running_mean, running_std, rmax, dmax):
+    """Ioffe (2017)'s corrections, float64 per channel.
+
+    ``r = clip(sigma_B/sigma, 1/rmax, rmax)``, ``d = clip((mean_B - mu)/sigma, -dmax, dmax)``.
+    """
+    xp = get_array_module(batch_mean)
+    sigma = xp.asarray(running_std, dtype=np.float64)
+    r = xp.clip(batch_std / sigma, 1.0 / rmax, rmax)
+    d = xp.clip((batch_mean - xp.asarray(running_mean, dtype=np.float64)) / sigma, -dmax, dmax)
+    return r, d
+
+
+def _check_args(input, tensors, name):
+    if not isinstance(input, Tensor):
+        input = as_tensor(input)
+    if input.ndim < 2:
+        raise ValueError(f"{name} expects input of shape (N, C, ...), got rank {input.ndim}")
+    check_float_dtype(input.data, f"{name} input")
+    c = input.shape[1]
+    for t, what in tensors:
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{name}: {what} has shape {tuple(t.shape)}, expected ({c},) "
+                             f"for {c} channels")
+    return input
+
+
+def _batch_stats(input, eps):
+    """(count, mean, sigma_B = sqrt(var_B + eps)) per channel, float64."""
+    count, mean, m2 = local_stats(input.data)
+    if float(count.min()) <= 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
+    xp = get_array_module(mean)
+    return count, mean, xp.sqrt(m2 / count + eps)
+
+
+def _check_limits(rmax, dmax, name):
+    if not rmax >= 1:
+        raise ValueError(f"{name}: rmax must be >= 1, got {rmax}")
+    if not dmax >= 0:
+        raise ValueError(f"{name}: dmax must be >= 0, got {dmax}")
+
+
+def _renorm(input, weight, bias, count, mean, invstd, r, d):
+    affine = [t for t in (weight, bias) if t is not None]
+    return BatchRenorm.apply(input, *affine, mean=mean, invstd=invstd, r=r, d=d, count=count,
+                             has_weight=weight is not None, has_bias=bias is not None)
+
+
+def renormalize(input, r, d, weight=None, bias=None, eps=1e-5):
+    """The training transform of Batch Renormalization with given per-channel ``r`` and ``d``.
+
+    ``y = weight * ((x - mean_B)/sqrt(var_B + eps) * r + d) + bias`` with the
+    batch statistics of ``input`` (over every axis but 1); ``r`` and ``d``
+    are constants (no gradient), as in Ioffe (2017). :func:`batch_renorm`
+    computes them from the moving statistics and calls this transform.
+    """
+    input = _check_args(input, ((weight, "weight"), (bias, "bias")), "renormalize")
+    c = input.shape[1]
+    xp = get_array_module(input.data)
+    r, d = (xp.ascontiguousarray(xp.broadcast_to(
+        xp.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float64), (c,))) for v in (r, d))
+    count, mean, sigma_b = _batch_stats(input, eps)
+    return _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
+
+
+def batch_renorm(input, running_mean, running_std, weight=None, bias=None, training=False,
+                 momentum=0.01, eps=1e-5, rmax=1.0, dmax=0.0):
+    """Batch Renormalization (Ioffe 2017, Algorithm 1) over channel axis 1.
+
+    Training: with batch mean ``mean_B`` and ``sigma_B = sqrt(var_B + eps)``
+    (biased variance, over every axis but 1)::
+
+        r = clip(sigma_B / running_std, 1/rmax, rmax)
+        d = clip((mean_B - running_mean) / running_std, -dmax, dmax)
+        y = weight * ((x - mean_B) / sigma_B * r + d) + bias
+
+    r and d are constants in backward (stop-gradient). Then, in place,
+    ``running_mean += momentum * (mean_B - running_mean)`` and
+    ``running_std += momentum * (sigma_B - running_std)`` (r and d use the
+    values from before the update). ``rmax = 1, dmax = 0`` is BatchNorm.
+
+    Eval: ``y = weight * (x - running_mean) / running_std + bias`` (no eps:
+    the moving std already includes it).
+
+    ``running_std`` is a moving *standard deviation* (PyTorch's BN keeps a
+    variance); both running tensors are required. Default momentum 0.01 is
+    the paper's alpha.
+    """
+    input = _check_args(input, ((running_mean, "running_mean"), (running_std, "running_std"),
+                                (weight, "weight"), (bias, "bias")), "batch_renorm")
+    if running_mean is None or running_std is None:
+        raise ValueError("batch_renorm needs running_mean and running_std (the moving statistics "
+                         "define r and d in training and normalize in eval)")
+    if not training:
+        mean = running_mean.data.astype(np.float64)
+        invstd = 1.0 / running_std.data.astype(np.float64)
+        affine = [t for t in (weight, bias) if t is not None]
+        return BatchNorm.apply(input, *affine, mean=mean, invstd=invstd, count=None,
+                               batch_stats=False, combine=None,
+                               has_weight=weight is not None, has_bias=bias is not None)
+    _check_limits(rmax, dmax, "batch_renorm")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"batch_renorm: momentum must lie in [0, 1], got {momentum}")
+    count, mean, sigma_b = _batch_stats(input, eps)
+    r, d = renorm_correction(mean, sigma_b, running_mean.data, running_std.data, rmax, dmax)
+    out = _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
+    m = float(momentum)
+    rm, rs = running_mean.data, running_std.data
+    rm[...] = rm + m * (mean - rm)
+    rs[...] = rs + m * (sigma_b - rs)
+    return out
