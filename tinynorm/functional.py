@@ -14,6 +14,9 @@ from .ops import pooling as _pool
 from .ops import shape as _shape
 from .tensor import Tensor, as_tensor
 from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
+from .ops.frn import filter_response_norm, tlu  # noqa: F401
+from .ops.lrn import local_response_norm  # noqa: F401
+from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401
 
 

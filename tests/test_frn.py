@@ -1,0 +1,300 @@
+"""FRN + TLU: a naive float64 loop oracle, gradients, torch parity, kernels (serial/parallel, CUDA), errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from numba import cuda
+
+import tinynorm as tn
+import tinynorm.kernels.cpu.frn as KC
+import tinynorm.kernels.cuda.frn as KG
+from tinynorm.nn.frn import FilterResponseNorm2d, TLU
+from tinynorm.ops.frn import filter_response_norm, tlu
+from tinynorm.testing import gradcheck
+
+FAST = settings(max_examples=15, deadline=None)
+
+
+# ---- the oracle: explicit loops from NORMS.md -------------------------------------
+
+def oracle(x, gamma, beta, eps, tau=None):
+    """z = max(gamma*x/sqrt(mean_s x^2 + eps_c) + beta, tau) plane by plane; eps per channel."""
+    x = np.asarray(x, np.float64)
+    N, C = x.shape[:2]
+    eps = np.broadcast_to(np.asarray(eps, np.float64), (C,))
+    z = np.empty_like(x)
+    for n in range(N):
+        for c in range(C):
+            plane = x[n, c].ravel()
+            nu2 = sum(v * v for v in plane) / plane.size
+            y = gamma[c] * x[n, c] / np.sqrt(nu2 + eps[c]) + beta[c]
+            z[n, c] = y if tau is None else np.maximum(y, tau[c])
+    return z
+
+
+def frn_shapes():
+    return st.one_of(
+        st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+        st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 5)),
+    )
+
+
+def tol(dtype):
+    return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+
+
+def params(rng, C, dtype=np.float64):
+    return (rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype),
+            (rng.standard_normal(C) * 0.5).astype(dtype))
+
+
+# ---- op against the oracle -------------------------------------------------------------
+
+@FAST
+@given(frn_shapes(), st.integers(0, 2**31), st.sampled_from([np.float32, np.float64]),
+       st.booleans())
+def test_forward_matches_oracle(shape, seed, dtype, with_tau):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g, b, t = params(rng, shape[1], dtype)
+    z = filter_response_norm(tn.tensor(x), tn.tensor(g), tn.tensor(b), 1e-6,
+                             tau=tn.tensor(t) if with_tau else None)
+    assert z.dtype == dtype and z.shape == shape
+    np.testing.assert_allclose(z.numpy(), oracle(x, g, b, 1e-6, t if with_tau else None),
+                               **tol(dtype))
+
+
+@FAST
+@given(frn_shapes(), st.integers(0, 2**31), st.booleans(), st.booleans())
+def test_gradcheck_input_and_every_parameter(shape, seed, with_tau, per_channel_eps):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = rng.standard_normal(shape)
+    g, b, t = params(rng, C)
+    e = rng.uniform(0.05, 0.5, C if per_channel_eps else 1) * rng.choice([-1, 1])
+    if with_tau:
+        fn = lambda a, w, bb, el, tt: filter_response_norm(a, w, bb, 1e-3, el, tau=tt)  # noqa: E731
+        gradcheck(fn, [x, g, b, e, t])
+    else:
+        fn = lambda a, w, bb, el: filter_response_norm(a, w, bb, 1e-3, el)  # noqa: E731
+        gradcheck(fn, [x, g, b, e])
+
+
+@FAST
+@given(frn_shapes(), st.integers(0, 2**31))
+def test_tlu_gradcheck_and_fused_equals_composed(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    g, b, t = params(rng, shape[1])
+    gradcheck(lambda a, tt: tlu(a, tt), [x, t])
+    fused = filter_response_norm(tn.tensor(x), tn.tensor(g), tn.tensor(b), tau=tn.tensor(t))
+    composed = tlu(filter_response_norm(tn.tensor(x), tn.tensor(g), tn.tensor(b)), tn.tensor(t))
+    np.testing.assert_allclose(fused.numpy(), composed.numpy(), rtol=1e-14, atol=1e-15)
+
+
+def test_fused_backward_equals_composed_backward():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5, 5))
+    dz = rng.standard_normal(x.shape)
+    g, b, t = params(rng, 4)
+    grads = []
+    for fused in (True, False):
+        ts = [tn.tensor(a, requires_grad=True) for a in (x, g, b, t)]
+        if fused:
+            z = filter_response_norm(ts[0], ts[1], ts[2], tau=ts[3])
+        else:
+            z = tlu(filter_response_norm(ts[0], ts[1], ts[2]), ts[3])
+        z.backward(dz)
+        grads.append([a.grad.numpy() for a in ts])
+    for a, c in zip(*grads):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+def test_tie_gradient_is_split_in_halves():
+    x = np.zeros((2, 3, 2, 2))
+    z = tn.tensor(x, requires_grad=True)
+    t = tn.tensor(np.zeros(3), requires_grad=True)
+    tlu(z, t).backward(np.ones_like(x))
+    assert np.all(z.grad.numpy() == 0.5) and np.all(t.grad.numpy() == 4.0)
+    xs = [tn.tensor(x, requires_grad=True) for _ in range(3)]
+    w, b, tau = (tn.tensor(v, requires_grad=True) for v in (np.ones(3), np.zeros(3), np.zeros(3)))
+    filter_response_norm(xs[0], w, b, tau=tau).backward(np.ones_like(x))
+    assert np.all(tau.grad.numpy() == 4.0) and np.all(b.grad.numpy() == 4.0)
+
+
+def test_learned_eps_matters_for_fully_connected_input():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 3)) * 1e-2
+    g, b, _ = params(rng, 3)
+    el = np.array([1e-4])
+    z = filter_response_norm(tn.tensor(x), tn.tensor(g), tn.tensor(b), 1e-6, tn.tensor(el))
+    np.testing.assert_allclose(z.numpy(), oracle(x[:, :, None], g, b, 1e-6 + 1e-4)[:, :, 0],
+                               rtol=1e-12)
+    plain = filter_response_norm(tn.tensor(x), tn.tensor(g), tn.tensor(b), 1e-6).numpy()
+    assert not np.allclose(plain, z.numpy(), rtol=1e-3)
+
+
+def test_module_parameters_defaults_and_inputs():
+    m = FilterResponseNorm2d(4, dtype=np.float64)
+    assert list(m.state_dict()) == ["weight", "bias", "tau"]
+    assert np.all(m.weight.numpy() == 1) and np.all(m.bias.numpy() == 0)
+    assert np.all(m.tau.numpy() == 0)
+    learn = FilterResponseNorm2d(4, learnable_eps=True, dtype=np.float64)
+    assert [n for n, _ in learn.named_parameters()] == ["weight", "bias", "tau", "eps_learned"]
+    np.testing.assert_array_equal(learn.eps_learned.numpy(), np.full(4, 1e-4))
+    plain = FilterResponseNorm2d(4, tlu=False, dtype=np.float64)
+    assert plain.tau is None and list(plain.state_dict()) == ["weight", "bias"]
+    rng = np.random.default_rng(2)
+    x4, x2 = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal((6, 4))
+    for mod, tau in ((m, np.zeros(4)), (plain, None)):
+        mod.bias.data[...] = rng.standard_normal(4)
+        np.testing.assert_allclose(mod(tn.tensor(x4)).numpy(),
+                                   oracle(x4, np.ones(4), mod.bias.numpy(), 1e-6, tau), rtol=1e-12)
+    y = learn(tn.tensor(x2))
+    np.testing.assert_allclose(y.numpy(), np.maximum(oracle(x2[:, :, None], np.ones(4), np.zeros(4),
+                                                            1e-6 + 1e-4)[:, :, 0], 0), rtol=1e-12)
+    y.sum().backward()
+    assert learn.eps_learned.grad.shape == (4,)
+    with pytest.raises(ValueError, match="expected 2D or 4D"):
+        m(tn.tensor(np.zeros((2, 4, 3))))
+    with pytest.raises(ValueError, match="channels"):
+        m(tn.tensor(np.zeros((2, 3, 2, 2))))
+    tl = TLU(4, dtype=np.float64)
+    assert list(tl.state_dict()) == ["tau"]
+    tl.tau.data[...] = 0.3
+    np.testing.assert_array_equal(tl(tn.tensor(x4)).numpy(), np.maximum(x4, 0.3))
+    assert "learnable_eps=True" in repr(learn)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: filter_response_norm(tn.tensor(np.zeros(3)), None, None), "rank 1"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3), np.int64)), None, None), "int64"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3), np.float16)), None, None), "float16"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3))), tn.tensor(np.ones(4)), None),
+     "weight has shape"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3))), None, tn.tensor(np.ones(2))),
+     "bias has shape"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3))), None, None,
+                                  tau=tn.tensor(np.ones((1, 3)))), "tau has shape"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3))), None, None,
+                                  eps_learned=tn.tensor(np.ones(2))), "eps_learned"),
+    (lambda: filter_response_norm(tn.tensor(np.zeros((2, 3))), None, None, eps=np.nan), "eps"),
+    (lambda: tlu(tn.tensor(np.zeros((2, 3))), tn.tensor(np.ones(4))), "tau has shape"),
+    (lambda: tlu(tn.tensor(np.zeros(3)), tn.tensor(np.ones(3))), "rank 1"),
+    (lambda: FilterResponseNorm2d(0), "num_features"),
+])
+def test_errors_name_the_problem(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---- torch parity ---------------------------------------------------------------------
+
+@settings(max_examples=10, deadline=None)
+@given(frn_shapes(), st.integers(0, 2**31))
+def test_matches_torch_composite_float32(shape, seed):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32)
+    dz = rng.standard_normal(shape).astype(np.float32)
+    ps = [p.astype(np.float32) for p in params(rng, C)] + [np.full(C, 1e-3, np.float32)]
+    ts = [tn.tensor(a, requires_grad=True) for a in [x] + ps]
+    z = filter_response_norm(ts[0], ts[1], ts[2], 1e-6, ts[4], tau=ts[3])
+    z.backward(dz)
+    T = [torch.tensor(a, requires_grad=True) for a in [x] + ps]
+    X, G, B, TAU, EL = T
+    sh = (1, -1) + (1,) * (X.dim() - 2)
+    nu2 = X.pow(2).mean(dim=tuple(range(2, X.dim())), keepdim=True) if X.dim() > 2 else X.pow(2)
+    Y = G.reshape(sh) * X * torch.rsqrt(nu2 + 1e-6 + EL.abs().reshape(sh)) + B.reshape(sh)
+    Z = torch.maximum(Y, TAU.reshape(sh))
+    Z.backward(torch.tensor(dz))
+    np.testing.assert_allclose(z.numpy(), Z.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(ts, T):
+        scale = max(1.0, float(np.abs(b.grad.numpy()).max()))
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-5 * scale)
+
+
+# ---- kernels ----------------------------------------------------------------------------
+
+def run_kernels(K, x3, gamma, beta, tau, eps, dz3, **kw):
+    N, C, _ = x3.shape
+    z3, dx3, rstd = np.empty_like(x3), np.empty_like(x3), np.empty((N, C))
+    sums = [np.empty((N, C)) for _ in range(3)]
+    K.frn_forward(x3, gamma, beta, tau, eps, z3, rstd, **kw)
+    K.frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, *sums, **kw)
+    return [z3, rstd, dx3] + sums
+
+
+class TestCpuKernels:
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    @pytest.mark.parametrize("shape", [(4, 8, 1100), (3000, 12, 1)])
+    def test_serial_and_parallel_paths_agree(self, shape, dtype, monkeypatch):
+        rng = np.random.default_rng(3)
+        x3 = rng.standard_normal(shape).astype(dtype)
+        assert x3.size >= KC.PARALLEL_MIN_ELEMENTS
+        dz3 = rng.standard_normal(shape).astype(dtype)
+        C = shape[1]
+        g, b, t = params(rng, C)
+        eps = np.full(C, 1e-3)
+        par = run_kernels(KC, x3, g, b, t, eps, dz3)
+        monkeypatch.setattr(KC, "PARALLEL_MIN_ELEMENTS", 1 << 40)
+        ser = run_kernels(KC, x3, g, b, t, eps, dz3)
+        for p, s in zip(par, ser):
+            np.testing.assert_allclose(p, s, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(par[0], oracle(x3, g, b, eps, t), **tol(dtype))
+
+    def test_nan_stays_in_its_plane_and_zero_planes_are_finite(self):
+        x3 = np.ones((2, 3, 4), np.float32)
+        x3[0, 1, 2] = np.nan
+        x3[1, 2] = 0.0
+        C = 3
+        out = run_kernels(KC, x3, np.ones(C), np.zeros(C), np.full(C, -5.0), np.full(C, 1e-6),
+                          np.ones_like(x3))
+        z3, dx3 = out[0], out[2]
+        assert np.all(np.isnan(z3[0, 1])) and np.all(np.isnan(dx3[0, 1]))
+        mask = np.ones((2, 3), bool)
+        mask[0, 1] = False
+        assert np.all(np.isfinite(z3[mask])) and np.all(np.isfinite(dx3[mask]))
+        assert np.all(z3[1, 2] == 0)
+
+    def test_large_offset_float32_keeps_precision(self):
+        rng = np.random.default_rng(4)
+        x3 = (1e4 + rng.standard_normal((2, 3, 5000))).astype(np.float32)
+        out = run_kernels(KC, x3, np.ones(3), np.zeros(3), None, np.full(3, 1e-6), x3)
+        exact = 1 / np.sqrt((x3.astype(np.float64) ** 2).mean(axis=2) + 1e-6)
+        np.testing.assert_allclose(out[1], exact, rtol=1e-12)
+
+    def test_without_dx(self):
+        rng = np.random.default_rng(5)
+        x3 = rng.standard_normal((2, 3, 4))
+        args = (np.ones(3), np.zeros(3), np.zeros(3))
+        ref = run_kernels(KC, x3, *args, np.full(3, 1e-6), x3)
+        sums = [np.empty((2, 3)) for _ in range(3)]
+        KC.frn_backward(x3, x3, *args, ref[1], None, *sums)
+        for s, r in zip(sums, ref[3:]):
+            np.testing.assert_array_equal(s, r)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device or simulator")
+class TestCudaKernels:
+    """CUDA kernels against the CPU kernels (simulator unless NUMBA_ENABLE_CUDASIM=0)."""
+
+    @pytest.mark.parametrize("threads", [32, 64])
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    @pytest.mark.parametrize("shape, with_tau", [((2, 2, 70), True), ((3, 1, 1), False)])
+    def test_matches_cpu(self, shape, with_tau, dtype, threads):
+        rng = np.random.default_rng(6)
+        x3 = rng.standard_normal(shape).astype(dtype)
+        dz3 = rng.standard_normal(shape).astype(dtype)
+        C = shape[1]
+        g, b, t = params(rng, C)
+        t = t if with_tau else None
+        eps = np.full(C, 1e-3)
+        ref = run_kernels(KC, x3, g, b, t, eps, dz3)
+        got = run_kernels(KG, x3, g, b, t, eps, dz3, threads=threads)
+        tl = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-6)
+        for a, r in zip(got, ref):
+            assert a.dtype == r.dtype
+            np.testing.assert_allclose(a, r, **tl)

@@ -1,0 +1,381 @@
+"""Local Response Normalization kernels for the CPU (Numba).
+
+Local Response Normalization (Krizhevsky, Sutskever & Hinton, 2012,
+"ImageNet Classification with Deep Convolutional Neural Networks"), with
+PyTorch's semantics: for x viewed as x3 (N, C, S) and a window of n = size
+channels, zero-padded by lo = n//2 channels before and hi = (n-1)//2 after,
+
+    d_c  = k + alpha/n * sum_{c' = c-lo}^{c+hi} a_{c'}^2          (divisor always n)
+    b_c  = a_c * d_c^(-beta)
+    da_j = db_j * d_j^(-beta)
+           - 2*alpha*beta/n * a_j * sum_{c = j-hi}^{j+lo} db_c * a_c * d_c^(-beta-1)
+
+(the second sum runs over the channels c whose window holds j).
+
+    lrn_forward    b (and, on request, the scale d^-beta for the backward pass)
+    lrn_backward   da
+
+Both passes slide the channel window over a tile of spatial positions: a
+float64 running sum per position gains the square entering the window and
+loses the one leaving it, so a channel costs O(1) per element whatever n is.
+The running sum is recomputed from scratch every REFRESH channels, and for a
+tile row as soon as a slide cancels badly: when a value leaving (or entering)
+the window exceeds LOSS times the result (for the squares, the result plus
+|k|/|alpha/n|, so that the error is measured against d itself), or when the
+result is NaN, so that a NaN or Inf leaves the window when it should and a
+NaN in a reaches exactly the outputs whose window holds it. The error of d
+thus stays within about LOSS ulps of d.
+
+d^-beta has fast paths: beta = 0.75 as rsqrt(d) * sqrt(rsqrt(d)), beta = 0.5
+as rsqrt(d); any other beta calls pow, and then the forward pass can store the
+scale so that the backward pass does not call pow again. The backward pass
+recomputes d with the same sliding sums, keeps per tile the scale and
+t_c = db_c * a_c * d_c^(-beta-1) in scratch rows, and slides the mirrored
+window over t (again a float64 running sum). Window sums are float64; d is
+rounded to x's dtype before the power, so that float32 inputs get 8-lane
+float32 square roots (PyTorch computes the whole op in float32).
+
+Arrays are C-contiguous float32 or float64 (one dtype per call). Every kernel
+exists twice, compiled from one body: serial, and parallel with prange over
+runs of (sample, tile) pieces; the host wrappers pick the parallel one when
+x3 has at least PARALLEL_MIN_ELEMENTS elements. The only fast-math flag is
+'reassoc', on the slides; nothing assumes away NaN or Inf.
+"""
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from .jit import serial_and_parallel
+
+PARALLEL_MIN_ELEMENTS = 1 << 15
+REFRESH = 16
+LOSS = 4096.0
+FORWARD_TILE = 512
+BACKWARD_TILE_BYTES = 1 << 18
+MIN_TILE = 16
+MAX_TILE = 1024
+
+MODE_075, MODE_05, MODE_POW = 0, 1, 2
+
+_CHECK_MATH = {"reassoc"}
+
+
+def beta_mode(beta):
+    """MODE_075, MODE_05 or MODE_POW: which d^-beta the kernels compute."""
+    if beta == 0.75:
+        return MODE_075
+    if beta == 0.5:
+        return MODE_05
+    return MODE_POW
+
+
+# ---------------------------------------------------------------------------
+# window sums over rows of a (C, S) plane, columns s0:s0+w
+
+
+@njit(cache=True, error_model="numpy")
+def _window_sq(a, c0, c1, s0, w, acc):
+    """acc[:w] = sum over rows max(c0, 0)..min(c1, C-1) of a[row, s0:s0+w]^2."""
+    for i in range(w):
+        acc[i] = 0.0
+    for c in range(max(c0, 0), min(c1, a.shape[0] - 1) + 1):
+        row = a[c, s0:s0 + w]
+        for i in range(w):
+            v = np.float64(row[i])
+            acc[i] += v * v
+
+
+@njit(cache=True, error_model="numpy")
+def _window(a, c0, c1, w, acc):
+    """acc[:w] = sum over rows max(c0, 0)..min(c1, C-1) of a[row, :w]."""
+    for i in range(w):
+        acc[i] = 0.0
+    for c in range(max(c0, 0), min(c1, a.shape[0] - 1) + 1):
+        row = a[c]
+        for i in range(w):
+            acc[i] += np.float64(row[i])
+
+
+@njit(cache=True, error_model="numpy", fastmath=_CHECK_MATH)
+def _slide_sq(a, add, sub, s0, w, floor, acc):
+    """acc += a[add]^2 - a[sub]^2 over s0:s0+w (a row index outside [0, C) is skipped).
+
+    Returns False when a value leaving the window was not small next to
+    floor + acc (cancellation; floor = |k|/|an| measures it against d) or
+    when a slid value is NaN.
+    """
+    C = a.shape[0]
+    bad = 0
+    if 0 <= add < C and 0 <= sub < C:
+        ra = a[add, s0:s0 + w]
+        rs = a[sub, s0:s0 + w]
+        for i in range(w):
+            p = np.float64(ra[i])
+            q = np.float64(rs[i])
+            v = acc[i] + p * p - q * q
+            acc[i] = v
+            bad += 0 if q * q <= LOSS * (floor + v) else 1
+    elif 0 <= add < C:
+        ra = a[add, s0:s0 + w]
+        for i in range(w):
+            p = np.float64(ra[i])
+            acc[i] += p * p
+    elif 0 <= sub < C:
+        rs = a[sub, s0:s0 + w]
+        for i in range(w):
+            q = np.float64(rs[i])
+            v = acc[i] - q * q
+            acc[i] = v
+            bad += 0 if q * q <= LOSS * (floor + v) else 1
+    return bad == 0
+
+
+@njit(cache=True, error_model="numpy", fastmath=_CHECK_MATH)
+def _slide(a, add, sub, w, acc):
+    """acc += a[add, :w] - a[sub, :w] (rows outside [0, C) skipped).
+
+    Returns False when an update was not small next to the result
+    (cancellation) or a slid value is NaN.
+    """
+    C = a.shape[0]
+    bad = 0
+    if 0 <= add < C and 0 <= sub < C:
+        ra = a[add]
+        rs = a[sub]
+        for i in range(w):
+            p = np.float64(ra[i])
+            q = np.float64(rs[i])
+            v = acc[i] + p - q
+            acc[i] = v
+            bad += 0 if max(abs(p), abs(q)) <= LOSS * abs(v) else 1
+    elif 0 <= add < C:
+        ra = a[add]
+        for i in range(w):
+            p = np.float64(ra[i])
+            v = acc[i] + p
+            acc[i] = v
+            bad += 0 if abs(p) <= LOSS * abs(v) else 1
+    elif 0 <= sub < C:
+        rs = a[sub]
+        for i in range(w):
+            q = np.float64(rs[i])
+            v = acc[i] - q
+            acc[i] = v
+            bad += 0 if abs(q) <= LOSS * abs(v) else 1
+    return bad == 0
+
+
+@njit(cache=True, error_model="numpy")
+def _sq_sums(a, c, lo, hi, s0, w, floor, acc):
+    """acc = window sum of squares of channel c, slid from channel c-1's unless refreshing."""
+    if c % REFRESH == 0 or not _slide_sq(a, c + hi, c - 1 - lo, s0, w, floor, acc):
+        _window_sq(a, c - lo, c + hi, s0, w, acc)
+
+
+# ---------------------------------------------------------------------------
+# elementwise pieces
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_row(x, acc, k, an, mode, beta, y):
+    dt = x.dtype.type
+    one = dt(1.0)
+    if mode == MODE_075:
+        for i in range(x.shape[0]):
+            r = one / np.sqrt(dt(k + an * acc[i]))
+            y[i] = x[i] * (r * np.sqrt(r))
+    elif mode == MODE_05:
+        for i in range(x.shape[0]):
+            y[i] = x[i] * (one / np.sqrt(dt(k + an * acc[i])))
+    else:
+        for i in range(x.shape[0]):
+            y[i] = x[i] * dt((k + an * acc[i]) ** -beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_row_saved(x, acc, k, an, beta, y, sc):
+    dt = x.dtype.type
+    for i in range(x.shape[0]):
+        s = dt((k + an * acc[i]) ** -beta)
+        sc[i] = s
+        y[i] = x[i] * s
+
+
+@njit(cache=True, error_model="numpy")
+def _terms(x, dy, acc, k, an, mode, beta, s1, s2):
+    """s1 = d^-beta, s2 = dy * x * d^(-beta-1) with d = k + an*acc, in x's dtype."""
+    dt = x.dtype.type
+    one = dt(1.0)
+    if mode == MODE_075:
+        for i in range(x.shape[0]):
+            d = dt(k + an * acc[i])
+            r = one / np.sqrt(d)
+            s = r * np.sqrt(r)
+            s1[i] = s
+            s2[i] = dy[i] * x[i] * s / d
+    elif mode == MODE_05:
+        for i in range(x.shape[0]):
+            d = dt(k + an * acc[i])
+            s = one / np.sqrt(d)
+            s1[i] = s
+            s2[i] = dy[i] * x[i] * s / d
+    else:
+        for i in range(x.shape[0]):
+            d = dt(k + an * acc[i])
+            s = dt(d ** -beta)
+            s1[i] = s
+            s2[i] = dy[i] * x[i] * s / d
+
+
+@njit(cache=True, error_model="numpy")
+def _terms_saved(x, dy, sc, acc, k, an, s1, s2):
+    dt = x.dtype.type
+    for i in range(x.shape[0]):
+        d = dt(k + an * acc[i])
+        s = sc[i]
+        s1[i] = s
+        s2[i] = dy[i] * x[i] * s / d
+
+
+@njit(cache=True, error_model="numpy")
+def _dx_row(x, dy, s1, acc, coef, dx):
+    for i in range(x.shape[0]):
+        dx[i] = dy[i] * s1[i] - coef * x[i] * acc[i]
+
+
+# ---------------------------------------------------------------------------
+# kernels: prange over runs of (sample, tile) pieces
+
+
+def _forward(x3, size, alpha, beta, k, mode, save, tile, nchunks, y3, sc3):
+    N, C, S = x3.shape
+    lo = size // 2
+    hi = (size - 1) // 2
+    an = alpha / size
+    floor = abs(k) / abs(an) if an != 0.0 else np.inf
+    ntiles = (S + tile - 1) // tile
+    items = N * ntiles
+    for t in prange(nchunks):
+        acc = np.empty(tile)
+        for it in range(items * t // nchunks, items * (t + 1) // nchunks):
+            n = it // ntiles
+            s0 = (it - n * ntiles) * tile
+            w = min(tile, S - s0)
+            xn = x3[n]
+            yn = y3[n]
+            for c in range(C):
+                _sq_sums(xn, c, lo, hi, s0, w, floor, acc)
+                if save:
+                    _scale_row_saved(xn[c, s0:s0 + w], acc, k, an, beta, yn[c, s0:s0 + w],
+                                     sc3[n, c, s0:s0 + w])
+                else:
+                    _scale_row(xn[c, s0:s0 + w], acc, k, an, mode, beta, yn[c, s0:s0 + w])
+
+
+def _backward(dy3, x3, size, alpha, beta, k, mode, saved, tile, nchunks, sc3, dx3):
+    N, C, S = x3.shape
+    lo = size // 2
+    hi = (size - 1) // 2
+    an = alpha / size
+    coef = 2.0 * alpha * beta / size
+    floor = abs(k) / abs(an) if an != 0.0 else np.inf
+    ntiles = (S + tile - 1) // tile
+    items = N * ntiles
+    for t in prange(nchunks):
+        acc = np.empty(tile)
+        s1 = np.empty((C, tile), x3.dtype)
+        s2 = np.empty((C, tile), x3.dtype)
+        for it in range(items * t // nchunks, items * (t + 1) // nchunks):
+            n = it // ntiles
+            s0 = (it - n * ntiles) * tile
+            w = min(tile, S - s0)
+            xn = x3[n]
+            dyn = dy3[n]
+            for c in range(C):
+                _sq_sums(xn, c, lo, hi, s0, w, floor, acc)
+                if saved:
+                    _terms_saved(xn[c, s0:s0 + w], dyn[c, s0:s0 + w], sc3[n, c, s0:s0 + w],
+                                 acc, k, an, s1[c], s2[c])
+                else:
+                    _terms(xn[c, s0:s0 + w], dyn[c, s0:s0 + w], acc, k, an, mode, beta,
+                           s1[c], s2[c])
+            for j in range(C):
+                if j % REFRESH == 0 or not _slide(s2, j + lo, j - hi - 1, w, acc):
+                    _window(s2, j - hi, j + lo, w, acc)
+                _dx_row(xn[j, s0:s0 + w], dyn[j, s0:s0 + w], s1[j], acc, coef,
+                        dx3[n, j, s0:s0 + w])
+
+
+_forward_serial, _forward_parallel = serial_and_parallel(_forward, error_model="numpy")
+_backward_serial, _backward_parallel = serial_and_parallel(_backward, error_model="numpy")
+
+
+# ---------------------------------------------------------------------------
+# host wrappers
+
+
+def _check(name, a, shape, dtype):
+    assert a.shape == shape, f"{name}: shape {a.shape}, expected {shape}"
+    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
+    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
+
+
+def _check_big(x3, *others):
+    assert x3.ndim == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
+    assert x3.dtype in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
+    assert x3.flags.c_contiguous, "x3: not C-contiguous"
+    for name, a in others:
+        _check(name, a, x3.shape, x3.dtype)
+
+
+def _nchunks(x3, items):
+    if x3.size < PARALLEL_MIN_ELEMENTS:
+        return 1, False
+    return max(1, min(get_num_threads(), items)), True
+
+
+def _pieces(N, S, tile):
+    return N * ((S + tile - 1) // tile)
+
+
+def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None):
+    """y3 = x3 * d^-beta, d = k + alpha/size * (window sum of x^2 over channels).
+
+    The window of channel c is c - size//2 .. c + (size-1)//2 (zero padded,
+    divisor always ``size``), as torch.nn.functional.local_response_norm.
+    ``scale3`` (same shape and dtype, optional) receives d^-beta for
+    lrn_backward; worth it only when beta has no fast path (see beta_mode).
+    """
+    _check_big(x3, ("y3", y3))
+    assert size >= 1, f"size must be positive, got {size}"
+    save = scale3 is not None
+    if save:
+        _check("scale3", scale3, x3.shape, x3.dtype)
+    N, C, S = x3.shape
+    if x3.size == 0:
+        return
+    tile = min(FORWARD_TILE, S)
+    nchunks, par = _nchunks(x3, _pieces(N, S, tile))
+    f = _forward_parallel if par else _forward_serial
+    f(x3, int(size), float(alpha), float(beta), float(k), beta_mode(beta), save, tile,
+      nchunks, y3, scale3 if save else np.empty((0, 0, 0), x3.dtype))
+
+
+def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3):
+    """dx3 = dy*d^-beta - 2*alpha*beta/size * x * sum_{c: j in window(c)} dy_c x_c d_c^(-beta-1).
+
+    ``scale3`` is the d^-beta that lrn_forward stored, or None to recompute it.
+    """
+    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
+    assert size >= 1, f"size must be positive, got {size}"
+    saved = scale3 is not None
+    if saved:
+        _check("scale3", scale3, x3.shape, x3.dtype)
+    N, C, S = x3.shape
+    if x3.size == 0:
+        return
+    tile = BACKWARD_TILE_BYTES // (C * (16 + 3 * x3.itemsize))
+    tile = min(S, max(MIN_TILE, min(MAX_TILE, tile // 8 * 8)))
+    nchunks, par = _nchunks(x3, _pieces(N, S, tile))
+    f = _backward_parallel if par else _backward_serial
+    f(dy3, x3, int(size), float(alpha), float(beta), float(k), beta_mode(beta), saved, tile,
+      nchunks, scale3 if saved else np.empty((0, 0, 0), x3.dtype), dx3)

@@ -1,0 +1,218 @@
+"""Filter Response Normalization (+ TLU) kernels for CUDA (numba.cuda), mirroring kernels/cpu/frn.py.
+
+Filter Response Normalization (Singh & Krishnan, 2019) of every (n, c) plane
+of x3 (N, C, S), with the optional Thresholded Linear Unit:
+
+    nu2 = 1/S sum_s x^2,   r = 1/sqrt(nu2 + eps_c)
+    y   = gamma_c * x * r + beta_c,   z = max(y, tau_c)
+    dx  = gamma_c * r * (dy - xhat * P / S),  P = sum_s dy * xhat,  dy = dz * [y > tau]
+
+Same functions, arguments and meaning as tinynorm.kernels.cpu.frn, plus a
+keyword `threads` (threads per block, a power of two up to 1024).
+
+One block per plane (blocks stride over planes): threads sum their strided
+share in float64, the block folds the partials in shared memory with a tree
+of cuda.syncthreads() steps (no warp shuffles, so the simulator runs it), and
+the same block then writes the plane's outputs in x's dtype.
+"""
+import functools
+import math
+
+import numpy as np
+from numba import cuda, float64, from_dtype
+
+from .batch_norm import _Outputs, _as_array, _flat, _input, _threads
+
+MAX_BLOCKS = 4096
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_kernel(dtype, threads):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(x, P, C, S, gamma, beta, tau, has_tau, eps, z, rstd):
+        buf = cuda.shared.array(threads, float64)
+        tid = cuda.threadIdx.x
+        for p in range(cuda.blockIdx.x, P, cuda.gridDim.x):
+            c = p % C
+            base = p * S
+            acc = 0.0
+            for j in range(tid, S, threads):
+                v = float64(x[base + j])
+                acc += v * v
+            buf[tid] = acc
+            cuda.syncthreads()
+            half = threads // 2
+            while half > 0:
+                if tid < half:
+                    buf[tid] += buf[tid + half]
+                cuda.syncthreads()
+                half //= 2
+            ms = buf[0] / S if S > 0 else 0.0
+            r = 1.0 / math.sqrt(ms + eps[c])
+            cuda.syncthreads()
+            if tid == 0:
+                rstd[p] = r
+            a = cast(gamma[c] * r)
+            b = cast(beta[c])
+            tc = cast(tau[c])
+            for j in range(tid, S, threads):
+                v = x[base + j] * a + b
+                if has_tau and v < tc:
+                    v = tc
+                z[base + j] = v
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _backward_kernel(dtype, threads):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(dz, x, P, C, S, gamma, beta, tau, has_tau, rstd, need_dx, dx,
+               sum_dy, sum_dy_xhat, sum_dtau):
+        sd = cuda.shared.array(threads, float64)
+        sx = cuda.shared.array(threads, float64)
+        st = cuda.shared.array(threads, float64)
+        tid = cuda.threadIdx.x
+        for p in range(cuda.blockIdx.x, P, cuda.gridDim.x):
+            c = p % C
+            base = p * S
+            r = rstd[p]
+            a = cast(gamma[c] * r)
+            b = cast(beta[c])
+            tc = cast(tau[c])
+            ad = 0.0
+            ax = 0.0
+            at = 0.0
+            for j in range(tid, S, threads):
+                g = float64(dz[base + j])
+                xv = x[base + j]
+                my = 1.0
+                if has_tau:
+                    v = xv * a + b
+                    my = 0.0 if v < tc else (0.5 if v == tc else 1.0)
+                    at += g * (0.0 if v > tc else (0.5 if v == tc else 1.0))
+                ad += g * my
+                ax += g * my * xv
+            sd[tid] = ad
+            sx[tid] = ax
+            st[tid] = at
+            cuda.syncthreads()
+            half = threads // 2
+            while half > 0:
+                if tid < half:
+                    sd[tid] += sd[tid + half]
+                    sx[tid] += sx[tid + half]
+                    st[tid] += st[tid + half]
+                cuda.syncthreads()
+                half //= 2
+            pxh = sx[0] * r
+            if tid == 0:
+                sum_dy[p] = sd[0]
+                sum_dy_xhat[p] = pxh
+                sum_dtau[p] = st[0]
+            cuda.syncthreads()
+            if need_dx and S > 0:
+                k = cast(gamma[c] * r * r * pxh / S)
+                for j in range(tid, S, threads):
+                    xv = x[base + j]
+                    m = a
+                    if has_tau:
+                        v = xv * a + b
+                        m = a if v > tc else (a * cast(0.5) if v == tc else cast(0.0))
+                    dx[base + j] = dz[base + j] * m - xv * k
+
+    return kernel
+
+
+# ---------------------------------------------------------------------------
+# host side
+
+
+def _check(name, a, shape, dtype):
+    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
+    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
+
+
+def _check_big(x3, *others):
+    assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
+    assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
+    for name, a in others:
+        _check(name, a, x3.shape, x3.dtype)
+
+
+def _check_vectors(shape, *vectors):
+    for name, v in vectors:
+        _check(name, v, shape, np.float64)
+
+
+def _tau(tau, C):
+    if tau is None:
+        return _input(np.zeros(max(C, 1))), False
+    tau = _as_array(tau)
+    _check_vectors((C,), ("tau", tau))
+    return _input(tau), True
+
+
+def frn_forward(x3, gamma, beta, tau, eps, z3, rstd, threads=None):
+    """z3 = max(gamma*x*r + beta, tau) per (n, c) plane, r = 1/sqrt(mean_s x^2 + eps[c]).
+
+    ``tau`` None skips the TLU (z3 = y). gamma, beta, tau, eps are float64
+    (C,); rstd (N, C) float64 is written for the backward pass.
+    """
+    t = _threads(threads)
+    x3, gamma, beta, eps, z3, rstd = map(_as_array, (x3, gamma, beta, eps, z3, rstd))
+    _check_big(x3, ("z3", z3))
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors((C,), ("gamma", gamma), ("beta", beta), ("eps", eps))
+    _check_vectors((N, C), ("rstd", rstd))
+    tau, has_tau = _tau(tau, C)
+    P = N * C
+    if P == 0:
+        return
+    out = _Outputs(z3, rstd)
+    kernel = _forward_kernel(np.dtype(x3.dtype).type, t)
+    kernel[min(P, MAX_BLOCKS), t](_flat(_input(x3)), P, C, S, _input(gamma), _input(beta),
+                                  tau, has_tau, _input(eps), _flat(out.device[0]),
+                                  _flat(out.device[1]))
+    out.copy_back()
+
+
+def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_dtau,
+                 threads=None):
+    """dx3 of FRN(+TLU) and the per-plane sums (N, C) float64 of the parameter gradients.
+
+    sum_dy = sum_s dy, sum_dy_xhat = sum_s dy*x*r, sum_dtau = sum_s dz*[y <= tau]
+    (0 without TLU), with dy = dz*[y > tau] and ties split in halves. ``dx3``
+    None skips dx. From these: dgamma = sum_n sum_dy_xhat, dbeta = sum_n sum_dy,
+    dtau = sum_n sum_dtau, deps = -1/2 sum_n rstd^2 * gamma * sum_dy_xhat.
+    """
+    t = _threads(threads)
+    dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau = map(
+        _as_array, (dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau))
+    _check_big(x3, ("dz3", dz3))
+    N, C, S = (int(v) for v in x3.shape)
+    _check_vectors((C,), ("gamma", gamma), ("beta", beta))
+    _check_vectors((N, C), ("rstd", rstd), ("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat),
+                   ("sum_dtau", sum_dtau))
+    tau, has_tau = _tau(tau, C)
+    need_dx = dx3 is not None
+    if need_dx:
+        dx3 = _as_array(dx3)
+        _check("dx3", dx3, x3.shape, x3.dtype)
+    P = N * C
+    if P == 0:
+        return
+    outs = [sum_dy, sum_dy_xhat, sum_dtau] + ([dx3] if need_dx else [])
+    out = _Outputs(*outs)
+    d = out.device
+    dx_flat = _flat(d[3]) if need_dx else cuda.device_array(1, np.dtype(x3.dtype))
+    kernel = _backward_kernel(np.dtype(x3.dtype).type, t)
+    kernel[min(P, MAX_BLOCKS), t](_flat(_input(dz3)), _flat(_input(x3)), P, C, S,
+                                  _input(gamma), _input(beta), tau, has_tau,
+                                  _flat(_input(rstd)), need_dx, dx_flat,
+                                  _flat(d[0]), _flat(d[1]), _flat(d[2]))
+    out.copy_back()

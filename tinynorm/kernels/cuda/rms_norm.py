@@ -1,0 +1,185 @@
+"""RMSNorm kernels for CUDA (numba.cuda), mirroring kernels/cpu/rms_norm.py.
+
+Root Mean Square Layer Normalization (Zhang & Sennrich, 2019) of every row x
+of x2 (R, D):
+
+    r  = 1 / sqrt(1/D sum_j x_j^2 + eps)
+    y  = x * r * w
+    dx = r * (w*dy - x * r^2/D * sum_j w_j dy_j x_j)
+    dw = sum_rows dy * x * r
+
+Same functions, arguments and meaning as tinynorm.kernels.cpu.rms_norm, plus
+a keyword `threads` (threads per block, a power of two up to 1024).
+
+One block per row (blocks stride over rows): each thread sums its strided
+share of the row in float64, the block folds the partials in shared memory
+with a tree of cuda.syncthreads() steps (no warp shuffles, so the simulator
+runs it), then every thread writes its share of the row in x's dtype. dw runs
+one thread per column, walking the rows in float64.
+"""
+import functools
+import math
+
+import numpy as np
+from numba import cuda, float64, from_dtype
+
+from .batch_norm import _Outputs, _as_array, _flat, _grid, _input, _threads
+
+MAX_BLOCKS = 4096
+
+
+@cuda.jit(device=True)
+def _block_sum(buf, tid, threads):
+    cuda.syncthreads()
+    half = threads // 2
+    while half > 0:
+        if tid < half:
+            buf[tid] += buf[tid + half]
+        cuda.syncthreads()
+        half //= 2
+    total = buf[0]
+    cuda.syncthreads()
+    return total
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_kernel(dtype, threads):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(x, R, D, w, has_w, eps, y, rstd):
+        buf = cuda.shared.array(threads, float64)
+        tid = cuda.threadIdx.x
+        for row in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            base = row * D
+            acc = 0.0
+            for j in range(tid, D, threads):
+                v = float64(x[base + j])
+                acc += v * v
+            buf[tid] = acc
+            total = _block_sum(buf, tid, threads)
+            r = 1.0 / math.sqrt((total / D if D > 0 else 0.0) + eps)
+            if tid == 0:
+                rstd[row] = r
+            a = cast(r)
+            for j in range(tid, D, threads):
+                if has_w:
+                    y[base + j] = x[base + j] * a * w[j]
+                else:
+                    y[base + j] = x[base + j] * a
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _dx_kernel(dtype, threads):
+    cast = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(dy, x, R, D, w, has_w, rstd, dx):
+        buf = cuda.shared.array(threads, float64)
+        tid = cuda.threadIdx.x
+        for row in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            base = row * D
+            acc = 0.0
+            for j in range(tid, D, threads):
+                g = float64(dy[base + j])
+                if has_w:
+                    g *= w[j]
+                acc += g * x[base + j]
+            buf[tid] = acc
+            s = _block_sum(buf, tid, threads)
+            r = rstd[row]
+            a = cast(r)
+            k = cast(s * r * r * r / D)
+            for j in range(tid, D, threads):
+                if has_w:
+                    dx[base + j] = dy[base + j] * w[j] * a - x[base + j] * k
+                else:
+                    dx[base + j] = dy[base + j] * a - x[base + j] * k
+
+    return kernel
+
+
+@cuda.jit
+def _dw_kernel(dy, x, R, D, rstd, dw):
+    for j in range(cuda.grid(1), D, cuda.gridsize(1)):
+        acc = 0.0
+        for row in range(R):
+            acc += float64(dy[row * D + j]) * x[row * D + j] * rstd[row]
+        dw[j] = acc
+
+
+# ---------------------------------------------------------------------------
+# host side
+
+
+def _check(name, a, shape, dtype):
+    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
+    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
+
+
+def _check_rows(x2, *others):
+    assert len(x2.shape) == 2, f"x2 must be 2-D (R, D), got shape {x2.shape}"
+    assert np.dtype(x2.dtype) in (np.float32, np.float64), f"unsupported dtype {x2.dtype}"
+    for name, a in others:
+        _check(name, a, x2.shape, x2.dtype)
+
+
+def _weight(weight, x2):
+    if weight is None:
+        return _input(np.ones(1, np.dtype(x2.dtype))), False
+    weight = _as_array(weight)
+    _check("weight", weight, (int(x2.shape[1]),), x2.dtype)
+    return _input(weight), True
+
+
+def rms_forward(x2, weight, eps, y2, rstd, threads=None):
+    """y2 = x2 * rstd[row] * weight with rstd = 1/sqrt(mean(x^2 over the row) + eps).
+
+    ``weight`` is (D,) in x2's dtype or None (no scaling); rstd (R,) float64
+    is written for the backward pass (Zhang & Sennrich 2019).
+    """
+    t = _threads(threads)
+    x2, y2, rstd = map(_as_array, (x2, y2, rstd))
+    _check_rows(x2, ("y2", y2))
+    R, D = (int(v) for v in x2.shape)
+    _check("rstd", rstd, (R,), np.float64)
+    w, has_w = _weight(weight, x2)
+    if R == 0:
+        return
+    out = _Outputs(y2, rstd)
+    kernel = _forward_kernel(np.dtype(x2.dtype).type, t)
+    kernel[min(R, MAX_BLOCKS), t](_flat(_input(x2)), R, D, w, has_w, float(eps),
+                                  _flat(out.device[0]), out.device[1])
+    out.copy_back()
+
+
+def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
+    """dx2 = rstd*(w*dy - x*rstd^2/D * sum(w*dy*x)) and dw = sum_rows dy*x*rstd.
+
+    Either output may be None to skip it; dw is (D,) float64.
+    """
+    t = _threads(threads)
+    dy2, x2, rstd = map(_as_array, (dy2, x2, rstd))
+    _check_rows(x2, ("dy2", dy2))
+    R, D = (int(v) for v in x2.shape)
+    _check("rstd", rstd, (R,), np.float64)
+    w, has_w = _weight(weight, x2)
+    dyd, xd, rd = _input(dy2), _input(x2), _input(rstd)
+    if dx2 is not None:
+        dx2 = _as_array(dx2)
+        _check("dx2", dx2, x2.shape, x2.dtype)
+        if R > 0 and D > 0:
+            out = _Outputs(dx2)
+            kernel = _dx_kernel(np.dtype(x2.dtype).type, t)
+            kernel[min(R, MAX_BLOCKS), t](_flat(dyd), _flat(xd), R, D, w, has_w, rd,
+                                          _flat(out.device[0]))
+            out.copy_back()
+    if dw is not None:
+        dw = _as_array(dw)
+        _check("dw", dw, (D,), np.float64)
+        if D > 0:
+            out = _Outputs(dw)
+            _dw_kernel[_grid(D, t), t](_flat(dyd), _flat(xd), R, D, rd, out.device[0])
+            out.copy_back()
