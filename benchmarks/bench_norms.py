@@ -20,19 +20,57 @@ from common import median_ms, print_table, set_threads, settle, torch_or_none, t
 import tinynorm as tn  # noqa: E402
 from tinynorm import nn  # noqa: E402
 
+def _bn(cls, c):
+    return lambda m, dt: getattr(m, cls)(c, dtype=dt) if m is nn else getattr(m, cls)(c).to(dt)
+
+
+def _tn_only(build):
+    return lambda m, dt: build(dt) if m is nn else None
+
+
+def _cbn(dt):
+    conv = nn.Conv2d(64, 64, 3, padding=1, bias=False, dtype=dt)
+    return nn.CrossIterationBatchNorm(conv, window=4, burn_in=0)
+
+
+def _torch_conv_bn(torch, dt):
+    return torch.nn.Sequential(torch.nn.Conv2d(64, 64, 3, padding=1, bias=False),
+                               torch.nn.BatchNorm2d(64)).to(dt)
+
+
+# (label, input shape, builder(module_namespace, dtype) -> module or None, fwd passes, bwd passes)
+# Passes count the minimal traffic over the activation: BN's channel planes do not fit in cache,
+# so its statistics cost a pass of their own (3 + 5); the per-sample norms normalize rows or
+# groups that stay in cache (2 + 3). CBN's row includes its 3x3 conv; its torch column is
+# torch's conv + BatchNorm2d, not the same op (torch has no CBN), so read it as a reference.
 CASES = [
-    ("BatchNorm2d", (64, 64, 56, 56), 3, 5),
-    ("BatchNorm2d", (256, 256, 14, 14), 3, 5),
-    ("BatchNorm1d", (4096, 1024), 3, 5),
+    ("BatchNorm2d", (64, 64, 56, 56), _bn("BatchNorm2d", 64), 3, 5),
+    ("BatchNorm2d", (256, 256, 14, 14), _bn("BatchNorm2d", 256), 3, 5),
+    ("BatchNorm1d", (4096, 1024), _bn("BatchNorm1d", 1024), 3, 5),
+    ("LayerNorm", (4096, 1024),
+     lambda m, dt: m.LayerNorm(1024, dtype=dt) if m is nn else m.LayerNorm(1024).to(dt), 2, 3),
+    ("LayerNorm", (8192, 768),
+     lambda m, dt: m.LayerNorm(768, dtype=dt) if m is nn else m.LayerNorm(768).to(dt), 2, 3),
+    ("GroupNorm(32)", (32, 256, 28, 28),
+     lambda m, dt: m.GroupNorm(32, 256, dtype=dt) if m is nn else m.GroupNorm(32, 256).to(dt), 2, 3),
+    ("InstanceNorm2d", (32, 64, 56, 56), _bn("InstanceNorm2d", 64), 2, 3),
+    ("LocalResponseNorm(5)", (32, 96, 55, 55), lambda m, dt: m.LocalResponseNorm(5), 2, 3),
+    ("RMSNorm", (8192, 1024),
+     lambda m, dt: m.RMSNorm(1024, dtype=dt) if m is nn else m.RMSNorm(1024).to(dt), 2, 3),
+    ("FilterResponseNorm2d+TLU", (32, 64, 56, 56),
+     _tn_only(lambda dt: nn.FilterResponseNorm2d(64, dtype=dt)), 2, 3),
+    ("BatchRenorm2d", (32, 64, 56, 56), _tn_only(lambda dt: nn.BatchRenorm2d(64, dtype=dt)), 3, 5),
+    ("CrossMiniBatchNorm", (32, 64, 56, 56),
+     _tn_only(lambda dt: nn.CrossMiniBatchNorm(64, dtype=dt)), 3, 5),
+    ("CrossIterationBN(conv3x3)", (32, 64, 28, 28), "cbn", 3, 5),
 ]
 
 
-def bench_case(name, shape, fwd_passes, bwd_passes, dtype, repeat, torch, bandwidth):
+def bench_case(name, shape, build, fwd_passes, bwd_passes, dtype, repeat, torch, bandwidth):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
-    c = shape[1]
-    ours = getattr(nn, name)(c, dtype=dtype)
+    ours = _cbn(dtype) if build == "cbn" else build(nn, dtype)
 
     def fwd():
         return ours(tn.from_numpy(x).requires_grad_())
@@ -42,9 +80,12 @@ def bench_case(name, shape, fwd_passes, bwd_passes, dtype, repeat, torch, bandwi
     t_bwd = median_ms(lambda y: y.backward(dy), repeat, setup=fwd)
     t_all = median_ms(lambda: fwd().backward(dy), repeat)
     ref = None
+    tdt = getattr(torch, np.dtype(dtype).name) if torch is not None else None
+    mod = None
     if torch is not None:
+        mod = _torch_conv_bn(torch, tdt) if build == "cbn" else build(torch.nn, tdt)
+    if mod is not None:
         settle()
-        mod = getattr(torch.nn, name)(c).to(getattr(torch, np.dtype(dtype).name))
         xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 
         def tfwd():
@@ -65,11 +106,37 @@ def bench_case(name, shape, fwd_passes, bwd_passes, dtype, repeat, torch, bandwi
     return rows
 
 
+def bench_weight_norm(dtype, repeat, torch, bandwidth):
+    """weight_norm's fused op on a (1024, 1024) weight (dim=0) vs torch._weight_norm."""
+    from tinynorm.ops.weight_norm import _weight_norm
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((1024, 1024)).astype(dtype)
+    g = rng.uniform(0.5, 1.5, (1024, 1)).astype(dtype)
+    dw = rng.standard_normal(v.shape).astype(dtype)
+
+    def ours():
+        _weight_norm(tn.from_numpy(v).requires_grad_(), tn.from_numpy(g).requires_grad_(), 0).backward(dw)
+
+    settle()
+    ms = median_ms(ours, repeat)
+    tref = ratio = "-"
+    if torch is not None:
+        settle()
+        vt, gt, dwt = torch.from_numpy(v), torch.from_numpy(g), torch.from_numpy(dw)
+        t = median_ms(lambda: torch._weight_norm(vt.detach().requires_grad_(),
+                                                 gt.detach().requires_grad_(), 0).backward(dwt), repeat)
+        tref, ratio = f"{t:.2f}", f"{t / ms:.2f}x"
+    gbs = 5 * v.nbytes / (ms * 1e-3) / 1e9
+    return [("weight_norm (dim 0)", "1024x1024", "fwd+bwd", f"{ms:.2f}", tref, ratio, f"{gbs:.1f}",
+             f"{100 * gbs / bandwidth:.0f}%")]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--only", default=None, help="run the cases whose label contains this text")
     args = p.parse_args(argv)
     set_threads(args.threads)
     torch = torch_or_none()
@@ -77,8 +144,13 @@ def main(argv=None):
     print(f"threads {args.threads}, dtype {args.dtype}, triad bandwidth {bandwidth:.1f} GB/s, "
           f"torch {torch.__version__ if torch else 'not installed'}")
     rows = []
-    for name, shape, fp, bp in CASES:
-        rows += bench_case(name, shape, fp, bp, np.dtype(args.dtype), args.repeat, torch, bandwidth)
+    for name, shape, build, fp, bp in CASES:
+        if args.only and args.only.lower() not in name.lower():
+            continue
+        rows += bench_case(name, shape, build, fp, bp, np.dtype(args.dtype), args.repeat, torch,
+                           bandwidth)
+    if not args.only or args.only.lower() in "weight_norm":
+        rows += bench_weight_norm(np.dtype(args.dtype), args.repeat, torch, bandwidth)
     print_table(("op", "shape", "pass", "tinynorm ms", "torch ms", "speedup", "GB/s", "% triad"), rows)
 
 

@@ -2,13 +2,19 @@
 import argparse
 import sys
 
+from .models import NORMS, NormOptions
+
 
 def _parser():
     p = argparse.ArgumentParser(prog="tinynorm", description="tinynorm: normalization layers on a small autograd")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model on the built-in digits (or MNIST IDX files)")
-    t.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
-    t.add_argument("--norm", choices=["bn", "none"], default="bn")
+    t.add_argument("--model", choices=["mlp", "cnn", "lstm"], default="mlp",
+                   help="lstm reads each digit as a sequence of rows (or of pixels, --pixels)")
+    t.add_argument("--norm", choices=list(NORMS), default="bn",
+                   help="bn batch, brn batch renorm, cbn cross-iteration, cmbn cross-mini-batch, "
+                        "gn group, ln layer, in instance, frn filter response + TLU, lrn local "
+                        "response, wn weight, rms RMS norm, none")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=1e-3)
@@ -17,6 +23,22 @@ def _parser():
     t.add_argument("--data", metavar="DIR", default=None,
                    help="a directory with MNIST/Fashion-MNIST IDX files (.gz or raw)")
     t.add_argument("--save", metavar="PATH", default=None, help="write the state_dict as .npz")
+    t.add_argument("--groups", type=int, default=8, help="GroupNorm groups (--norm gn)")
+    t.add_argument("--window", type=int, default=4,
+                   help="iterations Cross-Iteration BN averages (--norm cbn)")
+    t.add_argument("--burn-in", type=int, default=100,
+                   help="iterations of plain BN before the CBN window is used (--norm cbn)")
+    t.add_argument("--subdivisions", type=int, default=None,
+                   help="mini-batches per optimizer step, gradients accumulated (default 4 for "
+                        "--norm cmbn, else 1)")
+    t.add_argument("--renorm-warmup", type=int, default=100,
+                   help="Batch Renorm steps with rmax=1, dmax=0 (--norm brn)")
+    t.add_argument("--renorm-rmax-steps", type=int, default=400,
+                   help="step at which Batch Renorm's rmax reaches 3")
+    t.add_argument("--renorm-dmax-steps", type=int, default=250,
+                   help="step at which Batch Renorm's dmax reaches 5")
+    t.add_argument("--pixels", action="store_true",
+                   help="--model lstm: one pixel per step instead of one row")
     t.add_argument("--workers", type=int, default=1,
                    help="split each batch across N worker processes with SyncBatchNorm")
     t.add_argument("--backend", choices=["multiprocessing", "mpi"], default="multiprocessing",
@@ -34,7 +56,7 @@ def _positive(args, name):
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "train":
-        for name in ("epochs", "batch_size", "workers"):
+        for name in ("epochs", "batch_size", "workers", "groups", "window"):
             _positive(args, name)
         if args.lr <= 0:
             raise SystemExit("tinynorm train: --lr must be positive")
@@ -54,9 +76,13 @@ def main(argv=None):
         from .distributed import DistributedError
         from .train import train
         try:
+            options = NormOptions(groups=args.groups, window=args.window, burn_in=args.burn_in,
+                                  renorm_schedule=(args.renorm_warmup, args.renorm_rmax_steps,
+                                                   args.renorm_dmax_steps))
             train(model=args.model, norm=args.norm, epochs=args.epochs, batch_size=args.batch_size,
                   lr=args.lr, optimizer=args.optimizer, seed=args.seed, data=args.data, save=args.save,
-                  workers=args.workers, backend=args.backend, timeout=args.timeout)
+                  workers=args.workers, backend=args.backend, timeout=args.timeout, options=options,
+                  subdivisions=args.subdivisions, pixels=args.pixels)
         except (ValueError, FileNotFoundError, DistributedError) as e:
             if rank == 0 or isinstance(e, DistributedError):
                 print(f"tinynorm train: {e}", file=sys.stderr)

@@ -15,6 +15,7 @@ from .ops import shape as _shape
 from .tensor import Tensor, as_tensor
 from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
 from .ops.frn import filter_response_norm, tlu  # noqa: F401
+from .ops.group_norm import group_norm, instance_norm, layer_norm  # noqa: F401
 from .ops.lrn import local_response_norm  # noqa: F401
 from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401

@@ -8,7 +8,7 @@ from . import distributed, nn, optim, random
 from . import functional as F
 from .autograd import no_grad
 from .data import DataLoader, load_digits, load_mnist_dir
-from .models import build_model
+from .models import NormOptions, build_model
 from .tensor import Tensor
 
 
@@ -67,18 +67,33 @@ class Progress:
 
 def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="adam", seed=0,
           data=None, save=None, stream=None, quiet=False, workers=1, backend="multiprocessing",
-          timeout=60.0):
+          timeout=60.0, options=None, subdivisions=None, pixels=False):
     """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies.
 
     ``workers > 1`` splits every global batch of ``batch_size`` samples across
     that many spawned processes (simulated devices) that run SyncBatchNorm and
     average gradients; ``backend='mpi'`` does the same across the ranks of an
     ``mpiexec`` launch. Only rank 0 prints, evaluates and saves.
+    ``subdivisions`` (default 4 for CmBN, else 1) splits every batch into that
+    many mini-batches whose gradients are accumulated before one optimizer
+    step; ``options`` is a :class:`tinynorm.models.NormOptions`.
     """
+    if subdivisions is None:
+        subdivisions = 4 if norm == "cmbn" else 1
+    if subdivisions < 1 or subdivisions > batch_size:
+        raise ValueError(f"subdivisions must be between 1 and the batch size {batch_size}, "
+                         f"got {subdivisions}")
+    options = options or NormOptions()
+    options.subdivisions = subdivisions
     config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
-                  optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet)
+                  optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet,
+                  options=options, pixels=pixels)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if (workers > 1 or backend == "mpi") and norm in ("brn", "cbn", "cmbn"):
+        raise ValueError(f"--norm {norm} keeps per-process statistics that tinynorm does not "
+                         "synchronize; with several workers use --norm bn (SyncBatchNorm) or a "
+                         "per-sample norm (gn, ln, in, frn, rms, lrn, wn)")
     if backend == "mpi":
         comm = distributed.init_process_group("mpi")
         if workers not in (1, comm.world_size):
@@ -92,13 +107,14 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     results = distributed.launch(_train_rank, workers, kwargs=config, timeout=timeout)
     out = results[0]
     (xtr, ytr), (xte, yte) = load_dataset(data)
-    out["model"] = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm)
+    out["model"] = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm,
+                               options, pixels)
     out["model"].load_state_dict(out.pop("state_dict"))
     return out
 
 
 def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save, quiet,
-                stream=None):
+                options, pixels, stream=None):
     """The training loop of one rank (the only one when the world has one rank)."""
     comm = distributed.get_communicator()
     world, rank = comm.world_size, comm.rank
@@ -106,7 +122,10 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     stream = stream or sys.stdout
     random.manual_seed(seed)
     (xtr, ytr), (xte, yte) = load_dataset(data)
-    net = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm)
+    net = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm, options,
+                      pixels)
+    subdivisions = options.subdivisions
+    scaled = world > 1 or subdivisions > 1
     if world > 1:
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         distributed.broadcast_module(net)
@@ -123,19 +142,20 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
         for step, (xb, yb) in enumerate(loader, 1):
             if world > 1:
                 xb, yb = np.array_split(xb, world)[rank], np.array_split(yb, world)[rank]
-            logits = net(Tensor(xb))
-            if world > 1:
-                loss = F.cross_entropy(logits, yb, reduction="sum") * (1.0 / batch_size)
-            else:
-                loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
-            loss.backward()
+            for xs, ys in zip(np.array_split(xb, subdivisions), np.array_split(yb, subdivisions)):
+                logits = net(Tensor(xs))
+                if scaled:
+                    loss = F.cross_entropy(logits, ys, reduction="sum") * (1.0 / batch_size)
+                else:
+                    loss = F.cross_entropy(logits, ys)
+                loss.backward()
+                loss_sum += loss.item() * (batch_size if scaled else len(ys))
+                correct += int((logits.data.argmax(axis=1) == ys).sum())
+                seen += len(ys)
             if world > 1:
                 distributed.allreduce_gradients(net, op="sum")
             opt.step()
-            loss_sum += loss.item() * (batch_size if world > 1 else len(yb))
-            correct += int((logits.data.argmax(axis=1) == yb).sum())
-            seen += len(yb)
             if bar is not None:
                 bar.update(step, loss_sum / max(seen, 1), correct / max(seen, 1))
         if world > 1:

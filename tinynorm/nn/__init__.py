@@ -3,9 +3,14 @@ from . import init, utils
 from .batch_renorm import BatchRenorm1d, BatchRenorm2d, renorm_schedule
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .cross_batchnorm import CrossIterationBatchNorm, CrossMiniBatchNorm
+from .frn import TLU, FilterResponseNorm2d
+from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
                      Identity, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh)
+from .lrn import LocalResponseNorm
+from .lstm import BNLSTM, LSTM
 from .module import Module, Parameter
+from .rms_norm import RMSNorm
 from .sync_batchnorm import SyncBatchNorm
 from .weight_norm import init_weight_norm_, remove_weight_norm, weight_norm
 
@@ -14,4 +19,6 @@ __all__ = ["init", "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgP
            "Sequential", "CrossEntropyLoss", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
            "SyncBatchNorm", "BatchRenorm1d", "BatchRenorm2d", "renorm_schedule",
            "CrossIterationBatchNorm", "CrossMiniBatchNorm", "utils", "weight_norm",
-           "remove_weight_norm", "init_weight_norm_"]
+           "remove_weight_norm", "init_weight_norm_", "GroupNorm", "LayerNorm", "InstanceNorm1d",
+           "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "FilterResponseNorm2d", "TLU",
+           "LocalResponseNorm", "LSTM", "BNLSTM"]

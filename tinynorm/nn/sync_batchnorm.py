@@ -10,7 +10,7 @@ import itertools
 
 from .. import distributed
 from ..ops.sync_batch_norm import SyncCombine
-from .batchnorm import _BatchNorm
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
 
 _ids = itertools.count()
 
@@ -46,6 +46,9 @@ class SyncBatchNorm(_BatchNorm):
     def convert_sync_batchnorm(cls, module, process_group=None):
         """Return ``module`` with every BatchNorm1d/2d/3d replaced by a SyncBatchNorm.
 
+        Only plain BN layers are converted; the variants built on BN's
+        combine step (CmBN, Cross-Iteration BN, Batch Renorm) are left alone.
+
         Parameters and buffers are carried over (the same arrays), and each
         converted layer is named by its path in ``module`` for debug messages.
         """
@@ -54,7 +57,7 @@ class SyncBatchNorm(_BatchNorm):
 
 def _convert(module, process_group, path):
     out = module
-    if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+    if type(module) in (BatchNorm1d, BatchNorm2d, BatchNorm3d):
         out = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                             module.track_running_stats, process_group)
         if module.affine:

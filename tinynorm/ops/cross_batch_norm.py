@@ -78,17 +78,18 @@ def layer_stat_gradients(kind, x, y, weight, geometry=None):
 
     ``kind`` is 'linear' (y = x W^T, x of shape (N, K)) or 'conv' (``geometry``
     = (stride, padding, dilation, groups)). Returns dmu of shape (C, K) and dnu
-    of shape (C, K), in float64.
+    of shape (C, K), in float64 (the products run in the input's dtype: they are the
+    coefficients of a first-order correction, and float32 GEMMs keep CBN's cost near a
+    weight-gradient GEMM's).
     """
     xp = get_array_module(x)
     cout = weight.shape[0]
     if kind == "linear":
-        x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
-        y2 = y.reshape(-1, cout).astype(np.float64)
+        x2 = x.reshape(-1, x.shape[-1])
+        y2 = y.reshape(-1, cout)
         m = max(x2.shape[0], 1)
-        dmu = xp.broadcast_to(x2.mean(axis=0) if x2.shape[0] else xp.zeros(x2.shape[1]),
-                              (cout, x2.shape[1]))
-        dnu = blas.matmul(y2.T, x2) * (2.0 / m)
+        dmu = xp.broadcast_to(x2.mean(axis=0, dtype=np.float64), (cout, x2.shape[1]))
+        dnu = blas.matmul(xp.ascontiguousarray(y2.T), x2).astype(np.float64) * (2.0 / m)
         return dmu, dnu
     (sh, sw), (ph, pw), (dh, dw), groups = geometry
     n, c, h, w = x.shape
@@ -98,11 +99,11 @@ def layer_stat_gradients(kind, x, y, weight, geometry=None):
     cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
     k.im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
     m = max(n * oh * ow, 1)
-    cols = cols.reshape(groups, cg * kh * kw, n * oh * ow).astype(np.float64)
+    cols = cols.reshape(groups, cg * kh * kw, n * oh * ow)
     y3 = xp.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(groups, cout // groups, n * oh * ow)
-    y3 = y3.astype(np.float64)
-    dmu = xp.repeat(cols.mean(axis=2) if n else xp.zeros(cols.shape[:2]), cout // groups, axis=0)
-    dnu = blas.matmul(y3, xp.swapaxes(cols, 1, 2)).reshape(cout, cg * kh * kw) * (2.0 / m)
+    dmu = xp.repeat(cols.mean(axis=2, dtype=np.float64), cout // groups, axis=0)
+    dnu = blas.matmul(y3, xp.swapaxes(cols, 1, 2)).reshape(cout, cg * kh * kw)
+    dnu = dnu.astype(np.float64) * (2.0 / m)
     return dmu, dnu
 
 

@@ -1,0 +1,534 @@
+"""Group normalization kernels for the CPU (Numba), shared by GroupNorm, LayerNorm and InstanceNorm.
+
+Group Normalization (Wu & He, 2018, "Group Normalization") normalizes every
+(sample, group) over its own values. The kernels read x as x4 of shape
+(N, G, K, S): N samples, G groups, K affine slots per group, S values per
+slot. Row r = (n, g) of M = K*S values has its own statistics; slot (g, k)
+has its own gamma and beta:
+
+    mean_r = 1/M sum_m x[r, m]        var_r = 1/M sum_m (x[r, m] - mean_r)^2
+    rstd_r = 1/sqrt(var_r + eps)      xhat  = (x - mean_r) * rstd_r
+    y      = gamma[g, k] * xhat + beta[g, k]
+
+    GroupNorm       (N, G, C/G, *spatial)    per-channel affine
+    InstanceNorm    (N, C, 1, *spatial)      GroupNorm with G = C (Ulyanov et al. 2016)
+    LayerNorm       (rows, 1, M, 1)          elementwise affine (Ba et al. 2016)
+
+Backward, with dxhat = gamma * dy and the per-row reductions
+A_r = sum_m dy*gamma*(x - mean_r), B_r = sum_m dy*gamma:
+
+    dx     = rstd * (dxhat - B/M - xhat * rstd*A/M)
+           = dy * gamma*rstd - ((x - mean) * rstd^3*A/M + rstd*B/M)
+    dgamma = sum over (n, s) of dy*xhat,    dbeta = sum over (n, s) of dy
+
+Two public functions, each one fused pass per row where the row fits in
+cache (stats read x once, the apply pass re-reads the row from cache):
+
+    gn_forward    stats (mean, rstd per row) and y
+    gn_backward   A, B per row, dx, and dgamma/dbeta
+
+Statistics and reductions accumulate in float64. A row is reduced piece by
+piece (SEGMENT values): each piece's mean, then its squared deviations from
+that mean (read from cache), the pieces merged with the pairwise formula of
+Chan, Golub & LeVeque (1979):
+
+    n = na + nb,  delta = mean_b - mean_a,
+    mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
+
+so 1e4 + N(0, 1) in float32 keeps its variance. Elementwise work runs in x's
+dtype as (x - mean) * a + b, never x*a + (b - mean*a), which would cancel.
+
+Affine layouts. With S >= ELEMENTWISE_MIN_S the per-slot gamma/beta are
+scalars over a contiguous run of S values ("slot" loops). Shorter slots are
+turned into an elementwise affine over the row (gamma repeated S times, so
+K*S slots of one value each; LayerNorm always is one) and the inner loops run
+along the row with a coefficient per value.
+
+Parallel traversals (the host wrappers pick them; small inputs, fewer than
+PARALLEL_MIN_ELEMENTS values, run the serial build of the same bodies):
+
+* rows: each thread takes a contiguous run of rows and fuses the passes of a
+  row; dgamma/dbeta go to per-thread (threads, G*K) float64 accumulators
+  that the wrapper preallocates and sums. With an elementwise affine shared
+  by all rows (LayerNorm, G == 1) the backward reduces four rows per sweep,
+  so that each column's dgamma/dbeta accumulator is updated once per four
+  rows.
+* cols: few long rows (fewer than SPLIT_ROWS_PER_THREAD rows per thread,
+  e.g. LayerNorm over a whole image): the rows are cut into P column pieces,
+  each a work item over all rows; per-piece partial stats (or A, B) are
+  merged between two kernel launches.
+
+The only fast-math flags are 'reassoc' and 'contract' on the reduction
+loops; no flag assumes away NaN or Inf, so a NaN in a row reaches every
+output of that row (and its slots' dgamma/dbeta).
+"""
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from .jit import serial_and_parallel
+
+PARALLEL_MIN_ELEMENTS = 1 << 15
+SEGMENT = 4096
+ELEMENTWISE_MIN_S = 16
+SPLIT_ROWS_PER_THREAD = 4
+MIN_PIECE = 4096
+PIECES_PER_THREAD = 2
+
+_REDUCE_MATH = {"reassoc", "contract"}
+
+
+# ---------------------------------------------------------------------------
+# contiguous runs (loops start at 0 so that LLVM vectorizes them)
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _sum(x):
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += x[i]
+    return acc
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _sum_sq_dev(x, m):
+    acc = 0.0
+    for i in range(x.shape[0]):
+        d = x[i] - m
+        acc += d * d
+    return acc
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _sum_and_dot_dev(dy, x, m):
+    sd = 0.0
+    sx = 0.0
+    for i in range(x.shape[0]):
+        g = np.float64(dy[i])
+        sd += g
+        sx += g * (x[i] - m)
+    return sd, sx
+
+
+@njit(cache=True)
+def _affine(x, m, a, b, y):
+    for i in range(x.shape[0]):
+        y[i] = (x[i] - m) * a + b
+
+
+@njit(cache=True)
+def _affine_elementwise(x, m, r, w, b, y):
+    for i in range(x.shape[0]):
+        y[i] = (x[i] - m) * r * w[i] + b[i]
+
+
+@njit(cache=True)
+def _dx(dy, x, m, a, c2, c0, dx):
+    for i in range(x.shape[0]):
+        dx[i] = dy[i] * a - ((x[i] - m) * c2 + c0)
+
+
+@njit(cache=True)
+def _dx_elementwise(dy, x, m, r, w, c2, c0, dx):
+    for i in range(x.shape[0]):
+        dx[i] = dy[i] * w[i] * r - ((x[i] - m) * c2 + c0)
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _reduce_elementwise(dy, x, m, r, w, dw, db):
+    """A = sum dy*w*(x - m), B = sum dy*w; dw += dy*(x - m)*r, db += dy."""
+    a = 0.0
+    b = 0.0
+    for i in range(x.shape[0]):
+        g = np.float64(dy[i])
+        u = g * (x[i] - m)
+        a += u * w[i]
+        b += g * w[i]
+        dw[i] += u * r
+        db[i] += g
+    return a, b
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db):
+    """_reduce_elementwise of rows r..r+3 sharing w, dw, db: one update of dw, db per column.
+
+    Returns (A_r, ..., A_r+3, B_r, ..., B_r+3)."""
+    d0, d1, d2, d3 = dy2[r], dy2[r + 1], dy2[r + 2], dy2[r + 3]
+    v0, v1, v2, v3 = x2[r], x2[r + 1], x2[r + 2], x2[r + 3]
+    m0, m1, m2, m3 = mean[r], mean[r + 1], mean[r + 2], mean[r + 3]
+    s0, s1, s2, s3 = rstd[r], rstd[r + 1], rstd[r + 2], rstd[r + 3]
+    a0 = a1 = a2 = a3 = 0.0
+    b0 = b1 = b2 = b3 = 0.0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        g0 = np.float64(d0[i])
+        g1 = np.float64(d1[i])
+        g2 = np.float64(d2[i])
+        g3 = np.float64(d3[i])
+        u0 = g0 * (v0[i] - m0)
+        u1 = g1 * (v1[i] - m1)
+        u2 = g2 * (v2[i] - m2)
+        u3 = g3 * (v3[i] - m3)
+        a0 += u0 * wi
+        a1 += u1 * wi
+        a2 += u2 * wi
+        a3 += u3 * wi
+        b0 += g0 * wi
+        b1 += g1 * wi
+        b2 += g2 * wi
+        b3 += g3 * wi
+        dw[i] += (u0 * s0 + u1 * s1) + (u2 * s2 + u3 * s3)
+        db[i] += (g0 + g1) + (g2 + g3)
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _reduce_elementwise_no_params(dy, x, m, w):
+    a = 0.0
+    b = 0.0
+    for i in range(x.shape[0]):
+        g = np.float64(dy[i]) * w[i]
+        a += g * (x[i] - m)
+        b += g
+    return a, b
+
+
+# ---------------------------------------------------------------------------
+# one row, columns m0:m1 (rows are (n, g); off = g*K is the row's first slot)
+
+
+@njit(cache=True)
+def _stats(x, seg):
+    """(mean, M2) of a contiguous run, two passes per piece of seg values, Chan-merged."""
+    n = 0.0
+    mean = 0.0
+    m2 = 0.0
+    for p0 in range(0, x.shape[0], seg):
+        piece = x[p0:min(p0 + seg, x.shape[0])]
+        nb = np.float64(piece.shape[0])
+        mb = _sum(piece) / nb
+        qb = _sum_sq_dev(piece, mb)
+        tot = n + nb
+        f = nb / tot
+        d = mb - mean
+        mean += d * f
+        m2 += qb + d * d * (n * f)
+        n = tot
+    return mean, m2
+
+
+@njit(cache=True)
+def _apply_range(x, y, m0, m1, S, off, w, b, wt, bt, mean, rstd):
+    """y[m0:m1] = (x - mean) * rstd * gamma + beta of one row."""
+    cast = x.dtype.type
+    mt = cast(mean)
+    if S == 1:
+        _affine_elementwise(x[m0:m1], mt, cast(rstd), wt[off + m0:off + m1],
+                            bt[off + m0:off + m1], y[m0:m1])
+        return
+    k = m0 // S
+    pos = m0
+    while pos < m1:
+        end = min(m1, (k + 1) * S)
+        _affine(x[pos:end], mt, cast(rstd * w[off + k]), cast(b[off + k]), y[pos:end])
+        pos = end
+        k += 1
+
+
+@njit(cache=True)
+def _reduce_range(dy, x, m0, m1, S, off, w, mean, rstd, params, dw, db):
+    """(A, B) over columns m0:m1 of one row; with params, dw += dy*xhat, db += dy per slot."""
+    if S == 1:
+        if params:
+            return _reduce_elementwise(dy[m0:m1], x[m0:m1], mean, rstd, w[off + m0:off + m1],
+                                       dw[off + m0:off + m1], db[off + m0:off + m1])
+        return _reduce_elementwise_no_params(dy[m0:m1], x[m0:m1], mean, w[off + m0:off + m1])
+    a = 0.0
+    b = 0.0
+    k = m0 // S
+    pos = m0
+    while pos < m1:
+        end = min(m1, (k + 1) * S)
+        sd, sx = _sum_and_dot_dev(dy[pos:end], x[pos:end], mean)
+        wk = w[off + k]
+        a += wk * sx
+        b += wk * sd
+        if params:
+            dw[off + k] += sx * rstd
+            db[off + k] += sd
+        pos = end
+        k += 1
+    return a, b
+
+
+@njit(cache=True)
+def _dx_range(dy, x, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx):
+    """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of one row."""
+    cast = x.dtype.type
+    mt = cast(mean)
+    c2t = cast(c2)
+    c0t = cast(c0)
+    if S == 1:
+        _dx_elementwise(dy[m0:m1], x[m0:m1], mt, cast(rstd), wt[off + m0:off + m1], c2t, c0t,
+                        dx[m0:m1])
+        return
+    k = m0 // S
+    pos = m0
+    while pos < m1:
+        end = min(m1, (k + 1) * S)
+        _dx(dy[pos:end], x[pos:end], mt, cast(w[off + k] * rstd), c2t, c0t, dx[pos:end])
+        pos = end
+        k += 1
+
+
+@njit(cache=True)
+def _dx_coefficients(a, b, M, rstd):
+    """(c2, c0) of dx = dy*gamma*rstd - ((x - mean)*c2 + c0)."""
+    return rstd * rstd * rstd * a / M, rstd * b / M
+
+
+# ---------------------------------------------------------------------------
+# rows: a run of whole rows per thread, passes fused per row
+
+
+def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
+    R, M = x2.shape
+    for t in prange(nchunks):
+        for r in range(R * t // nchunks, R * (t + 1) // nchunks):
+            mu, m2 = _stats(x2[r], seg)
+            rs = 1.0 / np.sqrt(m2 / M + eps)
+            mean[r] = mu
+            rstd[r] = rs
+            _apply_range(x2[r], y2[r], 0, M, S, (r % G) * K, w, b, wt, bt, mu, rs)
+
+
+def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, nchunks, need_dx, params,
+                   dx2, dwp, dbp):
+    R, M = x2.shape
+    for t in prange(nchunks):
+        dw = dwp[t]
+        db = dbp[t]
+        r0 = R * t // nchunks
+        r1 = R * (t + 1) // nchunks
+        if S == 1 and G == 1 and params:
+            for r in range(r0, r0 + (r1 - r0) // 4 * 4, 4):
+                ab = _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db)
+                if need_dx:
+                    for j in range(4):
+                        c2, c0 = _dx_coefficients(ab[j], ab[4 + j], M, rstd[r + j])
+                        _dx_range(dy2[r + j], x2[r + j], 0, M, 1, 0, w, wt, mean[r + j],
+                                  rstd[r + j], c2, c0, dx2[r + j])
+            r0 += (r1 - r0) // 4 * 4
+        for r in range(r0, r1):
+            off = (r % G) * K
+            a, b = _reduce_range(dy2[r], x2[r], 0, M, S, off, w, mean[r], rstd[r], params, dw, db)
+            if need_dx:
+                c2, c0 = _dx_coefficients(a, b, M, rstd[r])
+                _dx_range(dy2[r], x2[r], 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2[r])
+
+
+_forward_rows_serial, _forward_rows_parallel = serial_and_parallel(_forward_rows)
+_backward_rows_serial, _backward_rows_parallel = serial_and_parallel(_backward_rows)
+
+
+# ---------------------------------------------------------------------------
+# cols: P column pieces of all rows per work item (few long rows)
+
+
+def _stats_cols(x2, seg, P, pm, pq):
+    R, M = x2.shape
+    for p in prange(P):
+        m0 = M * p // P
+        m1 = M * (p + 1) // P
+        for r in range(R):
+            pm[p, r], pq[p, r] = _stats(x2[r, m0:m1], seg)
+
+
+@njit(cache=True)
+def _merge_pieces(pm, pq, M, eps, mean, rstd):
+    P, R = pm.shape
+    for r in range(R):
+        n = 0.0
+        mu = 0.0
+        m2 = 0.0
+        for p in range(P):
+            nb = np.float64(M * (p + 1) // P - M * p // P)
+            tot = n + nb
+            f = nb / tot
+            d = pm[p, r] - mu
+            mu += d * f
+            m2 += pq[p, r] + d * d * (n * f)
+            n = tot
+        mean[r] = mu
+        rstd[r] = 1.0 / np.sqrt(m2 / M + eps)
+
+
+def _apply_cols(x2, G, K, S, w, b, wt, bt, P, mean, rstd, y2):
+    R, M = x2.shape
+    for p in prange(P):
+        m0 = M * p // P
+        m1 = M * (p + 1) // P
+        for r in range(R):
+            _apply_range(x2[r], y2[r], m0, m1, S, (r % G) * K, w, b, wt, bt, mean[r], rstd[r])
+
+
+def _reduce_cols(dy2, x2, G, K, S, w, mean, rstd, P, params, pa, pb, dwp, dbp):
+    """Partial (A, B) per piece and row; dwp/dbp has one row per piece, or one row
+    shared by all pieces (elementwise affine: the pieces own disjoint columns)."""
+    R, M = x2.shape
+    for p in prange(P):
+        m0 = M * p // P
+        m1 = M * (p + 1) // P
+        q = min(np.int64(p), dwp.shape[0] - 1)
+        for r in range(R):
+            pa[p, r], pb[p, r] = _reduce_range(dy2[r], x2[r], m0, m1, S, (r % G) * K, w,
+                                               mean[r], rstd[r], params, dwp[q], dbp[q])
+
+
+def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
+    R, M = x2.shape
+    for p in prange(P):
+        m0 = M * p // P
+        m1 = M * (p + 1) // P
+        for r in range(R):
+            _dx_range(dy2[r], x2[r], m0, m1, S, (r % G) * K, w, wt, mean[r], rstd[r],
+                      c2[r], c0[r], dx2[r])
+
+
+_stats_cols_serial, _stats_cols_parallel = serial_and_parallel(_stats_cols)
+_apply_cols_serial, _apply_cols_parallel = serial_and_parallel(_apply_cols)
+_reduce_cols_serial, _reduce_cols_parallel = serial_and_parallel(_reduce_cols)
+_dx_cols_serial, _dx_cols_parallel = serial_and_parallel(_dx_cols)
+
+
+# ---------------------------------------------------------------------------
+# host wrappers
+
+
+def _check(name, a, shape, dtype):
+    assert a.shape == tuple(shape), f"{name}: shape {a.shape}, expected {tuple(shape)}"
+    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
+    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
+
+
+def _check_big(x4, *others):
+    assert x4.ndim == 4, f"x4 must be 4-D (N, G, K, S), got shape {x4.shape}"
+    assert x4.dtype in (np.float32, np.float64), f"unsupported dtype {x4.dtype}"
+    assert x4.flags.c_contiguous, "x4: not C-contiguous"
+    for name, a in others:
+        if a is not None:
+            _check(name, a, x4.shape, x4.dtype)
+
+
+def _check_small(shape, *arrays):
+    for name, a in arrays:
+        if a is not None:
+            _check(name, a, shape, np.float64)
+
+
+def _plan(R, M):
+    """("rows", runs of rows) or ("cols", column pieces), and whether to run in parallel."""
+    if R * M < PARALLEL_MIN_ELEMENTS:
+        return "rows", 1, False
+    threads = get_num_threads()
+    if R < SPLIT_ROWS_PER_THREAD * threads and M >= 2 * MIN_PIECE:
+        return "cols", max(1, min(M // MIN_PIECE, PIECES_PER_THREAD * threads)), True
+    return "rows", max(1, min(threads, R)), True
+
+
+def _layout(x4, weight, bias):
+    """(x2 (R, M), G, K', S', gamma, beta, gamma and beta in x's dtype) for the kernels.
+
+    Slots shorter than ELEMENTWISE_MIN_S become S' = 1 slots of one value,
+    gamma and beta repeated S times.
+    """
+    N, G, K, S = x4.shape
+    w = np.ones(G * K) if weight is None else weight
+    b = np.zeros(G * K) if bias is None else bias
+    if 1 < S < ELEMENTWISE_MIN_S:
+        w, b, K, S = np.repeat(w, S), np.repeat(b, S), K * S, 1
+    dt = x4.dtype
+    return x4.reshape(N * G, K * S), G, K, S, w, b, w.astype(dt), b.astype(dt)
+
+
+def gn_forward(x4, weight, bias, eps, y4, mean, rstd):
+    """y4 = (x4 - mean[n, g]) * rstd[n, g] * weight[g, k] + bias[g, k]; writes mean and rstd.
+
+    x4 (N, G, K, S) in float32 or float64; weight and bias float64 of shape
+    (G*K,) or None (ones, zeros); mean and rstd float64 (N, G): the mean and
+    1/sqrt(var + eps) of each row's K*S values, var the biased variance
+    (Wu & He 2018, eq. 1-3).
+    """
+    _check_big(x4, ("y4", y4))
+    N, G, K, S = x4.shape
+    _check_small((G * K,), ("weight", weight), ("bias", bias))
+    _check_small((N, G), ("mean", mean), ("rstd", rstd))
+    R, M = N * G, K * S
+    if R == 0:
+        return
+    if M == 0:
+        mean[...] = np.nan
+        rstd[...] = np.nan
+        return
+    x2, G, K, S, w, b, wt, bt = _layout(x4, weight, bias)
+    y2 = y4.reshape(R, M)
+    m1, r1 = mean.reshape(R), rstd.reshape(R)
+    how, parts, par = _plan(R, M)
+    if how == "rows":
+        f = _forward_rows_parallel if par else _forward_rows_serial
+        f(x2, G, K, S, w, b, wt, bt, float(eps), SEGMENT, parts, y2, m1, r1)
+        return
+    pm = np.empty((parts, R))
+    pq = np.empty((parts, R))
+    _stats_cols_parallel(x2, SEGMENT, parts, pm, pq)
+    _merge_pieces(pm, pq, M, float(eps), m1, r1)
+    _apply_cols_parallel(x2, G, K, S, w, b, wt, bt, parts, m1, r1, y2)
+
+
+def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias):
+    """dx4, dweight, dbias of gn_forward's y for upstream gradient dy4 (each output optional).
+
+    With A = sum dy*gamma*(x - mean) and B = sum dy*gamma over each row of
+    M = K*S values: dx = dy*gamma*rstd - ((x - mean)*rstd^3*A/M + rstd*B/M);
+    dweight[g, k] = sum_{n, s} dy*(x - mean)*rstd, dbias[g, k] = sum_{n, s} dy.
+    Reductions accumulate in float64; dweight and dbias are float64 (G*K,).
+    """
+    _check_big(x4, ("dy4", dy4), ("dx4", dx4))
+    N, G, K, S = x4.shape
+    _check_small((G * K,), ("weight", weight), ("dweight", dweight), ("dbias", dbias))
+    _check_small((N, G), ("mean", mean), ("rstd", rstd))
+    R, M = N * G, K * S
+    need_dx = dx4 is not None
+    params = dweight is not None or dbias is not None
+    if params and (R == 0 or M == 0):
+        for out in (dweight, dbias):
+            if out is not None:
+                out[...] = 0.0
+    if R == 0 or M == 0 or not (need_dx or params):
+        return
+    x2, G, K2, S2, w, _, wt, _ = _layout(x4, weight, None)
+    dy2 = dy4.reshape(R, M)
+    dx2 = dx4.reshape(R, M) if need_dx else np.empty((0, 0), x4.dtype)
+    m1, r1 = mean.reshape(R), rstd.reshape(R)
+    how, parts, par = _plan(R, M)
+    acc_rows = parts if (how == "rows" or S2 > 1) else 1
+    width = G * K2 if params else 0
+    dwp = np.zeros((acc_rows, width))
+    dbp = np.zeros((acc_rows, width))
+    if how == "rows":
+        f = _backward_rows_parallel if par else _backward_rows_serial
+        f(dy2, x2, G, K2, S2, w, wt, m1, r1, parts, need_dx, params, dx2, dwp, dbp)
+    else:
+        pa = np.empty((parts, R))
+        pb = np.empty((parts, R))
+        _reduce_cols_parallel(dy2, x2, G, K2, S2, w, m1, r1, parts, params, pa, pb, dwp, dbp)
+        if need_dx:
+            a, b = pa.sum(axis=0), pb.sum(axis=0)
+            c2 = r1 * r1 * r1 * a / M
+            c0 = r1 * b / M
+            _dx_cols_parallel(dy2, x2, G, K2, S2, w, wt, m1, r1, parts, c2, c0, dx2)
+    if params:
+        for out, part in ((dweight, dwp), (dbias, dbp)):
+            if out is not None:
+                total = part.sum(axis=0)
+                out[...] = total if K2 == K else total.reshape(G * K, S).sum(axis=1)

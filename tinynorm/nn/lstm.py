@@ -1,0 +1,341 @@
+"""``LSTM`` (PyTorch's) and ``BNLSTM`` (recurrent batch normalization), built from tape ops.
+
+LSTM (Hochreiter & Schmidhuber 1997, PyTorch's formulation and gate order i, f, g, o)::
+
+    (i, f, g, o) = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+    h_t = sigmoid(o) * tanh(c_t)
+
+BN-LSTM (Cooijmans, Ballas, Laurent, Gulcehre & Courville 2016, "Recurrent
+Batch Normalization"), same gate order::
+
+    (i, f, g, o) = BN(W_hh h_{t-1}; gamma_h, 0) + BN(W_ih x_t; gamma_x, 0) + b
+    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+    h_t = sigmoid(o) * tanh(BN(c_t; gamma_c, beta_c))
+
+Every BN is :func:`tinynorm.functional.batch_norm` (the fused kernels) over the
+batch axis, with its own statistics per time step ``t < max_length`` (rows of
+the ``(max_length, C)`` running buffers) and gammas shared across time,
+initialized to 0.1 so that tanh does not saturate. Steps ``t >= max_length``
+use row ``max_length - 1``: its running statistics in eval mode, and in
+training mode their own batch statistics, each of which also updates row
+``max_length - 1`` (so that row tracks the tail of long sequences).
+
+The recurrences are compositions of tape ops (matmul, sigmoid, tanh,
+slicing, stack); each step's input projection is its own product so that the
+backward pass stays linear in the sequence length.
+"""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import random
+from ..backend import check_float_dtype, get_array_module
+from ..tensor import Tensor, as_tensor
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["LSTM", "BNLSTM", "lstm_layer", "bn_lstm_layer"]
+
+
+def _gates(gates, c, h_size):
+    """One cell update from pre-activations ``gates`` (N, 4H) in order i, f, g, o."""
+    sig = F.sigmoid(gates)
+    i, f, o = sig[:, :h_size], sig[:, h_size:2 * h_size], sig[:, 3 * h_size:]
+    g = F.tanh(gates[:, 2 * h_size:3 * h_size])
+    return o, f * c + i * g
+
+
+def _steps(input):
+    """The list of per-step tensors (N, F) of a time-major (T, N, F) tensor, or a list as is."""
+    if isinstance(input, (list, tuple)):
+        return list(input)
+    return [input[t] for t in range(input.shape[0])]
+
+
+def lstm_layer(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """One LSTM layer over a time-major sequence.
+
+    ``input``: (T, N, in) tensor or a list of T tensors (N, in); ``h0``, ``c0``:
+    (N, H); weights as PyTorch's ``weight_ih_l{k}`` (4H, in), ``weight_hh_l{k}``
+    (4H, H). Returns (list of T hidden states (N, H), h_T, c_T).
+    """
+    h_size = weight_hh.shape[1]
+    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
+    bias = None
+    if bias_ih is not None:
+        bias = bias_ih + bias_hh if bias_hh is not None else bias_ih
+    elif bias_hh is not None:
+        bias = bias_hh
+    h, c, hs = h0, c0, []
+    for x_t in _steps(input):
+        gates = x_t @ w_ih_t + h @ w_hh_t
+        if bias is not None:
+            gates = gates + bias
+        o, c = _gates(gates, c, h_size)
+        h = o * F.tanh(c)
+        hs.append(h)
+    return hs, h, c
+
+
+def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh_weight,
+                  bn_c_weight, bn_c_bias, running_stats=None, training=True, momentum=0.1,
+                  eps=1e-5):
+    """One BN-LSTM layer (Cooijmans et al. 2016) over a time-major sequence.
+
+    ``running_stats``: None (batch statistics at every step) or six arrays
+    ``(mean_ih, var_ih, mean_hh, var_hh, mean_c, var_c)`` of shape
+    (max_length, 4H) for ih/hh and (max_length, H) for c; step t reads and, in
+    training, updates row ``min(t, max_length - 1)``. Returns (list of T hidden
+    states (N, H), h_T, c_T).
+    """
+    h_size = weight_hh.shape[1]
+    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
+    rows = None if running_stats is None else running_stats[0].shape[0]
+
+    def bn(x, which, t, weight, b):
+        if running_stats is None:
+            mean = var = None
+        else:
+            s = min(t, rows - 1)
+            mean = Tensor(running_stats[2 * which][s])
+            var = Tensor(running_stats[2 * which + 1][s])
+        return F.batch_norm(x, mean, var, weight, b, training, momentum, eps)
+
+    h, c, hs = h0, c0, []
+    for t, x_t in enumerate(_steps(input)):
+        gates = (bn(x_t @ w_ih_t, 0, t, bn_ih_weight, None)
+                 + bn(h @ w_hh_t, 1, t, bn_hh_weight, None) + bias)
+        o, c = _gates(gates, c, h_size)
+        h = o * F.tanh(bn(c, 2, t, bn_c_weight, bn_c_bias))
+        hs.append(h)
+    return hs, h, c
+
+
+def _check_input(name, input, input_size, dtype, ranks):
+    input = input if isinstance(input, Tensor) else as_tensor(input)
+    if input.ndim not in ranks:
+        want = " or ".join(f"{r}D" for r in ranks)
+        raise ValueError(f"{name}: Expected input to be {want}, got {input.ndim}D "
+                         f"of shape {tuple(input.shape)}")
+    check_float_dtype(input.data, f"{name} input")
+    if input.dtype != dtype:
+        raise ValueError(f"{name}: input dtype {input.dtype} differs from the parameters' dtype "
+                         f"{dtype}; convert one of them")
+    if input.shape[-1] != input_size:
+        raise ValueError(f"{name}: input.size(-1) must be equal to input_size. "
+                         f"Expected {input_size}, got {input.shape[-1]}")
+    return input
+
+
+def _check_hidden(name, hx, shape, dtype, like):
+    """``(h_0, c_0)`` of ``shape`` (zeros on ``like``'s device when ``hx`` is None), validated."""
+    if hx is None:
+        zeros = Tensor(get_array_module(like).zeros(shape, dtype=dtype))
+        return zeros, zeros
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise ValueError(f"{name}: hx must be a pair (h_0, c_0)")
+    out = []
+    for what, t in zip(("h_0", "c_0"), hx):
+        t = t if isinstance(t, Tensor) else as_tensor(t)
+        if tuple(t.shape) != tuple(shape):
+            raise ValueError(f"{name}: Expected hidden {what} size {tuple(shape)}, got {tuple(t.shape)}")
+        if t.dtype != dtype:
+            raise ValueError(f"{name}: hidden {what} dtype {t.dtype} differs from the parameters' dtype {dtype}")
+        out.append(t)
+    return tuple(out)
+
+
+def _check_sizes(name, **sizes):
+    for key, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+class LSTM(Module):
+    """Multi-layer LSTM with PyTorch's parameters, initialization, shapes and gate order.
+
+    ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
+    ``batch_first``, or unbatched (T, in)); ``hx = (h_0, c_0)``, each
+    (num_layers, N, H) (or (num_layers, H) unbatched), zeros when omitted.
+    Returns ``(output, (h_n, c_n))`` with output (T, N, H) (batch-first
+    (N, T, H)). Every parameter starts Uniform(-1/sqrt(H), 1/sqrt(H)).
+    ``dropout`` applies to the outputs of every layer but the last, in training.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, dtype=np.float32):
+        super().__init__()
+        _check_sizes("LSTM", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"LSTM: dropout must be in [0, 1], got {dropout}")
+        check_float_dtype(np.empty(0, dtype=dtype), "LSTM")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.dtype = np.dtype(dtype)
+        g = 4 * hidden_size
+        for k in range(num_layers):
+            fan = input_size if k == 0 else hidden_size
+            setattr(self, f"weight_ih_l{k}", Parameter(np.empty((g, fan), dtype=dtype)))
+            setattr(self, f"weight_hh_l{k}", Parameter(np.empty((g, hidden_size), dtype=dtype)))
+            if bias:
+                setattr(self, f"bias_ih_l{k}", Parameter(np.empty(g, dtype=dtype)))
+                setattr(self, f"bias_hh_l{k}", Parameter(np.empty(g, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def forward(self, input, hx=None):
+        input = _check_input("LSTM", input, self.input_size, self.dtype, (2, 3))
+        unbatched = input.ndim == 2
+        if unbatched:
+            input = input.reshape(input.shape[0], 1, input.shape[1])
+        elif self.batch_first:
+            input = input.permute(1, 0, 2)
+        if input.shape[0] < 1:
+            raise ValueError("LSTM: the sequence length must be at least 1")
+        n = input.shape[1]
+        if unbatched:
+            shape = (self.num_layers, self.hidden_size)
+            h0, c0 = _check_hidden("LSTM", hx, shape, self.dtype, input.data)
+            h0, c0 = h0.reshape(self.num_layers, 1, -1), c0.reshape(self.num_layers, 1, -1)
+        else:
+            h0, c0 = _check_hidden("LSTM", hx, (self.num_layers, n, self.hidden_size),
+                                   self.dtype, input.data)
+        layer_input, h_n, c_n = input, [], []
+        for k in range(self.num_layers):
+            b = (getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")) if self.bias else (None, None)
+            hs, h, c = lstm_layer(layer_input, h0[k], c0[k], getattr(self, f"weight_ih_l{k}"),
+                                  getattr(self, f"weight_hh_l{k}"), *b)
+            h_n.append(h)
+            c_n.append(c)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                hs = [F.dropout(x, self.dropout, True) for x in hs]
+            layer_input = hs
+        output = F.stack(layer_input, dim=0)
+        h_n, c_n = F.stack(h_n, dim=0), F.stack(c_n, dim=0)
+        if unbatched:
+            return (output.reshape(output.shape[0], self.hidden_size),
+                    (h_n.reshape(self.num_layers, self.hidden_size),
+                     c_n.reshape(self.num_layers, self.hidden_size)))
+        if self.batch_first:
+            output = output.permute(1, 0, 2)
+        return output, (h_n, c_n)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        return s
+
+
+def _orthogonal_blocks(rows, cols, rng):
+    """``rows // cols`` stacked square orthogonal blocks (QR of a Gaussian, signs fixed)."""
+    blocks = []
+    for _ in range(rows // cols):
+        q, r = np.linalg.qr(rng.standard_normal((cols, cols)))
+        blocks.append(q * np.sign(np.diag(r)))
+    return np.concatenate(blocks, axis=0)
+
+
+class BNLSTM(Module):
+    """One-layer LSTM with recurrent batch normalization (Cooijmans et al. 2016).
+
+    Parameters: ``weight_ih`` (4H, in), ``weight_hh`` (4H, H), ``bias`` (4H,)
+    (the only gate bias: the two gate BNs have no beta), ``bn_ih_weight`` and
+    ``bn_hh_weight`` (4H,) = gamma_x, gamma_h, ``bn_c_weight`` / ``bn_c_bias``
+    (H,) = gamma_c, beta_c. Buffers: ``bn_{ih,hh,c}_running_{mean,var}`` of
+    shape (max_length, 4H or H), one row per time step. Gammas start at
+    ``gamma_init`` (0.1), beta_c at 0.
+
+    Initialization (the paper's choices): ``weight_hh`` has orthogonal H x H
+    blocks, one per gate; ``weight_ih`` is Uniform(-1/sqrt(H), 1/sqrt(H)) as
+    in ``LSTM``; ``bias`` is 0 except the forget gate's, ``forget_bias`` (1).
+
+    ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
+    ``batch_first``), any T >= 1 (steps at or past ``max_length`` share the
+    last row of statistics, see the module docstring); hx = (h_0, c_0) each
+    (1, N, H), zeros when omitted. Returns ``(output, (h_n, c_n))`` shaped as
+    ``LSTM``'s with one layer. Training needs N > 1 (batch statistics).
+    """
+
+    def __init__(self, input_size, hidden_size, max_length, batch_first=False, eps=1e-5,
+                 momentum=0.1, gamma_init=0.1, forget_bias=1.0, dtype=np.float32):
+        super().__init__()
+        _check_sizes("BNLSTM", input_size=input_size, hidden_size=hidden_size, max_length=max_length)
+        check_float_dtype(np.empty(0, dtype=dtype), "BNLSTM")
+        self.input_size, self.hidden_size, self.max_length = input_size, hidden_size, max_length
+        self.batch_first, self.eps, self.momentum = batch_first, eps, momentum
+        self.gamma_init, self.forget_bias = gamma_init, forget_bias
+        self.dtype = np.dtype(dtype)
+        g = 4 * hidden_size
+        self.weight_ih = Parameter(np.empty((g, input_size), dtype=dtype))
+        self.weight_hh = Parameter(np.empty((g, hidden_size), dtype=dtype))
+        self.bias = Parameter(np.empty(g, dtype=dtype))
+        self.bn_ih_weight = Parameter(np.empty(g, dtype=dtype))
+        self.bn_hh_weight = Parameter(np.empty(g, dtype=dtype))
+        self.bn_c_weight = Parameter(np.empty(hidden_size, dtype=dtype))
+        self.bn_c_bias = Parameter(np.empty(hidden_size, dtype=dtype))
+        for name, c in (("ih", g), ("hh", g), ("c", hidden_size)):
+            self.register_buffer(f"bn_{name}_running_mean", Tensor(np.zeros((max_length, c), dtype=dtype)))
+            self.register_buffer(f"bn_{name}_running_var", Tensor(np.ones((max_length, c), dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        h = self.hidden_size
+        bound = 1.0 / math.sqrt(h)
+        init.uniform_(self.weight_ih, -bound, bound)
+        self.weight_hh.data[...] = _orthogonal_blocks(4 * h, h, random.default_generator())
+        init.zeros_(self.bias)
+        self.bias.data[h:2 * h] = self.forget_bias
+        for p in (self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight):
+            init.constant_(p, self.gamma_init)
+        init.zeros_(self.bn_c_bias)
+        self.reset_running_stats()
+
+    def reset_running_stats(self):
+        for name in ("ih", "hh", "c"):
+            getattr(self, f"bn_{name}_running_mean").data[...] = 0
+            getattr(self, f"bn_{name}_running_var").data[...] = 1
+
+    def running_stats(self):
+        """The six per-step buffers' arrays, in ``bn_lstm_layer``'s order."""
+        return tuple(getattr(self, f"bn_{n}_running_{s}").data
+                     for n in ("ih", "hh", "c") for s in ("mean", "var"))
+
+    def forward(self, input, hx=None):
+        input = _check_input("BNLSTM", input, self.input_size, self.dtype, (3,))
+        if self.batch_first:
+            input = input.permute(1, 0, 2)
+        t_len, n = input.shape[0], input.shape[1]
+        if t_len < 1:
+            raise ValueError("BNLSTM: the sequence length must be at least 1")
+        if self.training and n < 2:
+            raise ValueError(f"BNLSTM: training needs a batch of more than 1 sequence for its "
+                             f"batch statistics, got batch size {n}")
+        h0, c0 = _check_hidden("BNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
+        hs, h, c = bn_lstm_layer(
+            input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
+            self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias,
+            running_stats=self.running_stats(), training=self.training,
+            momentum=self.momentum, eps=self.eps)
+        output = F.stack(hs, dim=0)
+        if self.batch_first:
+            output = output.permute(1, 0, 2)
+        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}, max_length={self.max_length}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        return s + f", eps={self.eps}, momentum={self.momentum}, gamma_init={self.gamma_init}"

@@ -1,0 +1,67 @@
+"""Sequence classifiers that read an image as a sequence (rows, or pixels as in sequential MNIST).
+
+An image (N, C, H, W) becomes, by default, H steps of C*W features (one row
+per step); with ``pixels=True`` it becomes H*W steps of C features (one pixel
+per step, raster order: Cooijmans et al. 2016's sequential MNIST). An LSTM
+(``norm='none'``) or a BN-LSTM (``norm='bn'``) reads the sequence and a linear
+layer classifies its last hidden state.
+"""
+from . import nn
+from .nn.lstm import BNLSTM, LSTM
+
+NORMS = ("bn", "none")
+
+
+def image_to_sequence(x, pixels=False):
+    """(N, C, H, W) -> batch-first (N, H, C*W), or (N, H*W, C) with ``pixels``."""
+    n, c, h, w = x.shape
+    if pixels:
+        return x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
+
+
+class LSTMClassifier(nn.Module):
+    """LSTM or BN-LSTM over a batch-first sequence, then ``Linear(hidden_size, num_classes)``.
+
+    ``forward(x)`` takes images (N, C, H, W), turned into a sequence by
+    :func:`image_to_sequence` (``pixels`` picks rows or pixels), or a sequence
+    (N, T, input_size) as is. ``max_length`` (the training sequence length)
+    sizes the BN-LSTM's per-step statistics and is required for ``norm='bn'``.
+    """
+
+    def __init__(self, input_size, hidden_size=128, num_classes=10, norm="bn", max_length=None,
+                 pixels=False):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+        if norm == "bn" and max_length is None:
+            raise ValueError("LSTMClassifier: norm='bn' needs max_length, the training sequence "
+                             "length (one set of BN statistics per step)")
+        self.norm, self.pixels = norm, pixels
+        if norm == "bn":
+            self.rnn = BNLSTM(input_size, hidden_size, max_length, batch_first=True)
+        else:
+            self.rnn = LSTM(input_size, hidden_size, batch_first=True)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x):
+        if x.ndim == 4:
+            x = image_to_sequence(x, self.pixels)
+        elif x.ndim != 3:
+            raise ValueError(f"LSTMClassifier expects images (N, C, H, W) or sequences (N, T, F), "
+                             f"got shape {tuple(x.shape)}")
+        _, (h_n, _) = self.rnn(x)
+        return self.classifier(h_n[-1])
+
+    def extra_repr(self):
+        return f"norm={self.norm!r}, pixels={self.pixels}"
+
+
+def build_sequence_model(image_shape, num_classes=10, norm="bn", pixels=False, hidden_size=128):
+    """An :class:`LSTMClassifier` for images of ``image_shape`` (C, H, W)."""
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
+    c, h, w = image_shape
+    input_size, steps = (c, h * w) if pixels else (c * w, h)
+    return LSTMClassifier(input_size, hidden_size, num_classes, norm=norm, max_length=steps,
+                          pixels=pixels)
