@@ -39,8 +39,9 @@ import functools
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-DEFAULT_THREADS = 256
-MAX_BLOCKS = 4096
+from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, flat as _flat, grid as _grid,
+                   threads_or_default as _threads)
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,24 +159,6 @@ def _backward_apply_kernel(dtype):
 # host side
 
 
-def _threads(threads):
-    t = DEFAULT_THREADS if threads is None else int(threads)
-    assert 1 <= t <= 1024 and t & (t - 1) == 0, \
-        f"threads must be a power of two in [1, 1024], got {threads}"
-    return t
-
-
-def _as_array(a):
-    if isinstance(a, np.ndarray) or hasattr(a, "reshape"):
-        return a
-    return cuda.as_cuda_array(a)
-
-
-def _check(name, a, shape, dtype):
-    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
-    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
-
-
 def _check_big(x3, *others):
     assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
     assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
@@ -186,42 +169,6 @@ def _check_big(x3, *others):
 def _check_vectors(C, *vectors):
     for name, v in vectors:
         _check(name, v, (C,), np.float64)
-
-
-def _flat(a):
-    return a.reshape(int(np.prod(a.shape)))
-
-
-def _input(a):
-    """Device view of an input (NumPy arrays are copied to the device)."""
-    if isinstance(a, np.ndarray):
-        assert a.flags.c_contiguous, "arrays must be C-contiguous"
-        return cuda.to_device(a)
-    return a
-
-
-class _Outputs:
-    """Device views of outputs; NumPy outputs get a device buffer copied back."""
-
-    def __init__(self, *arrays):
-        self._pairs = []
-        self.device = []
-        for a in arrays:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous, "arrays must be C-contiguous"
-                d = cuda.device_array(a.shape, a.dtype)
-                self._pairs.append((d, a))
-            else:
-                d = a
-            self.device.append(d)
-
-    def copy_back(self):
-        for d, host in self._pairs:
-            d.copy_to_host(host)
-
-
-def _grid(size, threads):
-    return max(1, min(MAX_BLOCKS, -(-size // threads)))
 
 
 def bn_stats(x3, count, mean, m2, threads=None):

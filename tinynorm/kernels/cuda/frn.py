@@ -21,7 +21,9 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .batch_norm import _Outputs, _as_array, _flat, _input, _threads
+from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, flat as _flat, threads_or_default as _threads)
+
 
 MAX_BLOCKS = 4096
 
@@ -130,11 +132,6 @@ def _backward_kernel(dtype, threads):
 
 # ---------------------------------------------------------------------------
 # host side
-
-
-def _check(name, a, shape, dtype):
-    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
-    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
 
 
 def _check_big(x3, *others):

@@ -34,7 +34,10 @@ import functools
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-DEFAULT_THREADS = 256
+from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, flat as _flat, threads_or_default as _threads)
+
+
 MAX_BLOCKS = 65535
 
 
@@ -174,63 +177,11 @@ def _params_kernel(threads):
 # host side
 
 
-def _threads(threads):
-    t = DEFAULT_THREADS if threads is None else int(threads)
-    assert 1 <= t <= 1024 and t & (t - 1) == 0, \
-        f"threads must be a power of two in [1, 1024], got {threads}"
-    return t
-
-
-def _as_array(a):
-    if a is None or isinstance(a, np.ndarray) or hasattr(a, "reshape"):
-        return a
-    return cuda.as_cuda_array(a)
-
-
-def _check(name, a, shape, dtype):
-    if a is None:
-        return
-    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {tuple(shape)}"
-    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
-
-
 def _check_big(x4, *others):
     assert len(x4.shape) == 4, f"x4 must be 4-D (N, G, K, S), got shape {x4.shape}"
     assert np.dtype(x4.dtype) in (np.float32, np.float64), f"unsupported dtype {x4.dtype}"
     for name, a in others:
         _check(name, a, x4.shape, x4.dtype)
-
-
-def _flat(a):
-    return a.reshape(int(np.prod(a.shape)))
-
-
-def _input(a):
-    """Device view of an input (NumPy arrays are copied to the device)."""
-    if isinstance(a, np.ndarray):
-        assert a.flags.c_contiguous, "arrays must be C-contiguous"
-        return cuda.to_device(a)
-    return a
-
-
-class _Outputs:
-    """Device views of outputs; NumPy outputs get a device buffer copied back."""
-
-    def __init__(self, *arrays):
-        self._pairs = []
-        self.device = []
-        for a in arrays:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous, "arrays must be C-contiguous"
-                d = cuda.device_array(a.shape, a.dtype)
-                self._pairs.append((d, a))
-            else:
-                d = a
-            self.device.append(d)
-
-    def copy_back(self):
-        for d, host in self._pairs:
-            d.copy_to_host(host)
 
 
 def _filled(a, size, value):

@@ -23,7 +23,10 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .batch_norm import _Outputs, _as_array, _flat, _grid, _input, _threads
+from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, flat as _flat, grid as _grid,
+                   threads_or_default as _threads)
+
 
 MAX_BLOCKS = 4096
 
@@ -112,11 +115,6 @@ def _dw_kernel(dy, x, R, D, rstd, dw):
 
 # ---------------------------------------------------------------------------
 # host side
-
-
-def _check(name, a, shape, dtype):
-    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
-    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
 
 
 def _check_rows(x2, *others):

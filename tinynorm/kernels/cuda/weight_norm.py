@@ -32,7 +32,10 @@ import functools
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .batch_norm import _Outputs, _as_array, _flat, _grid, _input, _threads
+from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, flat as _flat, grid as _grid,
+                   threads_or_default as _threads)
+
 
 DEFAULT_THREADS = 256
 
@@ -99,11 +102,6 @@ def _backward_apply_kernel(dtype):
 
 # ---------------------------------------------------------------------------
 # host side
-
-
-def _check(name, a, shape, dtype):
-    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {shape}"
-    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
 
 
 def _check_big(v3, *others):

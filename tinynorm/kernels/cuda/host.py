@@ -1,0 +1,70 @@
+"""Host-side helpers shared by the CUDA launchers: block sizes, argument checks, device views.
+
+Launchers accept NumPy arrays (copied to the device, outputs copied back) or
+device arrays (used in place), so the simulator tests and real GPUs share
+one code path.
+"""
+import numpy as np
+from numba import cuda
+
+DEFAULT_THREADS = 256
+
+
+def threads_or_default(threads):
+    """The block size: ``threads`` (a power of two in [1, 1024]) or DEFAULT_THREADS."""
+    t = DEFAULT_THREADS if threads is None else int(threads)
+    assert 1 <= t <= 1024 and t & (t - 1) == 0, \
+        f"threads must be a power of two in [1, 1024], got {threads}"
+    return t
+
+
+def as_array(a):
+    """``a`` itself if it is an array (or None), else its device view."""
+    if a is None or isinstance(a, np.ndarray) or hasattr(a, "reshape"):
+        return a
+    return cuda.as_cuda_array(a)
+
+
+def check(name, a, shape, dtype):
+    """Assert ``a`` (skipped when None) has this shape and dtype."""
+    if a is None:
+        return
+    assert tuple(a.shape) == tuple(shape), f"{name}: shape {a.shape}, expected {tuple(shape)}"
+    assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
+
+
+def flat(a):
+    return a.reshape(int(np.prod(a.shape)))
+
+
+def device_input(a):
+    """Device view of an input (NumPy arrays are copied to the device)."""
+    if isinstance(a, np.ndarray):
+        assert a.flags.c_contiguous, "arrays must be C-contiguous"
+        return cuda.to_device(a)
+    return a
+
+
+class Outputs:
+    """Device views of outputs; NumPy outputs get a device buffer copied back by ``copy_back``."""
+
+    def __init__(self, *arrays):
+        self._pairs = []
+        self.device = []
+        for a in arrays:
+            if isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous, "arrays must be C-contiguous"
+                d = cuda.device_array(a.shape, a.dtype)
+                self._pairs.append((d, a))
+            else:
+                d = a
+            self.device.append(d)
+
+    def copy_back(self):
+        for d, host in self._pairs:
+            d.copy_to_host(host)
+
+
+def grid(size, threads, max_blocks=4096):
+    """Blocks for a grid-stride loop over ``size`` items."""
+    return max(1, min(max_blocks, -(-size // threads)))
