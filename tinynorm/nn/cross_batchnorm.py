@@ -60,6 +60,8 @@ class CrossIterationBatchNorm(_BatchNorm):
     ``layer.*``.
     """
 
+    _expected_ranks = (2, 4)
+
     def __init__(self, layer, window=4, burn_in=100, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
         if isinstance(layer, Conv2d):
@@ -81,9 +83,6 @@ class CrossIterationBatchNorm(_BatchNorm):
         self.iterations = 0
         self._history = new_history(window)
         self._pending = None
-
-    def _check_input(self, x):
-        pass
 
     def reset_window(self):
         self._history.clear()
