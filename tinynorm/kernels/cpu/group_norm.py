@@ -21,11 +21,20 @@ A_r = sum_m dy*gamma*(x - mean_r), B_r = sum_m dy*gamma:
            = dy * gamma*rstd - ((x - mean) * rstd^3*A/M + rstd*B/M)
     dgamma = sum over (n, s) of dy*xhat,    dbeta = sum over (n, s) of dy
 
-Two public functions, each one fused pass per row where the row fits in
-cache (stats read x once, the apply pass re-reads the row from cache):
+Two public functions:
 
     gn_forward    stats (mean, rstd per row) and y
     gn_backward   A, B per row, dx, and dgamma/dbeta
+
+Rows of at most SEGMENT values run as a software pipeline over a thread's
+run of rows, so that every pass that writes an output also streams the next
+rows in from memory: the forward pass over row r writes y of row r, sums
+row r+2 (its first read) and the squared deviations of row r+1 from its mean
+(read from cache); the backward pass over row r writes dx of row r and
+reduces A, B (and dgamma/dbeta) of row r+1. Longer rows take one pass per
+statistic and one for the output, each re-reading the row from cache; so
+does the backward of an elementwise affine shared by all rows (see rows
+below), whose four-row reduction measured faster than the pipeline.
 
 Statistics and reductions accumulate in float64. A row is reduced piece by
 piece (SEGMENT values): each piece's mean, then its squared deviations from
@@ -58,8 +67,8 @@ PARALLEL_MIN_ELEMENTS values, run the serial build of the same bodies):
   each a work item over all rows; per-piece partial stats (or A, B) are
   merged between two kernel launches.
 
-The only fast-math flags are 'reassoc' and 'contract' on the reduction
-loops; no flag assumes away NaN or Inf, so a NaN in a row reaches every
+The only fast-math flags are 'reassoc' and 'contract', on the loops that
+reduce; no flag assumes away NaN or Inf, so a NaN in a row reaches every
 output of that row (and its slots' dgamma/dbeta).
 """
 import numpy as np
@@ -68,7 +77,7 @@ from numba import get_num_threads, njit, prange
 from .jit import serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
-SEGMENT = 4096
+SEGMENT = 8192
 ELEMENTWISE_MIN_S = 16
 SPLIT_ROWS_PER_THREAD = 4
 MIN_PIECE = 4096
@@ -78,73 +87,152 @@ _REDUCE_MATH = {"reassoc", "contract"}
 
 
 # ---------------------------------------------------------------------------
-# contiguous runs (loops start at 0 so that LLVM vectorizes them)
+# runs of one row: (x2, r, p0, p1) is x2[r, p0:p1]. The leaves index the 2-D
+# arrays directly; a view per row would update the array's shared reference
+# count, an atomic that the threads contend for. Unsigned column indices skip
+# Numba's negative-index wraparound, which keeps the loops vectorized.
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _sum(x):
+def _sum(x2, r, p0, p1):
     acc = 0.0
-    for i in range(x.shape[0]):
-        acc += x[i]
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        acc += x2[r, i]
     return acc
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _sum_sq_dev(x, m):
+def _sum_sq_dev(x2, r, p0, p1, m):
     acc = 0.0
-    for i in range(x.shape[0]):
-        d = x[i] - m
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        d = x2[r, i] - m
         acc += d * d
     return acc
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _sum_and_dot_dev(dy, x, m):
+def _sum_and_dot_dev(dy2, x2, r, p0, p1, m):
     sd = 0.0
     sx = 0.0
-    for i in range(x.shape[0]):
-        g = np.float64(dy[i])
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        g = np.float64(dy2[r, i])
         sd += g
-        sx += g * (x[i] - m)
+        sx += g * (x2[r, i] - m)
     return sd, sx
 
 
 @njit(cache=True)
-def _affine(x, m, a, b, y):
-    for i in range(x.shape[0]):
-        y[i] = (x[i] - m) * a + b
+def _affine(x2, r, p0, p1, m, a, b, y2):
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        y2[r, i] = (x2[r, i] - m) * a + b
 
 
 @njit(cache=True)
-def _affine_elementwise(x, m, r, w, b, y):
-    for i in range(x.shape[0]):
-        y[i] = (x[i] - m) * r * w[i] + b[i]
-
-
-@njit(cache=True)
-def _dx(dy, x, m, a, c2, c0, dx):
-    for i in range(x.shape[0]):
-        dx[i] = dy[i] * a - ((x[i] - m) * c2 + c0)
-
-
-@njit(cache=True)
-def _dx_elementwise(dy, x, m, r, w, c2, c0, dx):
-    for i in range(x.shape[0]):
-        dx[i] = dy[i] * w[i] * r - ((x[i] - m) * c2 + c0)
+def _affine_elementwise(x2, r, p0, p1, m, s, w, b, off, y2):
+    o = np.uint64(off)
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        y2[r, i] = (x2[r, i] - m) * s * w[o + i] + b[o + i]
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _reduce_elementwise(dy, x, m, r, w, dw, db):
-    """A = sum dy*w*(x - m), B = sum dy*w; dw += dy*(x - m)*r, db += dy."""
+def _affine_stats(x2, r, p0, p1, m, a, b, y2, r1, m1, r2):
+    """_affine of row r; returns (sum of row r2, squared deviations of row r1 from m1)."""
+    acc = 0.0
+    q = 0.0
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        y2[r, i] = (x2[r, i] - m) * a + b
+        d = x2[r1, i] - m1
+        q += d * d
+        acc += x2[r2, i]
+    return acc, q
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _affine_elementwise_stats(x2, r, m, s, w, b, off, y2, r1, m1, r2):
+    """_affine_elementwise of the whole row r; returns _affine_stats' sums."""
+    acc = 0.0
+    q = 0.0
+    o = np.uint64(off)
+    for i in range(np.uint64(0), np.uint64(x2.shape[1])):
+        y2[r, i] = (x2[r, i] - m) * s * w[o + i] + b[o + i]
+        d = x2[r1, i] - m1
+        q += d * d
+        acc += x2[r2, i]
+    return acc, q
+
+
+@njit(cache=True)
+def _dx(dy2, x2, r, p0, p1, m, a, c2, c0, dx2):
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        dx2[r, i] = dy2[r, i] * a - ((x2[r, i] - m) * c2 + c0)
+
+
+@njit(cache=True)
+def _dx_elementwise(dy2, x2, r, p0, p1, m, s, w, off, c2, c0, dx2):
+    o = np.uint64(off)
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        dx2[r, i] = dy2[r, i] * w[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _reduce_elementwise(dy2, x2, r, p0, p1, m, s, w, off, dw, db):
+    """A = sum dy*w*(x - m), B = sum dy*w; dw += dy*(x - m)*s, db += dy."""
     a = 0.0
     b = 0.0
-    for i in range(x.shape[0]):
-        g = np.float64(dy[i])
-        u = g * (x[i] - m)
-        a += u * w[i]
-        b += g * w[i]
-        dw[i] += u * r
-        db[i] += g
+    o = np.uint64(off)
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        g = np.float64(dy2[r, i])
+        u = g * (x2[r, i] - m)
+        a += u * w[o + i]
+        b += g * w[o + i]
+        dw[o + i] += u * s
+        db[o + i] += g
+    return a, b
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _dx_sum_and_dot_dev(dy2, x2, r, p0, p1, m, a, c2, c0, dx2, rn, mn):
+    """_dx of row r; returns _sum_and_dot_dev of row rn over the same columns, read meanwhile."""
+    sd = 0.0
+    sx = 0.0
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        dx2[r, i] = dy2[r, i] * a - ((x2[r, i] - m) * c2 + c0)
+        g = np.float64(dy2[rn, i])
+        sd += g
+        sx += g * (x2[rn, i] - mn)
+    return sd, sx
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w, offn, dw, db):
+    """_dx_elementwise of row r; returns _reduce_elementwise of row rn, read meanwhile."""
+    a = 0.0
+    b = 0.0
+    o = np.uint64(off)
+    on = np.uint64(offn)
+    for i in range(np.uint64(0), np.uint64(x2.shape[1])):
+        dx2[r, i] = dy2[r, i] * wt[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+        g = np.float64(dy2[rn, i])
+        u = g * (x2[rn, i] - mn)
+        a += u * w[on + i]
+        b += g * w[on + i]
+        dw[on + i] += u * sn
+        db[on + i] += g
+    return a, b
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, w, offn):
+    """_dx_elementwise of row r; returns _reduce_elementwise_no_params of row rn."""
+    a = 0.0
+    b = 0.0
+    o = np.uint64(off)
+    on = np.uint64(offn)
+    for i in range(np.uint64(0), np.uint64(x2.shape[1])):
+        dx2[r, i] = dy2[r, i] * wt[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+        g = np.float64(dy2[rn, i]) * w[on + i]
+        a += g * (x2[rn, i] - mn)
+        b += g
     return a, b
 
 
@@ -153,22 +241,20 @@ def _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db):
     """_reduce_elementwise of rows r..r+3 sharing w, dw, db: one update of dw, db per column.
 
     Returns (A_r, ..., A_r+3, B_r, ..., B_r+3)."""
-    d0, d1, d2, d3 = dy2[r], dy2[r + 1], dy2[r + 2], dy2[r + 3]
-    v0, v1, v2, v3 = x2[r], x2[r + 1], x2[r + 2], x2[r + 3]
     m0, m1, m2, m3 = mean[r], mean[r + 1], mean[r + 2], mean[r + 3]
     s0, s1, s2, s3 = rstd[r], rstd[r + 1], rstd[r + 2], rstd[r + 3]
     a0 = a1 = a2 = a3 = 0.0
     b0 = b1 = b2 = b3 = 0.0
     for i in range(w.shape[0]):
         wi = w[i]
-        g0 = np.float64(d0[i])
-        g1 = np.float64(d1[i])
-        g2 = np.float64(d2[i])
-        g3 = np.float64(d3[i])
-        u0 = g0 * (v0[i] - m0)
-        u1 = g1 * (v1[i] - m1)
-        u2 = g2 * (v2[i] - m2)
-        u3 = g3 * (v3[i] - m3)
+        g0 = np.float64(dy2[r, i])
+        g1 = np.float64(dy2[r + 1, i])
+        g2 = np.float64(dy2[r + 2, i])
+        g3 = np.float64(dy2[r + 3, i])
+        u0 = g0 * (x2[r, i] - m0)
+        u1 = g1 * (x2[r + 1, i] - m1)
+        u2 = g2 * (x2[r + 2, i] - m2)
+        u3 = g3 * (x2[r + 3, i] - m3)
         a0 += u0 * wi
         a1 += u1 * wi
         a2 += u2 * wi
@@ -183,12 +269,13 @@ def _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _reduce_elementwise_no_params(dy, x, m, w):
+def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
     a = 0.0
     b = 0.0
-    for i in range(x.shape[0]):
-        g = np.float64(dy[i]) * w[i]
-        a += g * (x[i] - m)
+    o = np.uint64(off)
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        g = np.float64(dy2[r, i]) * w[o + i]
+        a += g * (x2[r, i] - m)
         b += g
     return a, b
 
@@ -198,16 +285,16 @@ def _reduce_elementwise_no_params(dy, x, m, w):
 
 
 @njit(cache=True)
-def _stats(x, seg):
-    """(mean, M2) of a contiguous run, two passes per piece of seg values, Chan-merged."""
+def _stats(x2, r, m0, m1, seg):
+    """(mean, M2) of x2[r, m0:m1], two passes per piece of seg values, Chan-merged."""
     n = 0.0
     mean = 0.0
     m2 = 0.0
-    for p0 in range(0, x.shape[0], seg):
-        piece = x[p0:min(p0 + seg, x.shape[0])]
-        nb = np.float64(piece.shape[0])
-        mb = _sum(piece) / nb
-        qb = _sum_sq_dev(piece, mb)
+    for p0 in range(m0, m1, seg):
+        p1 = min(p0 + seg, m1)
+        nb = np.float64(p1 - p0)
+        mb = _sum(x2, r, p0, p1) / nb
+        qb = _sum_sq_dev(x2, r, p0, p1, mb)
         tot = n + nb
         f = nb / tot
         d = mb - mean
@@ -218,38 +305,53 @@ def _stats(x, seg):
 
 
 @njit(cache=True)
-def _apply_range(x, y, m0, m1, S, off, w, b, wt, bt, mean, rstd):
-    """y[m0:m1] = (x - mean) * rstd * gamma + beta of one row."""
-    cast = x.dtype.type
+def _apply_range(x2, y2, r, m0, m1, S, off, w, b, wt, bt, mean, rstd):
+    """y[m0:m1] = (x - mean) * rstd * gamma + beta of row r."""
+    cast = x2.dtype.type
     mt = cast(mean)
     if S == 1:
-        _affine_elementwise(x[m0:m1], mt, cast(rstd), wt[off + m0:off + m1],
-                            bt[off + m0:off + m1], y[m0:m1])
+        _affine_elementwise(x2, r, m0, m1, mt, cast(rstd), wt, bt, off, y2)
         return
     k = m0 // S
     pos = m0
     while pos < m1:
         end = min(m1, (k + 1) * S)
-        _affine(x[pos:end], mt, cast(rstd * w[off + k]), cast(b[off + k]), y[pos:end])
+        _affine(x2, r, pos, end, mt, cast(rstd * w[off + k]), cast(b[off + k]), y2)
         pos = end
         k += 1
 
 
 @njit(cache=True)
-def _reduce_range(dy, x, m0, m1, S, off, w, mean, rstd, params, dw, db):
-    """(A, B) over columns m0:m1 of one row; with params, dw += dy*xhat, db += dy per slot."""
+def _apply_row_stats(x2, y2, r, r1, m1, r2, S, off, w, b, wt, bt, mean, rstd):
+    """_apply_range of the whole row r; returns (sum of row r2, M2 of row r1 about m1)."""
+    cast = x2.dtype.type
+    mt = cast(mean)
+    if S == 1:
+        return _affine_elementwise_stats(x2, r, mt, cast(rstd), wt, bt, off, y2, r1, m1, r2)
+    acc = 0.0
+    q = 0.0
+    for k in range(x2.shape[1] // S):
+        sk, qk = _affine_stats(x2, r, k * S, (k + 1) * S, mt, cast(rstd * w[off + k]),
+                               cast(b[off + k]), y2, r1, m1, r2)
+        acc += sk
+        q += qk
+    return acc, q
+
+
+@njit(cache=True)
+def _reduce_range(dy2, x2, r, m0, m1, S, off, w, mean, rstd, params, dw, db):
+    """(A, B) over columns m0:m1 of row r; with params, dw += dy*xhat, db += dy per slot."""
     if S == 1:
         if params:
-            return _reduce_elementwise(dy[m0:m1], x[m0:m1], mean, rstd, w[off + m0:off + m1],
-                                       dw[off + m0:off + m1], db[off + m0:off + m1])
-        return _reduce_elementwise_no_params(dy[m0:m1], x[m0:m1], mean, w[off + m0:off + m1])
+            return _reduce_elementwise(dy2, x2, r, m0, m1, mean, rstd, w, off, dw, db)
+        return _reduce_elementwise_no_params(dy2, x2, r, m0, m1, mean, w, off)
     a = 0.0
     b = 0.0
     k = m0 // S
     pos = m0
     while pos < m1:
         end = min(m1, (k + 1) * S)
-        sd, sx = _sum_and_dot_dev(dy[pos:end], x[pos:end], mean)
+        sd, sx = _sum_and_dot_dev(dy2, x2, r, pos, end, mean)
         wk = w[off + k]
         a += wk * sx
         b += wk * sd
@@ -262,23 +364,50 @@ def _reduce_range(dy, x, m0, m1, S, off, w, mean, rstd, params, dw, db):
 
 
 @njit(cache=True)
-def _dx_range(dy, x, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx):
-    """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of one row."""
-    cast = x.dtype.type
+def _dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
+    """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of row r."""
+    cast = x2.dtype.type
     mt = cast(mean)
     c2t = cast(c2)
     c0t = cast(c0)
     if S == 1:
-        _dx_elementwise(dy[m0:m1], x[m0:m1], mt, cast(rstd), wt[off + m0:off + m1], c2t, c0t,
-                        dx[m0:m1])
+        _dx_elementwise(dy2, x2, r, m0, m1, mt, cast(rstd), wt, off, c2t, c0t, dx2)
         return
     k = m0 // S
     pos = m0
     while pos < m1:
         end = min(m1, (k + 1) * S)
-        _dx(dy[pos:end], x[pos:end], mt, cast(w[off + k] * rstd), c2t, c0t, dx[pos:end])
+        _dx(dy2, x2, r, pos, end, mt, cast(w[off + k] * rstd), c2t, c0t, dx2)
         pos = end
         k += 1
+
+
+@njit(cache=True)
+def _dx_row_reduce(dy2, x2, r, rn, S, off, offn, w, wt, mean, rstd, c2, c0, mean_n, rstd_n,
+                   params, dw, db, dx2):
+    """_dx_range of the whole row r; returns _reduce_range of the whole row rn."""
+    cast = x2.dtype.type
+    mt = cast(mean)
+    c2t = cast(c2)
+    c0t = cast(c0)
+    if S == 1:
+        if params:
+            return _dx_reduce_elementwise(dy2, x2, r, mt, cast(rstd), wt, off, c2t, c0t, dx2, rn,
+                                          mean_n, rstd_n, w, offn, dw, db)
+        return _dx_reduce_elementwise_no_params(dy2, x2, r, mt, cast(rstd), wt, off, c2t, c0t,
+                                                dx2, rn, mean_n, w, offn)
+    a = 0.0
+    b = 0.0
+    for k in range(x2.shape[1] // S):
+        sd, sx = _dx_sum_and_dot_dev(dy2, x2, r, k * S, (k + 1) * S, mt, cast(w[off + k] * rstd),
+                                     c2t, c0t, dx2, rn, mean_n)
+        wk = w[offn + k]
+        a += wk * sx
+        b += wk * sd
+        if params:
+            dw[offn + k] += sx * rstd_n
+            db[offn + k] += sd
+    return a, b
 
 
 @njit(cache=True)
@@ -292,39 +421,71 @@ def _dx_coefficients(a, b, M, rstd):
 
 
 def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
+    """Rows of at most seg values run as a pipeline, one pass per row that writes y of row r,
+    the squared deviations of row r+1 (its mean known) and the sum of row r+2."""
     R, M = x2.shape
     for t in prange(nchunks):
-        for r in range(R * t // nchunks, R * (t + 1) // nchunks):
-            mu, m2 = _stats(x2[r], seg)
-            rs = 1.0 / np.sqrt(m2 / M + eps)
-            mean[r] = mu
-            rstd[r] = rs
-            _apply_range(x2[r], y2[r], 0, M, S, (r % G) * K, w, b, wt, bt, mu, rs)
+        r0 = R * t // nchunks
+        r1 = R * (t + 1) // nchunks
+        if M <= seg and r0 < r1:
+            mu = _sum(x2, r0, 0, M) / M
+            q = _sum_sq_dev(x2, r0, 0, M, mu)
+            mu_next = _sum(x2, min(r0 + 1, r1 - 1), 0, M) / M
+            for r in range(r0, r1):
+                rs = 1.0 / np.sqrt(q / M + eps)
+                mean[r] = mu
+                rstd[r] = rs
+                s, q = _apply_row_stats(x2, y2, r, min(r + 1, r1 - 1), mu_next, min(r + 2, r1 - 1),
+                                        S, (r % G) * K, w, b, wt, bt, mu, rs)
+                mu = mu_next
+                mu_next = s / M
+        elif M > seg:
+            for r in range(r0, r1):
+                mu, m2 = _stats(x2, r, 0, M, seg)
+                rs = 1.0 / np.sqrt(m2 / M + eps)
+                mean[r] = mu
+                rstd[r] = rs
+                _apply_range(x2, y2, r, 0, M, S, (r % G) * K, w, b, wt, bt, mu, rs)
 
 
-def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, nchunks, need_dx, params,
+def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, seg, nchunks, need_dx, params,
                    dx2, dwp, dbp):
+    """Rows of at most seg values (except a shared elementwise affine with dgamma/dbeta wanted)
+    run as a pipeline, one pass per row that writes dx of row r and reduces row r+1."""
     R, M = x2.shape
     for t in prange(nchunks):
         dw = dwp[t]
         db = dbp[t]
         r0 = R * t // nchunks
         r1 = R * (t + 1) // nchunks
+        if need_dx and M <= seg and r0 < r1 and not (S == 1 and G == 1 and params):
+            a, b = _reduce_range(dy2, x2, r0, 0, M, S, (r0 % G) * K, w, mean[r0], rstd[r0],
+                                 params, dw, db)
+            for r in range(r0, r1):
+                c2, c0 = _dx_coefficients(a, b, M, rstd[r])
+                off = (r % G) * K
+                if r + 1 < r1:
+                    a, b = _dx_row_reduce(dy2, x2, r, r + 1, S, off, ((r + 1) % G) * K, w, wt,
+                                          mean[r], rstd[r], c2, c0, mean[r + 1], rstd[r + 1],
+                                          params, dw, db, dx2)
+                else:
+                    _dx_range(dy2, x2, r, 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2)
+            r0 = r1
         if S == 1 and G == 1 and params:
             for r in range(r0, r0 + (r1 - r0) // 4 * 4, 4):
                 ab = _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db)
                 if need_dx:
                     for j in range(4):
                         c2, c0 = _dx_coefficients(ab[j], ab[4 + j], M, rstd[r + j])
-                        _dx_range(dy2[r + j], x2[r + j], 0, M, 1, 0, w, wt, mean[r + j],
-                                  rstd[r + j], c2, c0, dx2[r + j])
+                        _dx_range(dy2, x2, r + j, 0, M, 1, 0, w, wt, mean[r + j],
+                                  rstd[r + j], c2, c0, dx2)
             r0 += (r1 - r0) // 4 * 4
         for r in range(r0, r1):
             off = (r % G) * K
-            a, b = _reduce_range(dy2[r], x2[r], 0, M, S, off, w, mean[r], rstd[r], params, dw, db)
+            a, b = _reduce_range(dy2, x2, r, 0, M, S, off, w, mean[r], rstd[r], params, dw, db)
             if need_dx:
                 c2, c0 = _dx_coefficients(a, b, M, rstd[r])
-                _dx_range(dy2[r], x2[r], 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2[r])
+                _dx_range(dy2, x2, r, 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2)
 
 
 _forward_rows_serial, _forward_rows_parallel = serial_and_parallel(_forward_rows)
@@ -341,7 +502,7 @@ def _stats_cols(x2, seg, P, pm, pq):
         m0 = M * p // P
         m1 = M * (p + 1) // P
         for r in range(R):
-            pm[p, r], pq[p, r] = _stats(x2[r, m0:m1], seg)
+            pm[p, r], pq[p, r] = _stats(x2, r, m0, m1, seg)
 
 
 @njit(cache=True)
@@ -369,7 +530,7 @@ def _apply_cols(x2, G, K, S, w, b, wt, bt, P, mean, rstd, y2):
         m0 = M * p // P
         m1 = M * (p + 1) // P
         for r in range(R):
-            _apply_range(x2[r], y2[r], m0, m1, S, (r % G) * K, w, b, wt, bt, mean[r], rstd[r])
+            _apply_range(x2, y2, r, m0, m1, S, (r % G) * K, w, b, wt, bt, mean[r], rstd[r])
 
 
 def _reduce_cols(dy2, x2, G, K, S, w, mean, rstd, P, params, pa, pb, dwp, dbp):
@@ -380,9 +541,11 @@ def _reduce_cols(dy2, x2, G, K, S, w, mean, rstd, P, params, pa, pb, dwp, dbp):
         m0 = M * p // P
         m1 = M * (p + 1) // P
         q = min(np.int64(p), dwp.shape[0] - 1)
+        dw = dwp[q]
+        db = dbp[q]
         for r in range(R):
-            pa[p, r], pb[p, r] = _reduce_range(dy2[r], x2[r], m0, m1, S, (r % G) * K, w,
-                                               mean[r], rstd[r], params, dwp[q], dbp[q])
+            pa[p, r], pb[p, r] = _reduce_range(dy2, x2, r, m0, m1, S, (r % G) * K, w,
+                                               mean[r], rstd[r], params, dw, db)
 
 
 def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
@@ -391,8 +554,8 @@ def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
         m0 = M * p // P
         m1 = M * (p + 1) // P
         for r in range(R):
-            _dx_range(dy2[r], x2[r], m0, m1, S, (r % G) * K, w, wt, mean[r], rstd[r],
-                      c2[r], c0[r], dx2[r])
+            _dx_range(dy2, x2, r, m0, m1, S, (r % G) * K, w, wt, mean[r], rstd[r],
+                      c2[r], c0[r], dx2)
 
 
 _stats_cols_serial, _stats_cols_parallel = serial_and_parallel(_stats_cols)
@@ -517,7 +680,7 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias):
     dbp = np.zeros((acc_rows, width))
     if how == "rows":
         f = _backward_rows_parallel if par else _backward_rows_serial
-        f(dy2, x2, G, K2, S2, w, wt, m1, r1, parts, need_dx, params, dx2, dwp, dbp)
+        f(dy2, x2, G, K2, S2, w, wt, m1, r1, SEGMENT, parts, need_dx, params, dx2, dwp, dbp)
     else:
         pa = np.empty((parts, R))
         pb = np.empty((parts, R))
