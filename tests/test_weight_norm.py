@@ -343,6 +343,30 @@ def test_matches_torch_weight_norm_float32(kind, dim):
     np.testing.assert_allclose(ours.weight.numpy(), ref.weight.detach().numpy(), **close)
 
 
+@FAST
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=4), st.integers(0, 3), st.integers(0, 99))
+def test_fused_op_matches_torch_weight_norm_on_random_shapes(shape, dim, seed):
+    torch = pytest.importorskip("torch")
+    dim = dim % len(shape)
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(shape).astype(np.float32)
+    g_shape = [1] * len(shape)
+    g_shape[dim] = shape[dim]
+    g = rng.uniform(0.5, 2, g_shape).astype(np.float32)
+    dw = rng.standard_normal(shape).astype(np.float32)
+    vt, gt = tn.tensor(v, requires_grad=True), tn.tensor(g, requires_grad=True)
+    w = _weight_norm(vt, gt, dim)
+    w.backward(dw)
+    vr = torch.from_numpy(v.copy()).requires_grad_()
+    gr = torch.from_numpy(g.copy()).requires_grad_()
+    wr = torch._weight_norm(vr, gr, dim)
+    wr.backward(torch.from_numpy(dw))
+    close = dict(atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(w.numpy(), wr.detach().numpy(), **close)
+    np.testing.assert_allclose(vt.grad.numpy(), vr.grad.numpy(), **close)
+    np.testing.assert_allclose(gt.grad.numpy().reshape(g_shape), gr.grad.numpy(), **close)
+
+
 # ---- CUDA kernels under the simulator ---------------------------------------------------
 
 @pytest.mark.cuda
