@@ -15,7 +15,6 @@ Run: python benchmarks/bench_distributed.py [--epochs 4]
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -55,16 +54,12 @@ def exchange_latency_us(channels=CHANNELS, repeat=REPEAT):
 
 
 def mpi_latency():
-    proc = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", __file__,
+    from tinynorm.distributed.launch import mpiexec_path
+    proc = subprocess.run([mpiexec_path(), "-n", "2", sys.executable, "-m", "mpi4py", __file__,
                            "--mpi-rank"], capture_output=True, text=True, timeout=600)
     if proc.returncode:
         raise RuntimeError(proc.stdout + proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _mpiexec():
-    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return exe if os.path.exists(exe) else shutil.which("mpiexec")
 
 
 def _mpi_rank_main():

@@ -1,7 +1,6 @@
 """tinynorm.distributed: collectives, SyncBatchNorm equal to BN on the whole batch, data-parallel
 training equal to single-process training, faults that end in bounded time, and the same under MPI."""
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -11,12 +10,9 @@ import pytest
 
 import tinynorm as tn
 import tinynorm.distributed as dist
-import tinynorm.functional as F
 from tinynorm import nn
 
 import distributed_workers as W
-
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 # ---- collectives ----------------------------------------------------------------
@@ -174,29 +170,36 @@ def test_different_payload_sizes_are_an_error_without_debug():
 
 # ---- MPI ----------------------------------------------------------------------------
 
-def _mpiexec():
-    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return exe if os.path.exists(exe) else shutil.which("mpiexec")
-
-
-def test_mpi_sync_batch_norm_and_data_parallel_training(tmp_path):
+def needs_mpi():
     pytest.importorskip("mpi4py", reason="the mpi extra is not installed (pip install '.[mpi]')")
-    mpiexec = _mpiexec()
-    assert mpiexec, "mpi4py is installed but no mpiexec was found (pip install mpich)"
-    env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py",
-           os.path.join(TESTS, "mpi_ranks.py"), str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    import pickle
-    results = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
-    assert [r["backend"] for r in results] == ["mpi", "mpi"]
-    check_collectives([r["collectives"] for r in results])
-    check_sync_bn([r["sync_bn"] for r in results])
+    from tinynorm.distributed.launch import mpiexec_path
+    assert mpiexec_path(), "mpi4py is installed but no mpiexec was found (pip install mpich)"
+
+
+def test_mpi_collectives_sync_batch_norm_and_data_parallel_training():
+    needs_mpi()
+    check_collectives(dist.launch(W.collectives, 2, backend="mpi", debug=True, timeout=300))
+    check_sync_bn(dist.launch(W.sync_bn_cases, 2, backend="mpi", timeout=300))
     ref = W.single_train(steps=4)
-    for r in results:
+    for rank, state in enumerate(dist.launch(W.dp_train, 2, kwargs=dict(steps=4), backend="mpi",
+                                             timeout=300)):
         for k in ref:
-            np.testing.assert_allclose(r["dp"][k], ref[k], rtol=1e-10, atol=1e-12, err_msg=k)
+            np.testing.assert_allclose(state[k], ref[k], rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{k} on rank {rank}")
+
+
+def test_mpi_raising_rank_aborts_the_job_with_its_name():
+    needs_mpi()
+    start = time.monotonic()
+    with pytest.raises(dist.WorkerError, match="rank 1 failed: ValueError: boom from the test"):
+        dist.launch(W.fault, 2, args=("raise",), backend="mpi", timeout=120)
+    assert time.monotonic() - start < 60
+
+
+def test_mpi_debug_mode_names_ranks_at_different_exchanges():
+    needs_mpi()
+    with pytest.raises(dist.WorkerError, match=r"rank 0 at 'layer0 forward.*rank 1 at 'layer1 forward"):
+        dist.launch(W.mismatched_tags, 2, backend="mpi", debug=True, timeout=120)
 
 
 # ---- tinynorm train --workers / --backend mpi ---------------------------------------------
@@ -221,9 +224,10 @@ def test_cli_rejects_bad_worker_settings(capsys):
 
 
 def test_mpiexec_cli_training_prints_on_rank_zero_only():
-    pytest.importorskip("mpi4py", reason="the mpi extra is not installed (pip install '.[mpi]')")
+    needs_mpi()
+    from tinynorm.distributed.launch import mpiexec_path
     exe = os.path.join(os.path.dirname(sys.executable), "tinynorm")
-    cmd = [_mpiexec(), "-n", "2", exe if os.path.exists(exe) else "tinynorm", "train",
+    cmd = [mpiexec_path(), "-n", "2", exe if os.path.exists(exe) else "tinynorm", "train",
            "--backend", "mpi", "--epochs", "1", "--batch-size", "128"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -63,21 +63,27 @@ def _describe_exit(code):
 
 
 def launch(fn, nprocs, args=(), kwargs=None, timeout=60.0, grace=5.0, debug=False,
-           slot_bytes=DEFAULT_SLOT_BYTES, threads_per_worker=None):
+           slot_bytes=DEFAULT_SLOT_BYTES, threads_per_worker=None, backend="multiprocessing"):
     """Call ``fn(*args, **kwargs)`` on ``nprocs`` worker processes; return their results by rank.
 
     ``fn`` must be importable by name (a module-level function). Inside it,
-    :func:`tinynorm.distributed.get_communicator` is the shared-memory
-    communicator of that rank. ``timeout`` bounds every wait inside an
-    exchange; ``debug`` checks that every rank is at the same exchange.
-    ``threads_per_worker`` defaults to Numba's thread count divided by
-    ``nprocs``.
+    :func:`tinynorm.distributed.get_communicator` is that rank's
+    communicator. With ``backend='multiprocessing'`` (spawned processes and
+    shared memory) ``timeout`` bounds every wait inside an exchange; with
+    ``backend='mpi'`` the ranks run under ``mpiexec -n nprocs python -m
+    mpi4py`` and ``timeout`` bounds the whole job. ``debug`` checks that every
+    rank is at the same exchange. ``threads_per_worker`` defaults to Numba's
+    thread count divided by the ranks on this machine.
     """
     if nprocs < 1:
         raise ValueError(f"nprocs must be >= 1, got {nprocs}")
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     kwargs = kwargs or {}
+    if backend == "mpi":
+        return _launch_mpi(fn, nprocs, args, kwargs, timeout, debug)
+    if backend != "multiprocessing":
+        raise ValueError(f"unknown backend {backend!r}; launch runs 'multiprocessing' or 'mpi'")
     threads = threads_per_worker
     ctx = mp.get_context("spawn")
     raw = create_shared_block(ctx, nprocs, slot_bytes)
@@ -110,6 +116,59 @@ def launch(fn, nprocs, args=(), kwargs=None, timeout=60.0, grace=5.0, debug=Fals
         rank, (name, message, tb, secondary) = _root_cause(errors)
         detail = f"\n\ntraceback of rank {rank}:\n{tb}" if tb else ""
         raise WorkerError(f"rank {rank} failed: {name}: {message}{detail}", rank=rank, traceback=tb)
+    return [results[r] for r in range(nprocs)]
+
+
+def mpiexec_path():
+    """The ``mpiexec`` beside this Python (the mpich wheel installs one there), else on PATH."""
+    import shutil
+    import sys
+    exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return exe if os.path.exists(exe) else shutil.which("mpiexec")
+
+
+def _launch_mpi(fn, nprocs, args, kwargs, timeout, debug):
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    from .mpi import _mpi
+    _mpi()
+    mpiexec = mpiexec_path()
+    if mpiexec is None:
+        raise DistributedError("no mpiexec found: pip install 'tinynorm[mpi]' (brings mpich)")
+    with tempfile.TemporaryDirectory(prefix="tinynorm-mpi-") as jobdir:
+        with open(os.path.join(jobdir, "job.pkl"), "wb") as f:
+            pickle.dump((fn, args, kwargs, debug), f)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        cmd = [mpiexec, "-n", str(nprocs), sys.executable, "-m", "mpi4py", "-m",
+               "tinynorm.distributed.mpi_worker", jobdir]
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WorkerError(f"the MPI job of {nprocs} ranks did not finish within {timeout:g} s; "
+                              "killed") from None
+        results, errors = {}, {}
+        for rank in range(nprocs):
+            path = os.path.join(jobdir, f"rank{rank}.pkl")
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as f:
+                msg = pickle.load(f)
+            if msg[0] == "ok":
+                results[rank] = msg[1]
+            else:
+                errors[rank] = msg[1:]
+    if errors:
+        rank = min(errors)
+        name, message, tb = errors[rank]
+        raise WorkerError(f"rank {rank} failed: {name}: {message}\n\ntraceback of rank {rank}:\n{tb}",
+                          rank=rank, traceback=tb)
+    if proc.returncode or len(results) < nprocs:
+        missing = [r for r in range(nprocs) if r not in results]
+        raise WorkerError(f"the MPI job exited with code {proc.returncode}; rank(s) "
+                          f"{', '.join(map(str, missing))} returned nothing\n{proc.stderr[-2000:]}",
+                          rank=missing[0] if missing else None)
     return [results[r] for r in range(nprocs)]
 
 

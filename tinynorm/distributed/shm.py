@@ -155,7 +155,7 @@ class SharedMemoryCommunicator(Communicator):
         return f"{tag or '?'} | {what}{shape}"
 
     def _wait(self, k, what, array, tag):
-        b, lay = self.block, self.block.layout
+        b = self.block
         lag = first_behind(b.ctrl, LINE, self.world_size, k, SPINS)
         if lag < 0:
             return
