@@ -1,4 +1,5 @@
 """The training loop behind ``tinynorm train``."""
+import copy
 import sys
 import time
 
@@ -83,7 +84,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     if subdivisions < 1 or subdivisions > batch_size:
         raise ValueError(f"subdivisions must be between 1 and the batch size {batch_size}, "
                          f"got {subdivisions}")
-    options = options or NormOptions()
+    options = copy.copy(options or NormOptions())
     options.subdivisions = subdivisions
     config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet,
