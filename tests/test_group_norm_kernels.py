@@ -305,3 +305,19 @@ def test_drawn_shapes_and_paths(N, G, Kk, S, dtype, parallel, nchunks, small_pie
         configure(mp, parallel, nchunks, small_pieces, layout, elementwise)
         rng = np.random.default_rng(seed)
         check_all(rng, make(rng, (N, G, Kk, S), dtype, loc=loc))
+
+
+@pytest.mark.parametrize("S, K_", [(2, 1), (1, 2), (40, 1)])
+def test_dx_keeps_the_float64_mean_when_it_cancels(S, K_):
+    """|mean| >> std over few values: dx is a small difference of large terms, so rounding the
+    mean to float32 first (an error of |mean|*eps32) would show up in dx. Found by hypothesis."""
+    x4 = np.array([-49.87427, -50.132103] * (S * K_ // 2 or 1), np.float32)[:S * K_]
+    x4 = x4.reshape(1, 1, K_, S)
+    rng = np.random.default_rng(0)
+    w, _ = params(rng, x4.shape)
+    dy4 = make(rng, x4.shape, np.float32)
+    _, mean, rstd = run_forward(x4, w, None)
+    dx4, _, _ = run_backward(dy4, x4, w, mean, rstd)
+    rdx, _, _ = oracle_backward(dy4, x4, w, mean, rstd)
+    scale = np.abs(rdx).max() + rstd.max() * np.abs(dy4).max() * np.abs(w).max()
+    np.testing.assert_allclose(dx4, rdx, rtol=0, atol=4e-7 * scale)

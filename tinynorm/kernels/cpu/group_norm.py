@@ -164,14 +164,14 @@ def _affine_elementwise_stats(x2, r, m, s, w, b, off, y2, r1, m1, r2):
 @njit(cache=True)
 def _dx(dy2, x2, r, p0, p1, m, a, c2, c0, dx2):
     for i in range(np.uint64(p0), np.uint64(p1)):
-        dx2[r, i] = dy2[r, i] * a - ((x2[r, i] - m) * c2 + c0)
+        dx2[r, i] = np.float64(dy2[r, i]) * a - ((np.float64(x2[r, i]) - m) * c2 + c0)
 
 
 @njit(cache=True)
 def _dx_elementwise(dy2, x2, r, p0, p1, m, s, w, off, c2, c0, dx2):
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
-        dx2[r, i] = dy2[r, i] * w[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+        dx2[r, i] = np.float64(dy2[r, i]) * w[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
@@ -196,7 +196,7 @@ def _dx_sum_and_dot_dev(dy2, x2, r, p0, p1, m, a, c2, c0, dx2, rn, mn):
     sd = 0.0
     sx = 0.0
     for i in range(np.uint64(p0), np.uint64(p1)):
-        dx2[r, i] = dy2[r, i] * a - ((x2[r, i] - m) * c2 + c0)
+        dx2[r, i] = np.float64(dy2[r, i]) * a - ((np.float64(x2[r, i]) - m) * c2 + c0)
         g = np.float64(dy2[rn, i])
         sd += g
         sx += g * (x2[rn, i] - mn)
@@ -211,7 +211,7 @@ def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w
     o = np.uint64(off)
     on = np.uint64(offn)
     for i in range(np.uint64(0), np.uint64(x2.shape[1])):
-        dx2[r, i] = dy2[r, i] * wt[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+        dx2[r, i] = np.float64(dy2[r, i]) * wt[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
         g = np.float64(dy2[rn, i])
         u = g * (x2[rn, i] - mn)
         a += u * w[on + i]
@@ -229,7 +229,7 @@ def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn,
     o = np.uint64(off)
     on = np.uint64(offn)
     for i in range(np.uint64(0), np.uint64(x2.shape[1])):
-        dx2[r, i] = dy2[r, i] * wt[o + i] * s - ((x2[r, i] - m) * c2 + c0)
+        dx2[r, i] = np.float64(dy2[r, i]) * wt[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
         g = np.float64(dy2[rn, i]) * w[on + i]
         a += g * (x2[rn, i] - mn)
         b += g
@@ -365,19 +365,19 @@ def _reduce_range(dy2, x2, r, m0, m1, S, off, w, mean, rstd, params, dw, db):
 
 @njit(cache=True)
 def _dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
-    """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of row r."""
-    cast = x2.dtype.type
-    mt = cast(mean)
-    c2t = cast(c2)
-    c0t = cast(c0)
+    """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of row r, evaluated in float64.
+
+    dx is a small difference of large terms when |mean| >> std over few values,
+    so the float64 mean must not be rounded to x's dtype first.
+    """
     if S == 1:
-        _dx_elementwise(dy2, x2, r, m0, m1, mt, cast(rstd), wt, off, c2t, c0t, dx2)
+        _dx_elementwise(dy2, x2, r, m0, m1, mean, rstd, wt, off, c2, c0, dx2)
         return
     k = m0 // S
     pos = m0
     while pos < m1:
         end = min(m1, (k + 1) * S)
-        _dx(dy2, x2, r, pos, end, mt, cast(w[off + k] * rstd), c2t, c0t, dx2)
+        _dx(dy2, x2, r, pos, end, mean, w[off + k] * rstd, c2, c0, dx2)
         pos = end
         k += 1
 
@@ -386,21 +386,17 @@ def _dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
 def _dx_row_reduce(dy2, x2, r, rn, S, off, offn, w, wt, mean, rstd, c2, c0, mean_n, rstd_n,
                    params, dw, db, dx2):
     """_dx_range of the whole row r; returns _reduce_range of the whole row rn."""
-    cast = x2.dtype.type
-    mt = cast(mean)
-    c2t = cast(c2)
-    c0t = cast(c0)
     if S == 1:
         if params:
-            return _dx_reduce_elementwise(dy2, x2, r, mt, cast(rstd), wt, off, c2t, c0t, dx2, rn,
+            return _dx_reduce_elementwise(dy2, x2, r, mean, rstd, wt, off, c2, c0, dx2, rn,
                                           mean_n, rstd_n, w, offn, dw, db)
-        return _dx_reduce_elementwise_no_params(dy2, x2, r, mt, cast(rstd), wt, off, c2t, c0t,
+        return _dx_reduce_elementwise_no_params(dy2, x2, r, mean, rstd, wt, off, c2, c0,
                                                 dx2, rn, mean_n, w, offn)
     a = 0.0
     b = 0.0
     for k in range(x2.shape[1] // S):
-        sd, sx = _dx_sum_and_dot_dev(dy2, x2, r, k * S, (k + 1) * S, mt, cast(w[off + k] * rstd),
-                                     c2t, c0t, dx2, rn, mean_n)
+        sd, sx = _dx_sum_and_dot_dev(dy2, x2, r, k * S, (k + 1) * S, mean, w[off + k] * rstd,
+                                     c2, c0, dx2, rn, mean_n)
         wk = w[offn + k]
         a += wk * sx
         b += wk * sd
