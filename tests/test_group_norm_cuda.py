@@ -96,3 +96,14 @@ def test_cuda_empty_rows_and_bad_threads():
     with pytest.raises(AssertionError):
         KG.gn_forward(np.zeros((2, 2, 1, 3)), None, None, 1e-5, np.zeros((2, 2, 1, 3)),
                       np.zeros((2, 2)), np.zeros((2, 2)), threads=48)
+
+
+def test_cuda_dx_keeps_the_float64_mean_when_it_cancels():
+    """Two float32 values near -50: dx cancels, and a mean rounded to float32 would show."""
+    x4 = np.array([-49.87427, -50.132103], np.float32).reshape(1, 1, 1, 2)
+    dy4 = np.array([0.3, -1.1], np.float32).reshape(x4.shape)
+    w, b = np.array([1.3]), np.array([0.0])
+    exact = run(KC, x4.astype(np.float64), dy4.astype(np.float64), w, b)[3]
+    got = run(KG, x4, dy4, w, b, threads=32)[3]
+    scale = np.abs(exact).max() + 8 * np.abs(dy4).max() * 1.3
+    np.testing.assert_allclose(got, exact, rtol=0, atol=4e-7 * scale)

@@ -124,13 +124,13 @@ def _dx_kernel(threads, dtype):
                 cuda.syncthreads()
                 half //= 2
             rs = rstd[r]
-            c2 = cast(rs * rs * rs * sa[0] / M)
-            c0 = cast(rs * sb[0] / M)
+            c2 = rs * rs * rs * sa[0] / M
+            c0 = rs * sb[0] / M
             cuda.syncthreads()
-            mt = cast(mu)
             for j in range(tid, M, threads):
                 i = base + j
-                dx[i] = dy[i] * cast(w[off + j // S] * rs) - ((x[i] - mt) * c2 + c0)
+                dx[i] = cast(float64(dy[i]) * (w[off + j // S] * rs)
+                             - ((float64(x[i]) - mu) * c2 + c0))
 
     return kernel
 
