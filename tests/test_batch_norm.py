@@ -260,3 +260,22 @@ def test_chan_merge_of_shards_equals_stats_of_the_whole(sizes, seed):
         ref_mean, ref_var, _ = oracle_stats(whole)
         np.testing.assert_allclose(mean, ref_mean, rtol=1e-12)
         np.testing.assert_allclose(m2 / count, ref_var, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 1), (2, 1, 40)])
+def test_dx_keeps_the_float64_mean_when_it_cancels(shape):
+    """Few values per channel and |mean| >> std: dx is a small difference of large terms, so a
+    mean rounded to float32 before (x - mean) would cost percents of dx."""
+    rng = np.random.default_rng(0)
+    x = (-50 + 0.13 * rng.standard_normal(shape)).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+
+    def dx_of(xv, dyv):
+        t = tn.tensor(xv, requires_grad=True)
+        F.batch_norm(t, None, None, training=True).backward(dyv)
+        return t.grad.data.astype(np.float64)
+
+    got, exact = dx_of(x, dy), dx_of(x.astype(np.float64), dy.astype(np.float64))
+    invstd = 1 / np.sqrt(x.astype(np.float64).var(axis=(0, 2) if x.ndim == 3 else 0) + 1e-5)
+    scale = np.abs(dy).max() * invstd.max()
+    np.testing.assert_allclose(got, exact, rtol=0, atol=2e-6 * scale)

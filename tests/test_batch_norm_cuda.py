@@ -110,3 +110,18 @@ def test_cuda_empty_channels_and_bad_threads():
     assert np.all(count == 0) and np.all(mean == 0) and np.all(m2 == 0)
     with pytest.raises(AssertionError):
         KG.bn_stats(np.zeros((2, 2, 3)), *vecs(2, 3), threads=48)
+
+
+def test_cuda_dx_keeps_the_float64_mean_when_it_cancels():
+    """Two float32 values near -50 per channel: dx cancels, and a float32-rounded mean would show."""
+    x3 = np.array([-49.87427, -50.132103], np.float32).reshape(2, 1, 1)
+    dy3 = np.array([0.3, -1.1], np.float32).reshape(2, 1, 1)
+    x64, dy64 = x3.astype(np.float64), dy3.astype(np.float64)
+    mean = x64.mean(axis=(0, 2))
+    invstd = 1 / np.sqrt(x64.var(axis=(0, 2)) + 1e-5)
+    mean_dy = dy64.mean(axis=(0, 2))
+    k = (dy64 * (x64 - mean)).mean(axis=(0, 2)) * invstd ** 2
+    exact = (dy64 - mean_dy - (x64 - mean) * k) * invstd
+    got = np.empty_like(x3)
+    KG.bn_backward_apply(dy3, x3, mean, mean_dy, k, invstd, got, threads=32)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=2e-6 * np.abs(dy3).max() * invstd.max())

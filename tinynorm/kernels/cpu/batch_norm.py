@@ -112,9 +112,9 @@ def _affine(x, m, a, b, y):
 
 
 @njit(cache=True)
-def _dx(dy, x, m, md, k, g, dx):
+def _dx(dy, x, m, mt, md, k, g, dx):
     for i in range(x.shape[0]):
-        dx[i] = (dy[i] - md - (x[i] - m) * k) * g
+        dx[i] = (dy[i] - md - ((x[i] - m) - mt) * k) * g
 
 
 @njit(cache=True)
@@ -124,9 +124,9 @@ def _affine_cols(x, m, a, b, y):
 
 
 @njit(cache=True)
-def _dx_cols(dy, x, m, md, k, g, dx):
+def _dx_cols(dy, x, m, mt, md, k, g, dx):
     for i in range(x.shape[0]):
-        dx[i] = (dy[i] - md[i] - (x[i] - m[i]) * k[i]) * g[i]
+        dx[i] = (dy[i] - md[i] - ((x[i] - m[i]) - mt[i]) * k[i]) * g[i]
 
 
 @njit(cache=True)
@@ -339,7 +339,7 @@ def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
             _affine_cols(x2[r], mean, scale, shift, y2[r])
 
 
-def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_dy, k, g, dx1):
+def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_tail, mean_dy, k, g, dx1):
     E = x1.shape[0]
     for t in prange(nchunks):
         e1 = E * (t + 1) // nchunks
@@ -349,7 +349,8 @@ def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_dy, k, g, dx1):
         pend = (p + 1) * S
         while pos < e1:
             end = min(e1, pend)
-            _dx(dy1[pos:end], x1[pos:end], mean[c], mean_dy[c], k[c], g[c], dx1[pos:end])
+            _dx(dy1[pos:end], x1[pos:end], mean[c], mean_tail[c], mean_dy[c], k[c], g[c],
+                dx1[pos:end])
             pos = end
             pend += S
             c += 1
@@ -357,11 +358,11 @@ def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_dy, k, g, dx1):
                 c = 0
 
 
-def _backward_apply_rows(dy2, x2, nchunks, mean, mean_dy, k, g, dx2):
+def _backward_apply_rows(dy2, x2, nchunks, mean, mean_tail, mean_dy, k, g, dx2):
     N, CS = x2.shape
     for t in prange(nchunks):
         for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            _dx_cols(dy2[r], x2[r], mean, mean_dy, k, g, dx2[r])
+            _dx_cols(dy2[r], x2[r], mean, mean_tail, mean_dy, k, g, dx2[r])
 
 
 _forward_apply_planes_serial, _forward_apply_planes_parallel = \
@@ -582,6 +583,11 @@ def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu):
 def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
     """dx3 = (dy3 - mean_dy[c] - (x3 - mean[c]) * k[c]) * g[c], in x3's dtype.
 
+    The float64 mean enters as a head in x's dtype plus a tail, x - mean =
+    (x - head) - tail: with few values per channel and |mean| >> std, dx is
+    a small difference of large terms, and a mean rounded to float32 would
+    show in it.
+
     Training (Ioffe & Szegedy 2015): mean_dy = sum_dy/m,
     k = sum_dy_xmu/m * invstd^2, g = gamma * invstd, which is
     dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)).
@@ -593,14 +599,16 @@ def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
     if x3.size == 0:
         return
     dt = x3.dtype
+    head = mean.astype(dt)
+    tail = mean - head
     if S < APPLY_ROWS_MAX_S:
         nchunks, par = _nchunks(x3, N)
         f = _backward_apply_rows_parallel if par else _backward_apply_rows_serial
         f(dy3.reshape(N, C * S), x3.reshape(N, C * S), nchunks,
-          _columns(mean, dt, S), _columns(mean_dy, dt, S), _columns(k, dt, S),
-          _columns(g, dt, S), dx3.reshape(N, C * S))
+          _columns(head, dt, S), _columns(tail, dt, S), _columns(mean_dy, dt, S),
+          _columns(k, dt, S), _columns(g, dt, S), dx3.reshape(N, C * S))
     else:
         nchunks, par = _nchunks(x3, x3.size)
         f = _backward_apply_planes_parallel if par else _backward_apply_planes_serial
-        f(dy3.reshape(-1), x3.reshape(-1), C, S, nchunks, mean.astype(dt),
+        f(dy3.reshape(-1), x3.reshape(-1), C, S, nchunks, head, tail.astype(dt),
           mean_dy.astype(dt), k.astype(dt), g.astype(dt), dx3.reshape(-1))

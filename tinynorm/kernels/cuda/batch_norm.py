@@ -149,7 +149,9 @@ def _backward_apply_kernel(dtype):
         stride = cuda.gridsize(1)
         for i in range(start, x.shape[0], stride):
             c = (i // S) % C
-            dx[i] = ((dy[i] - cast(mean_dy[c]) - (x[i] - cast(mean[c])) * cast(k[c]))
+            head = cast(mean[c])
+            tail = cast(mean[c] - float64(head))
+            dx[i] = ((dy[i] - cast(mean_dy[c]) - ((x[i] - head) - tail) * cast(k[c]))
                      * cast(g[c]))
 
     return kernel
