@@ -42,6 +42,7 @@ from numba import cuda, float64, from_dtype
 from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
+from .reduce import block_chan_merge, block_sum2
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,27 +65,11 @@ def _stats_kernel(threads):
             d = v - m_t
             m_t += d / n_t
             q_t += d * (v - m_t)
-        sn[tid] = n_t
-        sm[tid] = m_t
-        sq[tid] = q_t
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                nb = sn[tid + half]
-                if nb > 0.0:
-                    na = sn[tid]
-                    nab = na + nb
-                    delta = sm[tid + half] - sm[tid]
-                    sm[tid] += delta * (nb / nab)
-                    sq[tid] += sq[tid + half] + delta * delta * (na * nb / nab)
-                    sn[tid] = nab
-            cuda.syncthreads()
-            half //= 2
+        n_c, m_c, q_c = block_chan_merge(sn, sm, sq, n_t, m_t, q_t, tid, threads)
         if tid == 0:
-            count[c] = sn[0]
-            mean[c] = sm[0]
-            m2[c] = sq[0]
+            count[c] = n_c
+            mean[c] = m_c
+            m2[c] = q_c
 
     return kernel
 
@@ -107,19 +92,10 @@ def _backward_reduce_kernel(threads):
             g = float64(dy[i])
             a += g
             b += g * (x[i] - mc)
-        sd[tid] = a
-        sx[tid] = b
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                sd[tid] += sd[tid + half]
-                sx[tid] += sx[tid + half]
-            cuda.syncthreads()
-            half //= 2
+        a, b = block_sum2(sd, sx, a, b, tid, threads)
         if tid == 0:
-            sum_dy[c] = sd[0]
-            sum_dy_xmu[c] = sx[0]
+            sum_dy[c] = a
+            sum_dy_xmu[c] = b
 
     return kernel
 

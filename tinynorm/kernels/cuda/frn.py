@@ -23,6 +23,7 @@ from numba import cuda, float64, from_dtype
 
 from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, threads_or_default as _threads)
+from .reduce import block_sum, block_sum2
 
 
 MAX_BLOCKS = 4096
@@ -43,17 +44,9 @@ def _forward_kernel(dtype, threads):
             for j in range(tid, S, threads):
                 v = float64(x[base + j])
                 acc += v * v
-            buf[tid] = acc
-            cuda.syncthreads()
-            half = threads // 2
-            while half > 0:
-                if tid < half:
-                    buf[tid] += buf[tid + half]
-                cuda.syncthreads()
-                half //= 2
-            ms = buf[0] / S if S > 0 else 0.0
+            acc = block_sum(buf, acc, tid, threads)
+            ms = acc / S if S > 0 else 0.0
             r = 1.0 / math.sqrt(ms + eps[c])
-            cuda.syncthreads()
             if tid == 0:
                 rstd[p] = r
             a = cast(gamma[c] * r)
@@ -99,24 +92,13 @@ def _backward_kernel(dtype, threads):
                     at += g * (0.0 if v > tc else (0.5 if v == tc else 1.0))
                 ad += g * my
                 ax += g * my * xv
-            sd[tid] = ad
-            sx[tid] = ax
-            st[tid] = at
-            cuda.syncthreads()
-            half = threads // 2
-            while half > 0:
-                if tid < half:
-                    sd[tid] += sd[tid + half]
-                    sx[tid] += sx[tid + half]
-                    st[tid] += st[tid + half]
-                cuda.syncthreads()
-                half //= 2
-            pxh = sx[0] * r
+            ad, ax = block_sum2(sd, sx, ad, ax, tid, threads)
+            at = block_sum(st, at, tid, threads)
+            pxh = ax * r
             if tid == 0:
-                sum_dy[p] = sd[0]
+                sum_dy[p] = ad
                 sum_dy_xhat[p] = pxh
-                sum_dtau[p] = st[0]
-            cuda.syncthreads()
+                sum_dtau[p] = at
             if need_dx and S > 0:
                 k = cast(gamma[c] * r * r * pxh / S)
                 for j in range(tid, S, threads):

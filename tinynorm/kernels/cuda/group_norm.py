@@ -36,6 +36,7 @@ from numba import cuda, float64, from_dtype
 
 from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, threads_or_default as _threads)
+from .reduce import block_chan_merge, block_sum2
 
 
 MAX_BLOCKS = 65535
@@ -62,26 +63,8 @@ def _forward_kernel(threads, dtype):
                 d = v - m_t
                 m_t += d / n_t
                 q_t += d * (v - m_t)
-            sn[tid] = n_t
-            sm[tid] = m_t
-            sq[tid] = q_t
-            cuda.syncthreads()
-            half = threads // 2
-            while half > 0:
-                if tid < half:
-                    nb = sn[tid + half]
-                    if nb > 0.0:
-                        na = sn[tid]
-                        nab = na + nb
-                        delta = sm[tid + half] - sm[tid]
-                        sm[tid] += delta * (nb / nab)
-                        sq[tid] += sq[tid + half] + delta * delta * (na * nb / nab)
-                        sn[tid] = nab
-                cuda.syncthreads()
-                half //= 2
-            mu = sm[0]
-            rs = 1.0 / (sq[0] / M + eps) ** 0.5
-            cuda.syncthreads()
+            _, mu, q = block_chan_merge(sn, sm, sq, n_t, m_t, q_t, tid, threads)
+            rs = 1.0 / (q / M + eps) ** 0.5
             if tid == 0:
                 mean[r] = mu
                 rstd[r] = rs
@@ -113,20 +96,10 @@ def _dx_kernel(threads, dtype):
                 g = float64(dy[base + j]) * w[off + j // S]
                 a += g * (x[base + j] - mu)
                 b += g
-            sa[tid] = a
-            sb[tid] = b
-            cuda.syncthreads()
-            half = threads // 2
-            while half > 0:
-                if tid < half:
-                    sa[tid] += sa[tid + half]
-                    sb[tid] += sb[tid + half]
-                cuda.syncthreads()
-                half //= 2
+            a, b = block_sum2(sa, sb, a, b, tid, threads)
             rs = rstd[r]
-            c2 = rs * rs * rs * sa[0] / M
-            c0 = rs * sb[0] / M
-            cuda.syncthreads()
+            c2 = rs * rs * rs * a / M
+            c0 = rs * b / M
             for j in range(tid, M, threads):
                 i = base + j
                 dx[i] = cast(float64(dy[i]) * (w[off + j // S] * rs)
@@ -155,20 +128,10 @@ def _params_kernel(threads):
                 d = float64(dy[i])
                 a += d * (x[i] - mean[r]) * rstd[r]
                 b += d
-            sw[tid] = a
-            sb[tid] = b
-            cuda.syncthreads()
-            half = threads // 2
-            while half > 0:
-                if tid < half:
-                    sw[tid] += sw[tid + half]
-                    sb[tid] += sb[tid + half]
-                cuda.syncthreads()
-                half //= 2
+            a, b = block_sum2(sw, sb, a, b, tid, threads)
             if tid == 0:
-                dweight[gk] = sw[0]
-                dbias[gk] = sb[0]
-            cuda.syncthreads()
+                dweight[gk] = a
+                dbias[gk] = b
 
     return kernel
 

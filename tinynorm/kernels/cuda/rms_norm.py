@@ -26,23 +26,10 @@ from numba import cuda, float64, from_dtype
 from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
+from .reduce import block_sum
 
 
 MAX_BLOCKS = 4096
-
-
-@cuda.jit(device=True)
-def _block_sum(buf, tid, threads):
-    cuda.syncthreads()
-    half = threads // 2
-    while half > 0:
-        if tid < half:
-            buf[tid] += buf[tid + half]
-        cuda.syncthreads()
-        half //= 2
-    total = buf[0]
-    cuda.syncthreads()
-    return total
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,8 +46,7 @@ def _forward_kernel(dtype, threads):
             for j in range(tid, D, threads):
                 v = float64(x[base + j])
                 acc += v * v
-            buf[tid] = acc
-            total = _block_sum(buf, tid, threads)
+            total = block_sum(buf, acc, tid, threads)
             r = 1.0 / math.sqrt((total / D if D > 0 else 0.0) + eps)
             if tid == 0:
                 rstd[row] = r
@@ -90,8 +76,7 @@ def _dx_kernel(dtype, threads):
                 if has_w:
                     g *= w[j]
                 acc += g * x[base + j]
-            buf[tid] = acc
-            s = _block_sum(buf, tid, threads)
+            s = block_sum(buf, acc, tid, threads)
             r = rstd[row]
             a = cast(r)
             k = cast(s * r * r * r / D)

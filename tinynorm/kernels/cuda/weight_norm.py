@@ -35,6 +35,7 @@ from numba import cuda, float64, from_dtype
 from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
+from .reduce import block_sum
 
 
 DEFAULT_THREADS = 256
@@ -57,16 +58,9 @@ def _dot_kernel(threads):
             r = j // B
             i = (r * D + d) * B + (j - r * B)
             acc += float64(a[i]) * float64(b[i])
-        sp[tid] = acc
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                sp[tid] += sp[tid + half]
-            cuda.syncthreads()
-            half //= 2
+        acc = block_sum(sp, acc, tid, threads)
         if tid == 0:
-            out[d] = sp[0]
+            out[d] = acc
 
     return kernel
 
