@@ -9,8 +9,13 @@ from ..tensor import Tensor
 from .module import Module, Parameter
 
 
-class _BatchNorm(Module):
-    _expected_ranks = ()
+class _NormBase(Module):
+    """PyTorch's ``_NormBase``: per-channel affine parameters and running statistics.
+
+    Shared by the BN family and InstanceNorm, so parameter and buffer names
+    (``weight``, ``bias``, ``running_mean``, ``running_var``,
+    ``num_batches_tracked``) and their initial values match PyTorch's.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
@@ -39,6 +44,14 @@ class _BatchNorm(Module):
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    _expected_ranks = ()
 
     def _check_input(self, x):
         if x.ndim not in self._expected_ranks:
@@ -69,10 +82,6 @@ class _BatchNorm(Module):
             self.running_mean if (not self.training or self.track_running_stats) else None,
             self.running_var if (not self.training or self.track_running_stats) else None,
             self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine())
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
