@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, threads_or_default as _threads)
 from .reduce import block_sum, block_sum2
 
@@ -154,7 +154,7 @@ def frn_forward(x3, gamma, beta, tau, eps, z3, rstd, threads=None):
         return
     out = _Outputs(z3, rstd)
     kernel = _forward_kernel(np.dtype(x3.dtype).type, t)
-    kernel[min(P, MAX_BLOCKS), t](_flat(_input(x3)), P, C, S, _input(gamma), _input(beta),
+    _launch(kernel, min(P, MAX_BLOCKS), t, _flat(_input(x3)), P, C, S, _input(gamma), _input(beta),
                                   tau, has_tau, _input(eps), _flat(out.device[0]),
                                   _flat(out.device[1]))
     out.copy_back()
@@ -190,7 +190,7 @@ def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_
     d = out.device
     dx_flat = _flat(d[3]) if need_dx else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type, t)
-    kernel[min(P, MAX_BLOCKS), t](_flat(_input(dz3)), _flat(_input(x3)), P, C, S,
+    _launch(kernel, min(P, MAX_BLOCKS), t, _flat(_input(dz3)), _flat(_input(x3)), P, C, S,
                                   _input(gamma), _input(beta), tau, has_tau,
                                   _flat(_input(rstd)), need_dx, dx_flat,
                                   _flat(d[0]), _flat(d[1]), _flat(d[2]))

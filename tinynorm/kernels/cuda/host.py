@@ -7,6 +7,8 @@ one code path.
 import numpy as np
 from numba import cuda
 
+from .launch import current_stream, launch  # noqa: F401  (launchers import them from here)
+
 DEFAULT_THREADS = 256
 
 
@@ -68,3 +70,21 @@ class Outputs:
 def grid(size, threads, max_blocks=4096):
     """Blocks for a grid-stride loop over ``size`` items."""
     return max(1, min(max_blocks, -(-size // threads)))
+
+
+def workspace(shape, dtype, like):
+    """An uninitialized device array: from CuPy's pool when ``like`` is a CuPy array, else Numba's."""
+    if type(like).__module__.split(".")[0] == "cupy":
+        import cupy
+        return cupy.empty(shape, dtype=dtype)
+    return cuda.device_array(shape, dtype)
+
+
+def filled(a, size, value, like):
+    """``a`` as a device array, or a float64 vector of ``size`` copies of ``value`` on ``like``'s device."""
+    if a is not None:
+        return device_input(a)
+    if type(like).__module__.split(".")[0] == "cupy":
+        import cupy
+        return cupy.full(size, value, dtype=np.float64)
+    return cuda.to_device(np.full(size, value))

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, threads_or_default as _threads)
 
 from ..cpu.lrn import LOSS, MODE_05, MODE_075, REFRESH, beta_mode
@@ -166,7 +166,7 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
     out = _Outputs(*outs)
     sc = _flat(out.device[1]) if save else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _forward_kernel(np.dtype(x3.dtype).type)
-    kernel[_blocks(N * S, t), t](_flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
+    _launch(kernel, _blocks(N * S, t), t, _flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
                                  float(k), float(alpha) / size, beta_mode(beta), float(beta),
                                  save, _flat(out.device[0]), sc)
     out.copy_back()
@@ -191,7 +191,7 @@ def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3, threads=None):
     out = _Outputs(dx3)
     sc = _flat(_input(scale3)) if saved else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type)
-    kernel[_blocks(N * S, t), t](_flat(_input(dy3)), _flat(_input(x3)), N, C, S, size // 2,
+    _launch(kernel, _blocks(N * S, t), t, _flat(_input(dy3)), _flat(_input(x3)), N, C, S, size // 2,
                                  (size - 1) // 2, float(k), float(alpha) / size,
                                  beta_mode(beta), float(beta),
                                  2.0 * float(alpha) * float(beta) / size, saved, sc,

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
 from .reduce import block_sum
@@ -118,7 +118,7 @@ def _reduce(a3, b3, out, threads):
     res = _Outputs(out)
     da = _flat(_input(a3))
     db = da if b3 is a3 else _flat(_input(b3))
-    _dot_kernel(t)[D, t](da, db, A, D, B, res.device[0])
+    _launch(_dot_kernel(t), D, t, da, db, A, D, B, res.device[0])
     res.copy_back()
 
 
@@ -160,7 +160,7 @@ def wn_scale(v3, scale, w3, threads=None):
         return
     res = _Outputs(w3)
     kernel = _scale_kernel(np.dtype(v3.dtype).type)
-    kernel[_grid(size, t), t](_flat(_input(v3)), D, B, _input(scale), _flat(res.device[0]))
+    _launch(kernel, _grid(size, t), t, _flat(_input(v3)), D, B, _input(scale), _flat(res.device[0]))
     res.copy_back()
 
 
@@ -180,6 +180,6 @@ def wn_backward_apply(gw3, v3, a, b, gv3, threads=None):
         return
     res = _Outputs(gv3)
     kernel = _backward_apply_kernel(np.dtype(v3.dtype).type)
-    kernel[_grid(size, t), t](_flat(_input(gw3)), _flat(_input(v3)), D, B, _input(a),
+    _launch(kernel, _grid(size, t), t, _flat(_input(gw3)), _flat(_input(v3)), D, B, _input(a),
                               _input(b), _flat(res.device[0]))
     res.copy_back()
