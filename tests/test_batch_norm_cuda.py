@@ -13,7 +13,8 @@ import tinynorm.kernels.cuda.batch_norm as KG
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device or simulator")]
 
-SHAPES = [(3, 5, 7), (4, 3, 1), (2, 2, 33)]
+# planes of S >= 32 take the split-channel kernels; S = 300 runs their four-loads loops
+SHAPES = [(3, 5, 7), (4, 3, 1), (2, 2, 33), (3, 2, 300)]
 DTYPES = [np.float32, np.float64]
 
 
@@ -125,3 +126,22 @@ def test_cuda_dx_keeps_the_float64_mean_when_it_cancels():
     got = np.empty_like(x3)
     KG.bn_backward_apply(dy3, x3, mean, mean_dy, k, invstd, got, threads=32)
     np.testing.assert_allclose(got, exact, rtol=0, atol=2e-6 * np.abs(dy3).max() * invstd.max())
+
+
+def test_cuda_channel_split_over_blocks(monkeypatch):
+    """Several blocks per channel, each over several planes: partials then the finish step."""
+    monkeypatch.setattr(KG, "TARGET_BLOCKS", 4)
+    rng = np.random.default_rng(5)
+    x3 = (3.0 + rng.standard_normal((7, 2, 40))).astype(np.float64)
+    dy3 = rng.standard_normal(x3.shape)
+    assert KG._splits(7, 2) == 2
+    ref, got = vecs(2, 3), vecs(2, 3)
+    KC.bn_stats(x3, *ref)
+    KG.bn_stats(x3, *got, threads=32)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+    ref2, got2 = vecs(2, 2), vecs(2, 2)
+    KC.bn_backward_reduce(dy3, x3, ref[1], *ref2)
+    KG.bn_backward_reduce(dy3, x3, ref[1], *got2, threads=32)
+    for g, r in zip(got2, ref2):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)

@@ -14,8 +14,11 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device or simulator")]
 
 # (N, G, K, S): GroupNorm (per-channel slots), LayerNorm (S == 1), InstanceNorm (K == 1);
-# rows longer than the block (M = 70 > 64) and shorter
-SHAPES = [(2, 2, 2, 5), (3, 1, 9, 1), (2, 1, 1, 70)]
+# rows longer than the block (M = 70 > 64) and shorter; the three slot layouts (S == 1 with
+# one and with several groups, planes S >= 32 with several slots, S // slot otherwise); rows of
+# 300 run the four-loads-in-flight loops at 32 and 64 threads
+SHAPES = [(2, 2, 2, 5), (3, 1, 9, 1), (2, 1, 1, 70), (2, 3, 4, 1), (2, 2, 3, 33), (2, 1, 300, 1),
+          (1, 1, 1, 300)]
 DTYPES = [np.float32, np.float64]
 
 
@@ -71,6 +74,20 @@ def test_cuda_device_arrays_in_place_and_optional_outputs():
     np.testing.assert_allclose(db, ref[5], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 1), (2, 2, 3, 33), (3, 2, 2, 9)])
+def test_cuda_parameter_gradients_without_dx(shape):
+    """Without dx the per-slot sums come from the plane-sums kernel (or the column kernel)."""
+    rng = np.random.default_rng(4)
+    x4 = rng.standard_normal(shape)
+    dy4 = rng.standard_normal(shape)
+    w = rng.uniform(0.5, 2, shape[1] * shape[2])
+    ref = run(KC, x4, dy4, w, None)
+    dw, db = np.empty(w.size), np.empty(w.size)
+    KG.gn_backward(dy4, x4, w, ref[1], ref[2], None, dw, db, threads=32)
+    np.testing.assert_allclose(dw, ref[4], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, ref[5], rtol=1e-12, atol=1e-12)
+
+
 def test_cuda_stats_stable_far_from_zero():
     x4 = (1e4 + np.random.default_rng(2).standard_normal((2, 2, 3, 13))).astype(np.float32)
     mean, rstd = np.empty((2, 2)), np.empty((2, 2))
@@ -107,3 +124,20 @@ def test_cuda_dx_keeps_the_float64_mean_when_it_cancels():
     got = run(KG, x4, dy4, w, b, threads=32)[3]
     scale = np.abs(exact).max() + 8 * np.abs(dy4).max() * 1.3
     np.testing.assert_allclose(got, exact, rtol=0, atol=4e-7 * scale)
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_cuda_column_sums_over_several_row_chunks(centered):
+    """dgamma of LayerNorm / RMSNorm: column sums over chunks of 16 rows, added in order."""
+    rng = np.random.default_rng(6)
+    R, G, K = 40, 2, 3
+    x, dy = rng.standard_normal((R, G * K)), rng.standard_normal((R, G * K))
+    mean, rstd = rng.standard_normal((R, G)), rng.uniform(0.5, 2, (R, G))
+    stat = lambda a: np.repeat(a, K, axis=1)  # noqa: E731
+    xc = x - stat(mean) if centered else x
+    out_a, out_b = cuda.device_array(G * K), cuda.device_array(G * K)
+    KG.column_sums(cuda.to_device(dy.ravel()), cuda.to_device(x.ravel()), R, G, K,
+                   cuda.to_device(mean.ravel()) if centered else None,
+                   cuda.to_device(rstd.ravel()), out_a, out_b, 32)
+    np.testing.assert_allclose(out_a.copy_to_host(), (dy * xc * stat(rstd)).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(out_b.copy_to_host(), dy.sum(axis=0), rtol=1e-12, atol=1e-12)

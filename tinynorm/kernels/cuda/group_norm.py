@@ -13,66 +13,130 @@ G = 1, K = M, S = 1):
 
 Same functions, arguments and meaning as tinynorm.kernels.cpu.group_norm,
 plus a keyword `threads` (threads per block, a power of two up to 1024;
-None means DEFAULT_THREADS):
+None means DEFAULT_THREADS).
 
-    gn_forward    one block per row: Welford per thread, Chan's merge of the
-                  threads' (count, mean, M2) in shared memory, then y
-    gn_backward   one block per row: A, B by a shared-memory tree, then dx;
-                  one block per slot (g, k): dgamma, dbeta over (n, s)
+One block per row (blocks stride over rows). The statistics are float64
+sums of x - x[r, 0] and its square (the shifted-data algorithm: with a shift
+drawn from the row, M2 = S2 - S1^2/M loses nothing in float64 to the
+cancellation that unshifted sums suffer), folded by the block (warp shuffles
+on a GPU, a shared-memory tree under the simulator). Each thread keeps four
+loads in flight. The second pass over the row, writing y, finds it in L2.
+Three layouts of the slots along the row:
 
-Partials are float64 and combined by trees of cuda.syncthreads() steps
-(Chan, Golub & LeVeque 1979 for the statistics); no warp shuffles, so every
-kernel runs under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1). Elementwise
-outputs are computed in x's dtype from float64 coefficients cast once.
+    S == 1      LayerNorm: slot = column (no index arithmetic per element)
+    S >= 32     per-slot planes of S values: gamma, beta loaded once per plane
+    otherwise   slot = j // S per element
+
+The backward's per-slot sums (dgamma, dbeta) come out of the dx kernel's
+per-plane folds in the plane layout; for LayerNorm a column kernel sums
+dy*(x - mean)*rstd and dy over blocks of rows into float64 partials, which a
+last kernel adds in order. Results repeat bitwise from run to run.
 
 Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
 device arrays (numba device arrays, or anything with
 __cuda_array_interface__ such as CuPy arrays), which are used in place.
 """
 import functools
+import math
 
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, flat as _flat, threads_or_default as _threads)
-from .reduce import block_chan_merge, block_sum2
-
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
+                   device_input as _input, filled as _filled, flat as _flat,
+                   threads_or_default as _threads, workspace as _workspace)
+from .reduce import sum2_for
 
 MAX_BLOCKS = 65535
+ROWS_LAYOUT, PLANES_LAYOUT, DIVIDE_LAYOUT = 0, 1, 2
+
+
+def _layout(S):
+    return ROWS_LAYOUT if S == 1 else PLANES_LAYOUT if S >= 32 else DIVIDE_LAYOUT
 
 
 @functools.lru_cache(maxsize=None)
 def _forward_kernel(threads, dtype):
     cast = from_dtype(np.dtype(dtype))
+    sum2 = sum2_for(threads)
 
     @cuda.jit
-    def kernel(x, R, M, G, K, S, w, b, eps, y, mean, rstd):
-        sn = cuda.shared.array(threads, float64)
-        sm = cuda.shared.array(threads, float64)
-        sq = cuda.shared.array(threads, float64)
+    def kernel(x, R, M, G, K, S, layout, w, b, eps, y, mean, rstd):
+        sa = cuda.shared.array(threads, float64)
+        sb = cuda.shared.array(threads, float64)
         tid = cuda.threadIdx.x
         for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             base = r * M
-            n_t = 0.0
-            m_t = 0.0
-            q_t = 0.0
-            for j in range(tid, M, threads):
-                v = float64(x[base + j])
-                n_t += 1.0
-                d = v - m_t
-                m_t += d / n_t
-                q_t += d * (v - m_t)
-            _, mu, q = block_chan_merge(sn, sm, sq, n_t, m_t, q_t, tid, threads)
-            rs = 1.0 / (q / M + eps) ** 0.5
+            shift = float64(x[base])
+            s1 = 0.0
+            s2 = 0.0
+            j = tid
+            while j + 3 * threads < M:
+                d0 = float64(x[base + j]) - shift
+                d1 = float64(x[base + j + threads]) - shift
+                d2 = float64(x[base + j + 2 * threads]) - shift
+                d3 = float64(x[base + j + 3 * threads]) - shift
+                s1 += (d0 + d1) + (d2 + d3)
+                s2 += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+                j += 4 * threads
+            while j < M:
+                d0 = float64(x[base + j]) - shift
+                s1 += d0
+                s2 += d0 * d0
+                j += threads
+            s1, s2 = sum2(sa, sb, s1, s2, tid, threads)
+            dm = s1 / M
+            var = s2 / M - dm * dm
+            if var < 0.0:
+                var = 0.0
+            mu = shift + dm
+            rs = 1.0 / math.sqrt(var + eps)
             if tid == 0:
                 mean[r] = mu
                 rstd[r] = rs
             mt = cast(mu)
             off = (r % G) * K
-            for j in range(tid, M, threads):
-                k = off + j // S
-                y[base + j] = (x[base + j] - mt) * cast(rs * w[k]) + cast(b[k])
+            if layout == 0:
+                j = tid
+                while j + 3 * threads < M:
+                    j1 = j + threads
+                    j2 = j1 + threads
+                    j3 = j2 + threads
+                    x0 = x[base + j]
+                    x1 = x[base + j1]
+                    x2 = x[base + j2]
+                    x3 = x[base + j3]
+                    y[base + j] = (x0 - mt) * cast(rs * w[off + j]) + cast(b[off + j])
+                    y[base + j1] = (x1 - mt) * cast(rs * w[off + j1]) + cast(b[off + j1])
+                    y[base + j2] = (x2 - mt) * cast(rs * w[off + j2]) + cast(b[off + j2])
+                    y[base + j3] = (x3 - mt) * cast(rs * w[off + j3]) + cast(b[off + j3])
+                    j += 4 * threads
+                while j < M:
+                    y[base + j] = (x[base + j] - mt) * cast(rs * w[off + j]) + cast(b[off + j])
+                    j += threads
+            elif layout == 1:
+                for kk in range(K):
+                    a = cast(rs * w[off + kk])
+                    c = cast(b[off + kk])
+                    p = base + kk * S
+                    s = tid
+                    while s + 3 * threads < S:
+                        x0 = x[p + s]
+                        x1 = x[p + s + threads]
+                        x2 = x[p + s + 2 * threads]
+                        x3 = x[p + s + 3 * threads]
+                        y[p + s] = (x0 - mt) * a + c
+                        y[p + s + threads] = (x1 - mt) * a + c
+                        y[p + s + 2 * threads] = (x2 - mt) * a + c
+                        y[p + s + 3 * threads] = (x3 - mt) * a + c
+                        s += 4 * threads
+                    while s < S:
+                        y[p + s] = (x[p + s] - mt) * a + c
+                        s += threads
+            else:
+                for j in range(tid, M, threads):
+                    k = off + j // S
+                    y[base + j] = (x[base + j] - mt) * cast(rs * w[k]) + cast(b[k])
 
     return kernel
 
@@ -80,9 +144,10 @@ def _forward_kernel(threads, dtype):
 @functools.lru_cache(maxsize=None)
 def _dx_kernel(threads, dtype):
     cast = from_dtype(np.dtype(dtype))
+    sum2 = sum2_for(threads)
 
     @cuda.jit
-    def kernel(dy, x, R, M, G, K, S, w, mean, rstd, dx):
+    def kernel(dy, x, R, M, G, K, S, layout, w, mean, rstd, want_params, part_a, part_b, dx):
         sa = cuda.shared.array(threads, float64)
         sb = cuda.shared.array(threads, float64)
         tid = cuda.threadIdx.x
@@ -92,52 +157,245 @@ def _dx_kernel(threads, dtype):
             mu = mean[r]
             a = 0.0
             b = 0.0
-            for j in range(tid, M, threads):
-                g = float64(dy[base + j]) * w[off + j // S]
-                a += g * (x[base + j] - mu)
-                b += g
-            a, b = block_sum2(sa, sb, a, b, tid, threads)
+            if layout == 1:
+                for kk in range(K):
+                    p = base + kk * S
+                    pa = 0.0
+                    pb = 0.0
+                    s = tid
+                    while s + 3 * threads < S:
+                        g0 = float64(dy[p + s])
+                        g1 = float64(dy[p + s + threads])
+                        g2 = float64(dy[p + s + 2 * threads])
+                        g3 = float64(dy[p + s + 3 * threads])
+                        pa += ((g0 * (x[p + s] - mu) + g1 * (x[p + s + threads] - mu))
+                               + (g2 * (x[p + s + 2 * threads] - mu)
+                                  + g3 * (x[p + s + 3 * threads] - mu)))
+                        pb += (g0 + g1) + (g2 + g3)
+                        s += 4 * threads
+                    while s < S:
+                        g0 = float64(dy[p + s])
+                        pa += g0 * (x[p + s] - mu)
+                        pb += g0
+                        s += threads
+                    pa, pb = sum2(sa, sb, pa, pb, tid, threads)
+                    wk = w[off + kk]
+                    a += wk * pa
+                    b += wk * pb
+                    if want_params and tid == 0:
+                        part_a[r * K + kk] = pa
+                        part_b[r * K + kk] = pb
+            elif layout == 0:
+                j = tid
+                while j + 3 * threads < M:
+                    j1 = j + threads
+                    j2 = j1 + threads
+                    j3 = j2 + threads
+                    e0 = dy[base + j]
+                    e1 = dy[base + j1]
+                    e2 = dy[base + j2]
+                    e3 = dy[base + j3]
+                    x0 = x[base + j]
+                    x1 = x[base + j1]
+                    x2 = x[base + j2]
+                    x3 = x[base + j3]
+                    g0 = float64(e0) * w[off + j]
+                    g1 = float64(e1) * w[off + j1]
+                    g2 = float64(e2) * w[off + j2]
+                    g3 = float64(e3) * w[off + j3]
+                    a += (g0 * (x0 - mu) + g1 * (x1 - mu)) + (g2 * (x2 - mu) + g3 * (x3 - mu))
+                    b += (g0 + g1) + (g2 + g3)
+                    j += 4 * threads
+                while j < M:
+                    g0 = float64(dy[base + j]) * w[off + j]
+                    a += g0 * (x[base + j] - mu)
+                    b += g0
+                    j += threads
+                a, b = sum2(sa, sb, a, b, tid, threads)
+            else:
+                for j in range(tid, M, threads):
+                    g0 = float64(dy[base + j]) * w[off + j // S]
+                    a += g0 * (x[base + j] - mu)
+                    b += g0
+                a, b = sum2(sa, sb, a, b, tid, threads)
             rs = rstd[r]
             c2 = rs * rs * rs * a / M
             c0 = rs * b / M
-            for j in range(tid, M, threads):
-                i = base + j
-                dx[i] = cast(float64(dy[i]) * (w[off + j // S] * rs)
-                             - ((float64(x[i]) - mu) * c2 + c0))
+            if layout == 1:
+                for kk in range(K):
+                    wr = w[off + kk] * rs
+                    p = base + kk * S
+                    s = tid
+                    while s + 3 * threads < S:
+                        i = p + s
+                        e0 = dy[i]
+                        e1 = dy[i + threads]
+                        e2 = dy[i + 2 * threads]
+                        e3 = dy[i + 3 * threads]
+                        x0 = x[i]
+                        x1 = x[i + threads]
+                        x2 = x[i + 2 * threads]
+                        x3 = x[i + 3 * threads]
+                        dx[i] = cast(float64(e0) * wr - ((float64(x0) - mu) * c2 + c0))
+                        dx[i + threads] = cast(float64(e1) * wr - ((float64(x1) - mu) * c2 + c0))
+                        dx[i + 2 * threads] = cast(float64(e2) * wr - ((float64(x2) - mu) * c2 + c0))
+                        dx[i + 3 * threads] = cast(float64(e3) * wr - ((float64(x3) - mu) * c2 + c0))
+                        s += 4 * threads
+                    while s < S:
+                        i = p + s
+                        dx[i] = cast(float64(dy[i]) * wr - ((float64(x[i]) - mu) * c2 + c0))
+                        s += threads
+            elif layout == 0:
+                j = tid
+                while j + 3 * threads < M:
+                    i = base + j
+                    e0 = dy[i]
+                    e1 = dy[i + threads]
+                    e2 = dy[i + 2 * threads]
+                    e3 = dy[i + 3 * threads]
+                    x0 = x[i]
+                    x1 = x[i + threads]
+                    x2 = x[i + 2 * threads]
+                    x3 = x[i + 3 * threads]
+                    k = off + j
+                    dx[i] = cast(float64(e0) * (w[k] * rs) - ((float64(x0) - mu) * c2 + c0))
+                    dx[i + threads] = cast(float64(e1) * (w[k + threads] * rs)
+                                           - ((float64(x1) - mu) * c2 + c0))
+                    dx[i + 2 * threads] = cast(float64(e2) * (w[k + 2 * threads] * rs)
+                                               - ((float64(x2) - mu) * c2 + c0))
+                    dx[i + 3 * threads] = cast(float64(e3) * (w[k + 3 * threads] * rs)
+                                               - ((float64(x3) - mu) * c2 + c0))
+                    j += 4 * threads
+                while j < M:
+                    i = base + j
+                    dx[i] = cast(float64(dy[i]) * (w[off + j] * rs) - ((float64(x[i]) - mu) * c2 + c0))
+                    j += threads
+            else:
+                for j in range(tid, M, threads):
+                    k = off + j // S
+                    i = base + j
+                    dx[i] = cast(float64(dy[i]) * (w[k] * rs) - ((float64(x[i]) - mu) * c2 + c0))
 
     return kernel
 
 
 @functools.lru_cache(maxsize=None)
-def _params_kernel(threads):
+def _plane_sums_kernel(threads):
+    """Per-slot plane sums when dx is not wanted: part_a[r, k] = sum_s dy*(x - mean), part_b = sum_s dy."""
+    sum2 = sum2_for(threads)
+
     @cuda.jit
-    def kernel(dy, x, N, G, K, S, mean, rstd, dweight, dbias):
-        sw = cuda.shared.array(threads, float64)
+    def kernel(dy, x, R, K, S, mean, part_a, part_b):
+        sa = cuda.shared.array(threads, float64)
         sb = cuda.shared.array(threads, float64)
         tid = cuda.threadIdx.x
-        M = K * S
-        for gk in range(cuda.blockIdx.x, G * K, cuda.gridDim.x):
-            g = gk // K
-            k = gk - g * K
-            a = 0.0
-            b = 0.0
-            for j in range(tid, N * S, threads):
-                n = j // S
-                r = n * G + g
-                i = r * M + k * S + (j - n * S)
-                d = float64(dy[i])
-                a += d * (x[i] - mean[r]) * rstd[r]
-                b += d
-            a, b = block_sum2(sw, sb, a, b, tid, threads)
+        for rk in range(cuda.blockIdx.x, R * K, cuda.gridDim.x):
+            mu = mean[rk // K]
+            p = rk * S
+            pa = 0.0
+            pb = 0.0
+            for s in range(tid, S, threads):
+                g = float64(dy[p + s])
+                pa += g * (x[p + s] - mu)
+                pb += g
+            pa, pb = sum2(sa, sb, pa, pb, tid, threads)
             if tid == 0:
-                dweight[gk] = a
-                dbias[gk] = b
+                part_a[rk] = pa
+                part_b[rk] = pb
 
     return kernel
 
 
+@cuda.jit
+def _slot_finish_kernel(part_a, part_b, N, G, K, rstd, dweight, dbias):
+    """dweight[g, k] = sum_n part_a[n, g, k]*rstd[n, g], dbias[g, k] = sum_n part_b[n, g, k]."""
+    for gk in range(cuda.grid(1), G * K, cuda.gridsize(1)):
+        g = gk // K
+        a = 0.0
+        b = 0.0
+        for n in range(N):
+            a += part_a[n * G * K + gk] * rstd[n * G + g]
+            b += part_b[n * G * K + gk]
+        dweight[gk] = a
+        dbias[gk] = b
+
+
+@cuda.jit
+def column_sums_kernel(dy, x, R, G, K, mean, centered, rstd, chunk, part_a, part_b):
+    """Column sums of (R, G*K) arrays over one chunk of rows per grid row, statistics per (r, g):
+    part_a[p, j] = sum_r dy[r, j]*(x[r, j] - mean[r, g] if centered else x[r, j])*rstd[r, g],
+    part_b[p, j] = sum_r dy[r, j], for rows r in [p*chunk, (p+1)*chunk) and g = j // K."""
+    M = G * K
+    j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    p = cuda.blockIdx.y
+    if j >= M:
+        return
+    g = j // K
+    r = p * chunk
+    end = min(R, r + chunk)
+    a = 0.0
+    b = 0.0
+    while r + 1 < end:
+        q0 = r * G + g
+        q1 = q0 + G
+        g0 = float64(dy[r * M + j])
+        g1 = float64(dy[(r + 1) * M + j])
+        m0 = mean[q0] if centered else 0.0
+        m1 = mean[q1] if centered else 0.0
+        a += g0 * (x[r * M + j] - m0) * rstd[q0] + g1 * (x[(r + 1) * M + j] - m1) * rstd[q1]
+        b += g0 + g1
+        r += 2
+    if r < end:
+        q0 = r * G + g
+        g0 = float64(dy[r * M + j])
+        m0 = mean[q0] if centered else 0.0
+        a += g0 * (x[r * M + j] - m0) * rstd[q0]
+        b += g0
+    part_a[p * M + j] = a
+    part_b[p * M + j] = b
+
+
+@cuda.jit
+def column_finish_kernel(part_a, part_b, P, M, out_a, out_b):
+    """out_a[j] = sum_p part_a[p, j], out_b[j] = sum_p part_b[p, j], in order of p."""
+    for j in range(cuda.grid(1), M, cuda.gridsize(1)):
+        a = 0.0
+        b = 0.0
+        for p in range(P):
+            a += part_a[p * M + j]
+            b += part_b[p * M + j]
+        out_a[j] = a
+        out_b[j] = b
+
+
+def column_sums(dy, x, R, G, K, mean, rstd, out_a, out_b, t):
+    """Launch the column kernels over dy, x (R, G*K) flattened, statistics (R, G):
+    out_a[j] = sum_r dy*(x - mean[r, g])*rstd[r, g] (mean None: uncentred), out_b[j] = sum_r dy
+    (out_b may be None). Partials cover chunks of rows so that about 1024 blocks run."""
+    M = G * K
+    chunk = max(16, -(-R * max(1, -(-M // t)) // 1024))
+    P = -(-R // chunk)
+    part_a = _workspace(P * M, np.float64, dy)
+    part_b = _workspace(P * M, np.float64, dy)
+    _launch(column_sums_kernel, (-(-M // t), P), t, dy, x, R, G, K,
+            rstd if mean is None else mean, 0 if mean is None else 1, rstd, chunk, part_a, part_b)
+    if out_b is None:
+        out_b = _workspace(M, np.float64, dy)
+    _launch(column_finish_kernel, -(-M // t), t, part_a, part_b, P, M, out_a, out_b)
+
+
 # ---------------------------------------------------------------------------
 # host side
+
+
+def _fill(a, value):
+    """Set every element of an output (NumPy, CuPy or Numba device array; None is skipped)."""
+    if a is None:
+        return
+    if isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] == "cupy":
+        a[...] = value
+    else:
+        cuda.as_cuda_array(a).copy_to_device(np.full(a.shape, value))
 
 
 def _check_big(x4, *others):
@@ -145,10 +403,6 @@ def _check_big(x4, *others):
     assert np.dtype(x4.dtype) in (np.float32, np.float64), f"unsupported dtype {x4.dtype}"
     for name, a in others:
         _check(name, a, x4.shape, x4.dtype)
-
-
-def _filled(a, size, value):
-    return _input(np.full(size, value)) if a is None else _input(a)
 
 
 def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
@@ -172,17 +426,14 @@ def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
         return
     if M == 0:
         for a in (mean, rstd):
-            if isinstance(a, np.ndarray):
-                a[...] = np.nan
-            else:
-                cuda.as_cuda_array(a).copy_to_device(np.full((N, G), np.nan))
+            _fill(a, np.nan)
         return
     out = _Outputs(y4, mean, rstd)
+    xd = _input(x4)
     kernel = _forward_kernel(t, np.dtype(x4.dtype).type)
-    kernel[min(R, MAX_BLOCKS), t](_flat(_input(x4)), R, M, G, K, S,
-                                  _filled(weight, G * K, 1.0), _filled(bias, G * K, 0.0),
-                                  float(eps), _flat(out.device[0]), _flat(out.device[1]),
-                                  _flat(out.device[2]))
+    _launch(kernel, min(R, MAX_BLOCKS), t, _flat(xd), R, M, G, K, S, _layout(S),
+            _filled(weight, G * K, 1.0, xd), _filled(bias, G * K, 0.0, xd), float(eps),
+            _flat(out.device[0]), _flat(out.device[1]), _flat(out.device[2]))
     out.copy_back()
 
 
@@ -204,15 +455,36 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias, threads=None):
     for name, a in (("mean", mean), ("rstd", rstd)):
         _check(name, a, (N, G), np.float64)
     R, M = N * G, K * S
+    if R == 0 or M == 0:
+        for a in (dweight, dbias):
+            _fill(a, 0.0)
+        return
+    layout = _layout(S)
     d_x, d_dy, d_mean, d_rstd = (_flat(_input(a)) for a in (x4, dy4, mean, rstd))
-    if dx4 is not None and R and M:
+    want_params = dweight is not None or dbias is not None
+    params = _Outputs(*(_workspace(G * K, np.float64, d_x) if a is None else a
+                        for a in (dweight, dbias))) if want_params else None
+    part_a = part_b = d_mean
+    planes = want_params and layout != ROWS_LAYOUT
+    if planes:
+        part_a = _workspace(R * K, np.float64, d_x)
+        part_b = _workspace(R * K, np.float64, d_x)
+    fused = planes and layout == PLANES_LAYOUT
+    if dx4 is not None:
         out = _Outputs(dx4)
-        _dx_kernel(t, np.dtype(x4.dtype).type)[min(R, MAX_BLOCKS), t](
-            d_dy, d_x, R, M, G, K, S, _filled(weight, G * K, 1.0), d_mean, d_rstd,
-            _flat(out.device[0]))
+        kernel = _dx_kernel(t, np.dtype(x4.dtype).type)
+        _launch(kernel, min(R, MAX_BLOCKS), t,
+                d_dy, d_x, R, M, G, K, S, layout, _filled(weight, G * K, 1.0, d_x), d_mean, d_rstd,
+                1 if fused else 0, part_a, part_b, _flat(out.device[0]))
         out.copy_back()
-    if (dweight is not None or dbias is not None) and G * K:
-        out = _Outputs(*(np.empty(G * K) if a is None else a for a in (dweight, dbias)))
-        _params_kernel(t)[min(G * K, MAX_BLOCKS), t](d_dy, d_x, N, G, K, S, d_mean, d_rstd,
-                                                   *out.device)
-        out.copy_back()
+    if not want_params:
+        return
+    if layout == ROWS_LAYOUT:
+        column_sums(d_dy, d_x, N, G, K, d_mean, d_rstd, params.device[0], params.device[1], t)
+    else:
+        if dx4 is None or not fused:
+            _launch(_plane_sums_kernel(t), min(R * K, MAX_BLOCKS), t, d_dy, d_x, R, K, S,
+                    d_mean, part_a, part_b)
+        _launch(_slot_finish_kernel, -(-(G * K) // t), t, part_a, part_b, N, G, K, d_rstd,
+                *params.device)
+    params.copy_back()

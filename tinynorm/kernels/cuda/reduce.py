@@ -1,10 +1,11 @@
-"""Block-wide reductions in shared memory, shared by the CUDA kernels.
+"""Block-wide reductions shared by the CUDA kernels.
 
-Trees of ``syncthreads`` rounds (no warp shuffles, so the CUDA simulator runs
-them); the pairing is fixed, so results do not change from run to run. Every
-thread of the block gets the result, and the buffers may be reused at once.
+Trees of ``syncthreads`` rounds in shared memory (the CUDA simulator runs
+them) and, on a real GPU, warp-shuffle folds (``sum2_for`` picks). The
+pairing is fixed, so results do not change from run to run. Every thread of
+the block gets the result, and the buffers may be reused at once.
 """
-from numba import cuda
+from numba import config, cuda
 
 
 @cuda.jit(device=True)
@@ -68,3 +69,50 @@ def block_chan_merge(sn, sm, sq, n, m, q, tid, threads):
     count, mean, m2 = sn[0], sm[0], sq[0]
     cuda.syncthreads()
     return count, mean, m2
+
+
+@cuda.jit(device=True)
+def _warp_sum2(a, b):
+    off = 16
+    while off > 0:
+        a += cuda.shfl_down_sync(0xFFFFFFFF, a, off)
+        b += cuda.shfl_down_sync(0xFFFFFFFF, b, off)
+        off //= 2
+    return a, b
+
+
+@cuda.jit(device=True)
+def block_sum2_shfl(bufa, bufb, a, b, tid, threads):
+    """``block_sum2`` by warp shuffles: each warp folds its 32 values, warp 0 folds the warps' sums.
+
+    Needs ``threads`` a multiple of 32 (and ``bufa``/``bufb`` of at least threads/32 slots); the
+    folding order is fixed, so results repeat bitwise. The simulator does not run shuffles, so
+    kernels take this path only on a real GPU (``USE_WARP_SHUFFLE``).
+    """
+    a, b = _warp_sum2(a, b)
+    lane = tid & 31
+    warp = tid >> 5
+    if lane == 0:
+        bufa[warp] = a
+        bufb[warp] = b
+    cuda.syncthreads()
+    if warp == 0:
+        nw = threads >> 5
+        a = bufa[lane] if lane < nw else 0.0
+        b = bufb[lane] if lane < nw else 0.0
+        a, b = _warp_sum2(a, b)
+        if lane == 0:
+            bufa[0] = a
+            bufb[0] = b
+    cuda.syncthreads()
+    ta, tb = bufa[0], bufb[0]
+    cuda.syncthreads()
+    return ta, tb
+
+
+USE_WARP_SHUFFLE = not config.ENABLE_CUDASIM
+
+
+def sum2_for(threads):
+    """The two-value block sum a kernel built for ``threads`` should call."""
+    return block_sum2_shfl if USE_WARP_SHUFFLE and threads >= 32 and threads % 32 == 0 else block_sum2

@@ -14,8 +14,8 @@ a keyword `threads` (threads per block, a power of two up to 1024).
 One block per row (blocks stride over rows): each thread sums its strided
 share of the row in float64, the block folds the partials in shared memory
 with a tree of cuda.syncthreads() steps (no warp shuffles, so the simulator
-runs it), then every thread writes its share of the row in x's dtype. dw runs
-one thread per column, walking the rows in float64.
+runs it), then every thread writes its share of the row in x's dtype. dw is a
+column sum over chunks of rows (group_norm.column_sums), partials in float64.
 """
 import functools
 import math
@@ -23,9 +23,10 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
-from .host import (Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
+from .group_norm import column_sums
 from .reduce import block_sum
 
 
@@ -90,12 +91,9 @@ def _dx_kernel(dtype, threads):
 
 
 @cuda.jit
-def _dw_kernel(dy, x, R, D, rstd, dw):
-    for j in range(cuda.grid(1), D, cuda.gridsize(1)):
-        acc = 0.0
-        for row in range(R):
-            acc += float64(dy[row * D + j]) * x[row * D + j] * rstd[row]
-        dw[j] = acc
+def _zero_kernel(a):
+    for j in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        a[j] = 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -110,11 +108,15 @@ def _check_rows(x2, *others):
 
 
 def _weight(weight, x2):
+    """(device weight, 1) or, without a weight, (a placeholder vector, 0)."""
     if weight is None:
-        return _input(np.ones(1, np.dtype(x2.dtype))), False
+        if type(x2).__module__.split(".")[0] == "cupy":
+            import cupy
+            return cupy.ones(1, x2.dtype), 0
+        return _input(np.ones(1, np.dtype(x2.dtype))), 0
     weight = _as_array(weight)
     _check("weight", weight, (int(x2.shape[1]),), x2.dtype)
-    return _input(weight), True
+    return _input(weight), 1
 
 
 def rms_forward(x2, weight, eps, y2, rstd, threads=None):
@@ -133,7 +135,7 @@ def rms_forward(x2, weight, eps, y2, rstd, threads=None):
         return
     out = _Outputs(y2, rstd)
     kernel = _forward_kernel(np.dtype(x2.dtype).type, t)
-    kernel[min(R, MAX_BLOCKS), t](_flat(_input(x2)), R, D, w, has_w, float(eps),
+    _launch(kernel, min(R, MAX_BLOCKS), t, _flat(_input(x2)), R, D, w, has_w, float(eps),
                                   _flat(out.device[0]), out.device[1])
     out.copy_back()
 
@@ -156,7 +158,7 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
         if R > 0 and D > 0:
             out = _Outputs(dx2)
             kernel = _dx_kernel(np.dtype(x2.dtype).type, t)
-            kernel[min(R, MAX_BLOCKS), t](_flat(dyd), _flat(xd), R, D, w, has_w, rd,
+            _launch(kernel, min(R, MAX_BLOCKS), t, _flat(dyd), _flat(xd), R, D, w, has_w, rd,
                                           _flat(out.device[0]))
             out.copy_back()
     if dw is not None:
@@ -164,5 +166,8 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
         _check("dw", dw, (D,), np.float64)
         if D > 0:
             out = _Outputs(dw)
-            _dw_kernel[_grid(D, t), t](_flat(dyd), _flat(xd), R, D, rd, out.device[0])
+            if R > 0:
+                column_sums(_flat(dyd), _flat(xd), R, 1, D, None, rd, out.device[0], None, t)
+            else:
+                _launch(_zero_kernel, _grid(D, t), t, out.device[0])
             out.copy_back()
