@@ -7,6 +7,7 @@ and write y; backward: read dy and x for the sums, read dy and x and write
 dx), against a triad bandwidth measured in the same run.
 
     python benchmarks/bench_norms.py [--threads 2] [--repeat 15] [--dtype float32]
+    python benchmarks/bench_norms.py --device cuda     (GPU shapes, against torch CUDA)
 """
 import argparse
 import os
@@ -137,7 +138,12 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--only", default=None, help="run the cases whose label contains this text")
-    args = p.parse_args(argv)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: the GPU cases of bench_gpu.py against torch CUDA")
+    args, _ = p.parse_known_args(argv)
+    if args.device == "cuda":
+        import bench_gpu
+        return bench_gpu.main(argv, train=False)
     set_threads(args.threads)
     torch = torch_or_none()
     bandwidth = triad_bandwidth_gbs()

@@ -7,6 +7,7 @@ drifting machine load hits both alike. Reports the summed epoch seconds, the
 ratio, and both test accuracies.
 
     python benchmarks/bench_train.py [--epochs 20] [--batch-size 64] [--threads 2]
+    python benchmarks/bench_train.py --device cuda     (CNN step, batch 256, 32x32, vs torch CUDA)
 """
 import argparse
 import os
@@ -98,7 +99,12 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default="mlp,cnn")
-    args = p.parse_args(argv)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: the CNN's training step at batch 256 on 32x32 inputs against torch CUDA")
+    args, _ = p.parse_known_args(argv)
+    if args.device == "cuda":
+        import bench_gpu
+        return bench_gpu.main(argv, norms=False)
     set_threads(args.threads)
     torch = torch_or_none()
     train_set, test_set = load_digits("train"), load_digits("test")

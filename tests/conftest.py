@@ -4,7 +4,3 @@ import os
 # the environment says otherwise (NUMBA_ENABLE_CUDASIM=0 on a machine with a GPU).
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "cuda: numba.cuda kernels (simulator unless NUMBA_ENABLE_CUDASIM=0)")

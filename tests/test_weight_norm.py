@@ -364,7 +364,11 @@ def test_fused_op_matches_torch_weight_norm_on_random_shapes(shape, dim, seed):
     wr.backward(torch.from_numpy(dw))
     close = dict(atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(w.numpy(), wr.detach().numpy(), **close)
-    np.testing.assert_allclose(vt.grad.numpy(), vr.grad.numpy(), **close)
+    # float32 rounding in grad_v scales as g/||v|| * |dw| (one-element slices: ||v|| = |v|)
+    norms = np.sqrt((v.astype(np.float64) ** 2).sum(
+        axis=tuple(a for a in range(v.ndim) if a != dim), keepdims=True))
+    scale = float(np.max(g / norms) * np.abs(dw).max())
+    np.testing.assert_allclose(vt.grad.numpy(), vr.grad.numpy(), rtol=1e-5, atol=1e-5 * max(1.0, scale))
     np.testing.assert_allclose(gt.grad.numpy().reshape(g_shape), gr.grad.numpy(), **close)
 
 

@@ -6,8 +6,9 @@ from .tensor import Tensor, as_tensor, from_numpy, ones, tensor, zeros
 from . import functional
 from . import nn
 from . import optim
+from . import cuda
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "no_grad", "enable_grad",
-           "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd"]
+           "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd", "cuda"]

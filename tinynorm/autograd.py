@@ -11,6 +11,8 @@ Saved arrays are freed after use unless ``retain_graph=True``.
 import contextlib
 import itertools
 
+import numpy as np
+
 from .backend import get_array_module
 
 _state = {"grad_enabled": True}
@@ -58,6 +60,15 @@ class Node:
         return f"<Node {type(self.fn).__name__} #{self.index}>"
 
 
+def _check_one_device(cls, tensors):
+    """Raise RuntimeError when an op mixes host arrays and GPU arrays (scalars go anywhere)."""
+    on_gpu = [hasattr(t.data, "__cuda_array_interface__") for t in tensors
+              if not isinstance(t.data, np.generic)]
+    if any(on_gpu) and not all(on_gpu):
+        raise RuntimeError(f"{cls.__name__}: expected all tensors to be on the same device, "
+                           "but found at least two devices, cuda and cpu; move them with .to()")
+
+
 class Function:
     """An op with its forward and backward declared together.
 
@@ -84,6 +95,8 @@ class Function:
     def apply(cls, *inputs, **params):
         from .tensor import Tensor, as_tensor
         tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
+        if len(tensors) > 1:
+            _check_one_device(cls, tensors)
         fn = cls()
         record = _state["grad_enabled"] and any(t.requires_grad for t in tensors)
         fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
@@ -119,7 +132,7 @@ def _accumulate_leaf(tensor, grad, adoptable=False):
     if grad.dtype != tensor.data.dtype:
         grad, adoptable = grad.astype(tensor.data.dtype), True
     if tensor.grad is None:
-        own = adoptable and grad.flags.writeable and grad.flags.c_contiguous
+        own = adoptable and getattr(grad.flags, "writeable", True) and grad.flags.c_contiguous
         tensor.grad = Tensor(grad if own else grad.copy())
     else:
         tensor.grad.data += grad
@@ -136,7 +149,8 @@ def backward(root, grad=None, retain_graph=False):
                 f"grad can be implicitly created only for scalar outputs; got shape {root.shape}")
         grad = xp.ones_like(root.data)
     else:
-        grad = xp.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
+        from .tensor import Tensor
+        grad = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
         if grad.shape != root.shape:
             raise ValueError(f"grad shape {grad.shape} does not match tensor shape {root.shape}")
     if root._node is None:

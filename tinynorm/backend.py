@@ -15,6 +15,16 @@ def get_array_module(*arrays):
     return np
 
 
+def to_numpy(a):
+    """A host (NumPy) array with ``a``'s values: ``a`` itself unless it lives on the GPU."""
+    from .tensor import Tensor
+    if isinstance(a, Tensor):
+        a = a.data
+    if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
+        return a.get()
+    return np.asarray(a)
+
+
 SUPPORTED_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 

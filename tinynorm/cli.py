@@ -45,6 +45,8 @@ def _parser():
                    help="how workers exchange statistics; 'mpi' runs under mpiexec -n N")
     t.add_argument("--timeout", type=float, default=60.0,
                    help="seconds a worker waits at an exchange before failing (multiprocessing)")
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda trains on the GPU through CuPy and numba.cuda kernels")
     return p
 
 
@@ -82,7 +84,7 @@ def main(argv=None):
             train(model=args.model, norm=args.norm, epochs=args.epochs, batch_size=args.batch_size,
                   lr=args.lr, optimizer=args.optimizer, seed=args.seed, data=args.data, save=args.save,
                   workers=args.workers, backend=args.backend, timeout=args.timeout, options=options,
-                  subdivisions=args.subdivisions, pixels=args.pixels)
+                  subdivisions=args.subdivisions, pixels=args.pixels, device=args.device)
         except (ValueError, FileNotFoundError, DistributedError) as e:
             if rank == 0 or isinstance(e, DistributedError):
                 print(f"tinynorm train: {e}", file=sys.stderr)

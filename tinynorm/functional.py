@@ -232,8 +232,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     use_batch = training or running_mean is None or running_var is None
     combine = combine or _bn.IdentityCombine()
     if use_batch:
+        identity = isinstance(combine, _bn.IdentityCombine)
+        if identity and training and input.data.size <= c:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
         count, mean, m2 = combine.stats(*_bn.local_stats(input.data))
-        if training and float(count.min()) <= 1:
+        if not identity and training and float(count.min()) <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
         var = m2 / count

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .backend import get_array_module
+from .kernels import kernels_for
 
 
 class Optimizer:
@@ -84,9 +85,9 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         step_size = self.lr / (1 - b1 ** t)
         bias2_sqrt = math.sqrt(1 - b2 ** t)
-        if xp is np and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
-            from .kernels.cpu.adam import adam_update
-            adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, self.eps)
+        if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            kernels_for("adam", p).adam_update(p, xp.ascontiguousarray(g, dtype=p.dtype), m, v,
+                                               b1, b2, step_size, bias2_sqrt, self.eps)
             return
         m *= b1
         m += (1 - b1) * g

@@ -1,12 +1,14 @@
 """Save and load ``state_dict``s as plain ``.npz`` files (no pickle)."""
 import numpy as np
 
+from .backend import to_numpy
+
 
 def save(state_dict, path):
     """Write ``{key: array}`` to ``path`` with ``np.savez`` (object arrays are refused)."""
     arrays = {}
     for key, value in state_dict.items():
-        arr = np.asarray(getattr(value, "data", value))
+        arr = to_numpy(value)
         if arr.dtype == object:
             raise ValueError(f"save: {key} holds Python objects; only numeric arrays can be saved")
         arrays[key] = arr

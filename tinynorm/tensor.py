@@ -78,8 +78,10 @@ class Tensor:
 
     def __repr__(self):
         extra = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(np.asarray(self.data), separator=", ", prefix="tensor(")
-        return f"tensor({body}, dtype={self.dtype}{extra})"
+        host = self.data if self.device == "cpu" else self.data.get()
+        body = np.array2string(np.asarray(host), separator=", ", prefix="tensor(")
+        where = ", device='cuda'" if self.device != "cpu" else ""
+        return f"tensor({body}, dtype={self.dtype}{where}{extra})"
 
     # ---- autograd ---------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -108,6 +110,12 @@ class Tensor:
     def astype(self, dtype):
         return Tensor(self.data.astype(dtype), requires_grad=False)
 
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
     def float(self):
         return self.astype(np.float32)
 
@@ -119,13 +127,15 @@ class Tensor:
         if dtype is not None:
             data = data.astype(dtype)
         if device is not None and str(device) != self.device:
-            if str(device).startswith("cuda"):
+            if str(device) in ("cuda", "cuda:0"):
+                from . import cuda
+                cuda.require()
                 import cupy
                 data = cupy.asarray(data)
             elif str(device) == "cpu":
                 data = data.get()
             else:
-                raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda'")
+                raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
         if data is self.data:
             return self
         return Tensor(data, requires_grad=self.requires_grad)
@@ -136,6 +146,8 @@ class Tensor:
             return other
         xp = get_array_module(self.data)
         dtype = self.dtype if self.dtype.kind == "f" else None
+        if xp is not np and np.ndim(other) == 0 and not hasattr(other, "__cuda_array_interface__"):
+            return Tensor(np.asarray(other, dtype=dtype)[()])
         return Tensor(xp.asarray(other, dtype=dtype))
 
     def __add__(self, other):
@@ -309,7 +321,7 @@ def as_tensor(x, dtype=None):
     return Tensor(arr)
 
 
-def tensor(data, requires_grad=False, dtype=None):
+def tensor(data, requires_grad=False, dtype=None, device=None):
     """A new leaf Tensor holding a copy of ``data``.
 
     NumPy arrays keep their dtype; Python floats become float32, as in PyTorch.
@@ -322,19 +334,19 @@ def tensor(data, requires_grad=False, dtype=None):
         arr = np.array(data, dtype=dtype)
         if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
             arr = arr.astype(_DEFAULT_FLOAT)
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor(arr, requires_grad=requires_grad).to(device)
 
 
-def zeros(*shape, dtype=np.float32, requires_grad=False):
+def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad).to(device)
 
 
-def ones(*shape, dtype=np.float32, requires_grad=False):
+def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad).to(device)
 
 
 def from_numpy(array):

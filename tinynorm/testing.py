@@ -7,11 +7,12 @@ central finite differences in float64: for a random cotangent ``u``,
 import numpy as np
 
 from .autograd import no_grad
+from .backend import to_numpy
 from .tensor import Tensor
 
 
 def _as_leaf(x):
-    arr = np.array(getattr(x, "data", x), dtype=np.float64)
+    arr = np.array(to_numpy(x), dtype=np.float64)
     return Tensor(arr, requires_grad=True)
 
 
@@ -39,7 +40,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, wrt=None):
     float64). ``wrt`` lists the indices to check (default: all). Raises
     AssertionError naming the input and the worst element; returns True.
     """
-    arrays = [np.array(getattr(x, "data", x), dtype=np.float64) for x in inputs]
+    arrays = [np.array(to_numpy(x), dtype=np.float64) for x in inputs]
     wrt = range(len(arrays)) if wrt is None else wrt
     leaves = [_as_leaf(a) for a in arrays]
     out = fn(*leaves)

@@ -30,15 +30,47 @@ def make_optimizer(name, params, lr):
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-def evaluate(model, images, labels, batch_size=500):
+# Norms whose ops all run on the GPU (the others' combine steps are host code).
+CUDA_NORMS = ("bn", "gn", "ln", "in", "frn", "lrn", "wn", "rms", "none")
+
+
+def _on(device, array):
+    """``array`` (NumPy) as an array of ``device``: itself on the CPU, a CuPy copy on the GPU."""
+    if device == "cpu":
+        return array
+    import cupy
+    return cupy.asarray(array)
+
+
+def evaluate(model, images, labels, batch_size=500, device="cpu"):
     """Accuracy of ``model`` (put in eval mode) on the given arrays."""
     model.eval()
     correct = 0
     with no_grad():
         for start in range(0, len(labels), batch_size):
-            logits = model(Tensor(images[start:start + batch_size])).data
-            correct += int((logits.argmax(axis=1) == labels[start:start + batch_size]).sum())
-    return correct / len(labels)
+            logits = model(Tensor(_on(device, images[start:start + batch_size]))).data
+            correct += (logits.argmax(axis=1) == _on(device, labels[start:start + batch_size])).sum()
+    return int(correct) / len(labels)
+
+
+def check_device(device, model, norm, workers, backend):
+    """Raise ValueError unless this run can use ``device`` ('cpu' or 'cuda')."""
+    if device == "cpu":
+        return
+    if device != "cuda":
+        raise ValueError(f"unknown device {device!r}; choose cpu or cuda")
+    if workers > 1 or backend == "mpi":
+        raise ValueError("--device cuda trains on one GPU; --workers and --backend mpi are CPU-only")
+    if model == "lstm":
+        raise ValueError("--model lstm runs on the CPU only; use --device cpu")
+    if norm not in CUDA_NORMS:
+        raise ValueError(f"--norm {norm} merges statistics on the host and runs on the CPU only; "
+                         f"on the GPU choose one of {', '.join(CUDA_NORMS)}")
+    from . import cuda
+    try:
+        cuda.require()
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
 
 
 class Progress:
@@ -68,7 +100,7 @@ class Progress:
 
 def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="adam", seed=0,
           data=None, save=None, stream=None, quiet=False, workers=1, backend="multiprocessing",
-          timeout=60.0, options=None, subdivisions=None, pixels=False):
+          timeout=60.0, options=None, subdivisions=None, pixels=False, device="cpu"):
     """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies.
 
     ``workers > 1`` splits every global batch of ``batch_size`` samples across
@@ -77,8 +109,10 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     ``mpiexec`` launch. Only rank 0 prints, evaluates and saves.
     ``subdivisions`` (default 4 for CmBN, else 1) splits every batch into that
     many mini-batches whose gradients are accumulated before one optimizer
-    step; ``options`` is a :class:`tinynorm.models.NormOptions`.
+    step; ``options`` is a :class:`tinynorm.models.NormOptions`. ``device='cuda'``
+    trains on the GPU (CuPy arrays, numba.cuda kernels).
     """
+    check_device(device, model, norm, workers, backend)
     if subdivisions is None:
         subdivisions = 4 if norm == "cmbn" else 1
     if subdivisions < 1 or subdivisions > batch_size:
@@ -88,7 +122,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     options.subdivisions = subdivisions
     config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet,
-                  options=options, pixels=pixels)
+                  options=options, pixels=pixels, device=device)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if (workers > 1 or backend == "mpi") and norm in ("brn", "cbn", "cmbn"):
@@ -115,7 +149,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
 
 
 def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save, quiet,
-                options, pixels, stream=None):
+                options, pixels, device="cpu", stream=None):
     """The training loop of one rank (the only one when the world has one rank)."""
     comm = distributed.get_communicator()
     world, rank = comm.world_size, comm.rank
@@ -124,7 +158,7 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     random.manual_seed(seed)
     (xtr, ytr), (xte, yte) = load_dataset(data)
     net = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm, options,
-                      pixels)
+                      pixels).to(device)
     subdivisions = options.subdivisions
     scaled = world > 1 or subdivisions > 1
     if world > 1:
@@ -145,20 +179,22 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
                 xb, yb = np.array_split(xb, world)[rank], np.array_split(yb, world)[rank]
             opt.zero_grad()
             for xs, ys in zip(np.array_split(xb, subdivisions), np.array_split(yb, subdivisions)):
+                xs, ys = _on(device, xs), _on(device, ys)
                 logits = net(Tensor(xs))
                 if scaled:
                     loss = F.cross_entropy(logits, ys, reduction="sum") * (1.0 / batch_size)
                 else:
                     loss = F.cross_entropy(logits, ys)
                 loss.backward()
-                loss_sum += loss.item() * (batch_size if scaled else len(ys))
-                correct += int((logits.data.argmax(axis=1) == ys).sum())
+                loss_sum += loss.data * (batch_size if scaled else len(ys))
+                correct += (logits.data.argmax(axis=1) == ys).sum()
                 seen += len(ys)
             if world > 1:
                 distributed.allreduce_gradients(net, op="sum")
             opt.step()
-            if bar is not None:
-                bar.update(step, loss_sum / max(seen, 1), correct / max(seen, 1))
+            if bar is not None and bar.tty:
+                bar.update(step, float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1))
+        loss_sum, correct = float(loss_sum), int(correct)
         if world > 1:
             loss_sum, correct, seen = comm.allreduce(
                 np.array([loss_sum, correct, seen], dtype=np.float64), tag="epoch totals")
@@ -168,7 +204,7 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
             bar.close(*history[-1], extra=f"{world} workers " if world > 1 else "")
     result = {"test_accuracy": None, "history": history, "epoch_seconds": epoch_seconds}
     if rank == 0:
-        result["test_accuracy"] = test_acc = evaluate(net, xte, yte)
+        result["test_accuracy"] = test_acc = evaluate(net, xte, yte, device=device)
         if not quiet:
             stream.write(f"test accuracy {test_acc:.4f} ({len(yte)} samples)\n")
         if save:

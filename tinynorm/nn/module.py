@@ -3,6 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
 
@@ -151,13 +152,19 @@ class Module:
         for key, t in own.items():
             if key not in state_dict:
                 continue
-            value = np.asarray(getattr(state_dict[key], "data", state_dict[key]))
+            value = to_numpy(state_dict[key])
             if value.shape != t.data.shape:
                 raise ValueError(
                     f"load_state_dict: {key} has shape {value.shape} in the file, "
                     f"{t.data.shape} in the model")
-            t.data[...] = value
+            t.data[...] = get_array_module(t.data).asarray(value)
         return missing, unexpected
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
 
     def to(self, device=None, dtype=None):
         """Move or cast every parameter and buffer in place; returns ``self``."""

@@ -1,12 +1,17 @@
-"""Inverted dropout: ``y = x * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``."""
+"""Inverted dropout: ``y = x * mask / (1 - p)``, ``mask ~ Bernoulli(1 - p)``.
+
+The mask comes from tinynorm's global generator (so ``manual_seed`` makes it
+repeatable on either device) and is copied to the device for CuPy inputs.
+"""
 from ..autograd import Function
+from ..backend import get_array_module
 from .. import random
 
 
 class Dropout(Function):
     def forward(self, x, *, p):
         keep = random.default_generator().random(x.shape) >= p
-        self.mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
+        self.mask = get_array_module(x).asarray(keep.astype(x.dtype) / x.dtype.type(1 - p))
         return x * self.mask
 
     def backward(self, g):

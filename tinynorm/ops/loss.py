@@ -4,6 +4,8 @@
 its vector-Jacobian product is ``g - softmax(x) * sum(g)``. Cross-entropy
 against class indices fuses both: ``d loss / d x = w * (softmax(x) - onehot(t))``.
 """
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -49,7 +51,10 @@ class CrossEntropy(Function):
             per = -w * picked
         if reduction == "mean":
             denom = w.sum()
-            scale = 1.0 / denom if denom != 0 else float("nan")
+            if xp is np:
+                scale = 1.0 / denom if denom != 0 else float("nan")
+            else:
+                scale = xp.where(denom != 0, 1.0 / xp.where(denom != 0, denom, 1), xp.nan)
             out = per.sum() * scale
         elif reduction == "sum":
             scale, out = 1.0, per.sum()

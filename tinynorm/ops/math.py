@@ -8,6 +8,7 @@ import numpy as np
 from .. import blas, memory
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
+from ..kernels import kernels_for
 
 
 class Add(Function):
@@ -124,9 +125,8 @@ class ReLU(Function):
 
     def forward(self, a):
         xp = get_array_module(a)
-        if xp is np and a.dtype.kind == "f" and a.flags.c_contiguous:
-            from ..kernels.cpu.activation import relu_forward
-            y = relu_forward(a, memory.empty(xp, a.shape, a.dtype))
+        if a.dtype.kind == "f" and a.flags.c_contiguous:
+            y = kernels_for("activation", a).relu_forward(a, memory.empty(xp, a.shape, a.dtype))
         else:
             y = xp.maximum(a, 0)
         self.save_for_backward(y)
@@ -134,9 +134,12 @@ class ReLU(Function):
 
     def backward(self, g):
         y = self.saved[0]
-        if isinstance(g, np.ndarray) and g.dtype == y.dtype and y.flags.c_contiguous:
-            from ..kernels.cpu.activation import relu_backward
-            return relu_backward(g, y, memory.empty(np, y.shape, y.dtype))
+        if g.dtype == y.dtype and y.dtype.kind == "f" and y.flags.c_contiguous:
+            xp = get_array_module(y)
+            if xp is get_array_module(g):
+                g = xp.ascontiguousarray(g)
+                dx = memory.empty(xp, y.shape, y.dtype)
+                return kernels_for("activation", y).relu_backward(g, y, dx)
         return g * (y > 0)
 
 
