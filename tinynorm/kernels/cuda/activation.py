@@ -18,7 +18,8 @@ from numba import cuda, from_dtype
 
 from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads)
+                   threads_or_default as _threads,
+                   c_contiguous as _c_contiguous)
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,15 +57,6 @@ def _relu_backward_kernel(dtype):
 
 # ---------------------------------------------------------------------------
 # host side
-
-
-def _c_contiguous(a):
-    if isinstance(a, np.ndarray):
-        return a.flags.c_contiguous
-    f = getattr(a, "is_c_contiguous", None)
-    if f is not None:
-        return f()
-    return a.flags.c_contiguous
 
 
 def _device(a):

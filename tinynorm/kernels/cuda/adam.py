@@ -21,7 +21,8 @@ from numba import cuda, from_dtype
 
 from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads)
+                   threads_or_default as _threads,
+                   c_contiguous as _c_contiguous)
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,15 +47,6 @@ def _adam_kernel(dtype):
             p[i] -= st * mi / (cast(math.sqrt(vi)) / bt + et)
 
     return kernel
-
-
-def _c_contiguous(a):
-    if isinstance(a, np.ndarray):
-        return a.flags.c_contiguous
-    f = getattr(a, "is_c_contiguous", None)
-    if f is not None:
-        return f()
-    return a.flags.c_contiguous
 
 
 def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps, threads=None):

@@ -88,3 +88,22 @@ def filled(a, size, value, like):
         import cupy
         return cupy.full(size, value, dtype=np.float64)
     return cuda.to_device(np.full(size, value))
+
+
+def c_contiguous(a):
+    """Whether ``a`` (NumPy, CuPy or Numba device array) is C-contiguous."""
+    if isinstance(a, np.ndarray):
+        return a.flags.c_contiguous
+    f = getattr(a, "is_c_contiguous", None)
+    if f is not None:
+        return f()
+    return a.flags.c_contiguous
+
+
+def contiguous_device(a):
+    """A C-contiguous device view of ``a``: NumPy arrays are copied over, device arrays must be contiguous."""
+    if isinstance(a, np.ndarray):
+        return device_input(np.ascontiguousarray(a))
+    if not c_contiguous(a):
+        raise ValueError("device arrays must be C-contiguous")
+    return a

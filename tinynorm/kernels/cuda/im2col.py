@@ -28,9 +28,10 @@ import numpy as np
 from numba import cuda, float64, from_dtype
 
 from ..cpu.im2col import conv_output_size
-from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
+from .host import (Outputs as _Outputs, as_array as _as_array,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads)
+                   threads_or_default as _threads,
+                   c_contiguous as _c_contiguous, contiguous_device as _input)
 
 __all__ = ["conv_output_size", "im2col", "col2im"]
 
@@ -105,23 +106,6 @@ def _col2im_kernel(dtype):
 
 # ---------------------------------------------------------------------------
 # host side
-
-
-def _c_contiguous(a):
-    if isinstance(a, np.ndarray):
-        return a.flags.c_contiguous
-    f = getattr(a, "is_c_contiguous", None)
-    if f is not None:
-        return f()
-    return a.flags.c_contiguous
-
-
-def _input(a):
-    if isinstance(a, np.ndarray):
-        return _device_input(np.ascontiguousarray(a))
-    if not _c_contiguous(a):
-        raise ValueError("device arrays must be C-contiguous")
-    return a
 
 
 def _check_dtype(a):

@@ -34,9 +34,11 @@ import numpy as np
 from numba import cuda, float64, from_dtype
 
 from ..cpu.pooling import pool_output_size
-from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
+from .host import (Outputs as _Outputs, as_array as _as_array,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads)
+                   threads_or_default as _threads,
+                   c_contiguous as _c_contiguous, contiguous_device as _device,
+                   workspace as _workspace)
 
 __all__ = ["pool_output_size", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward",
@@ -201,23 +203,6 @@ def _avg_backward_kernel(dtype):
 # host side
 
 
-def _c_contiguous(a):
-    if isinstance(a, np.ndarray):
-        return a.flags.c_contiguous
-    f = getattr(a, "is_c_contiguous", None)
-    if f is not None:
-        return f()
-    return a.flags.c_contiguous
-
-
-def _device(a):
-    if isinstance(a, np.ndarray):
-        return _device_input(np.ascontiguousarray(a))
-    if not _c_contiguous(a):
-        raise ValueError("device arrays must be C-contiguous")
-    return a
-
-
 def _input(a, name):
     a = _as_array(a)
     if np.dtype(a.dtype) not in (np.float32, np.float64):
@@ -239,12 +224,8 @@ def _output(name, arr, shape, dtype):
     return arr
 
 
-def _scratch(size, like):
-    """An uninitialized int64 device vector, from CuPy's pool when ``like`` is a CuPy array."""
-    if type(like).__module__.split(".")[0] == "cupy":
-        import cupy
-        return cupy.empty(size, dtype=np.int64)
-    return cuda.device_array(size, np.int64)
+def _workspace_int64(size, like):
+    return _workspace(size, np.int64, like)
 
 
 def _ints(*args):
@@ -300,8 +281,8 @@ def max_pool2d_backward(dy, argmax, dx, threads=None):
     if n_in == 0:
         return dx
     out = _Outputs(dxd)
-    head = _scratch(n_in, dxd)
-    nxt = _scratch(max(n_out, 1), dxd)
+    head = _workspace_int64(n_in, dxd)
+    nxt = _workspace_int64(max(n_out, 1), dxd)
     _launch(_max_reset_kernel, _grid(n_in, t), t, head, n_in)
     if n_out:
         _launch(_max_link_kernel, _grid(n_out, t), t, _flat(_device(argmax)), N * C,
