@@ -95,8 +95,10 @@ class Function:
     def apply(cls, *inputs, **params):
         from .tensor import Tensor, as_tensor
         tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
-        if len(tensors) > 1:
-            _check_one_device(cls, tensors)
+        for t in tensors:
+            if type(t.data) is not np.ndarray:
+                _check_one_device(cls, tensors)
+                break
         fn = cls()
         record = _state["grad_enabled"] and any(t.requires_grad for t in tensors)
         fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
