@@ -155,8 +155,8 @@ def frn_forward(x3, gamma, beta, tau, eps, z3, rstd, threads=None):
     out = _Outputs(z3, rstd)
     kernel = _forward_kernel(np.dtype(x3.dtype).type, t)
     _launch(kernel, min(P, MAX_BLOCKS), t, _flat(_input(x3)), P, C, S, _input(gamma), _input(beta),
-                                  tau, has_tau, _input(eps), _flat(out.device[0]),
-                                  _flat(out.device[1]))
+            tau, has_tau, _input(eps), _flat(out.device[0]),
+            _flat(out.device[1]))
     out.copy_back()
 
 
@@ -191,7 +191,7 @@ def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_
     dx_flat = _flat(d[3]) if need_dx else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type, t)
     _launch(kernel, min(P, MAX_BLOCKS), t, _flat(_input(dz3)), _flat(_input(x3)), P, C, S,
-                                  _input(gamma), _input(beta), tau, has_tau,
-                                  _flat(_input(rstd)), need_dx, dx_flat,
-                                  _flat(d[0]), _flat(d[1]), _flat(d[2]))
+            _input(gamma), _input(beta), tau, has_tau,
+            _flat(_input(rstd)), need_dx, dx_flat,
+            _flat(d[0]), _flat(d[1]), _flat(d[2]))
     out.copy_back()

@@ -281,7 +281,8 @@ def _dx_kernel(threads, dtype):
 
 @functools.lru_cache(maxsize=None)
 def _plane_sums_kernel(threads):
-    """Per-slot plane sums when dx is not wanted: part_a[r, k] = sum_s dy*(x - mean), part_b = sum_s dy."""
+    """Per-slot plane sums when dx is not wanted:
+    part_a[r, k] = sum_s dy*(x - mean), part_b[r, k] = sum_s dy."""
     sum2 = sum2_for(threads)
 
     @cuda.jit

@@ -81,7 +81,7 @@ def workspace(shape, dtype, like):
 
 
 def filled(a, size, value, like):
-    """``a`` as a device array, or a float64 vector of ``size`` copies of ``value`` on ``like``'s device."""
+    """``a`` as a device array, or ``size`` float64 copies of ``value`` on ``like``'s device."""
     if a is not None:
         return device_input(a)
     if type(like).__module__.split(".")[0] == "cupy":
@@ -101,7 +101,8 @@ def c_contiguous(a):
 
 
 def contiguous_device(a):
-    """A C-contiguous device view of ``a``: NumPy arrays are copied over, device arrays must be contiguous."""
+    """A C-contiguous device view of ``a``: NumPy arrays are copied over; device arrays must be
+    contiguous already."""
     if isinstance(a, np.ndarray):
         return device_input(np.ascontiguousarray(a))
     if not c_contiguous(a):

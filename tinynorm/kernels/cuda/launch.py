@@ -31,7 +31,7 @@ _ndarray = None
 
 
 def current_stream():
-    """CuPy's current stream as a Numba stream; 0 (the default stream) under the simulator or without CuPy."""
+    """CuPy's current stream as a Numba stream; 0 (the default) under the simulator or without CuPy."""
     if config.ENABLE_CUDASIM:
         return 0
     try:

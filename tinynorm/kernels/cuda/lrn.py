@@ -167,8 +167,8 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
     sc = _flat(out.device[1]) if save else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _forward_kernel(np.dtype(x3.dtype).type)
     _launch(kernel, _blocks(N * S, t), t, _flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
-                                 float(k), float(alpha) / size, beta_mode(beta), float(beta),
-                                 save, _flat(out.device[0]), sc)
+            float(k), float(alpha) / size, beta_mode(beta), float(beta),
+            save, _flat(out.device[0]), sc)
     out.copy_back()
 
 
@@ -192,8 +192,8 @@ def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3, threads=None):
     sc = _flat(_input(scale3)) if saved else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type)
     _launch(kernel, _blocks(N * S, t), t, _flat(_input(dy3)), _flat(_input(x3)), N, C, S, size // 2,
-                                 (size - 1) // 2, float(k), float(alpha) / size,
-                                 beta_mode(beta), float(beta),
-                                 2.0 * float(alpha) * float(beta) / size, saved, sc,
-                                 _flat(out.device[0]))
+            (size - 1) // 2, float(k), float(alpha) / size,
+            beta_mode(beta), float(beta),
+            2.0 * float(alpha) * float(beta) / size, saved, sc,
+            _flat(out.device[0]))
     out.copy_back()

@@ -136,7 +136,7 @@ def rms_forward(x2, weight, eps, y2, rstd, threads=None):
     out = _Outputs(y2, rstd)
     kernel = _forward_kernel(np.dtype(x2.dtype).type, t)
     _launch(kernel, min(R, MAX_BLOCKS), t, _flat(_input(x2)), R, D, w, has_w, float(eps),
-                                  _flat(out.device[0]), out.device[1])
+            _flat(out.device[0]), out.device[1])
     out.copy_back()
 
 
@@ -159,7 +159,7 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
             out = _Outputs(dx2)
             kernel = _dx_kernel(np.dtype(x2.dtype).type, t)
             _launch(kernel, min(R, MAX_BLOCKS), t, _flat(dyd), _flat(xd), R, D, w, has_w, rd,
-                                          _flat(out.device[0]))
+                    _flat(out.device[0]))
             out.copy_back()
     if dw is not None:
         dw = _as_array(dw)

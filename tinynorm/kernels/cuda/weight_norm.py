@@ -181,5 +181,5 @@ def wn_backward_apply(gw3, v3, a, b, gv3, threads=None):
     res = _Outputs(gv3)
     kernel = _backward_apply_kernel(np.dtype(v3.dtype).type)
     _launch(kernel, _grid(size, t), t, _flat(_input(gw3)), _flat(_input(v3)), D, B, _input(a),
-                              _input(b), _flat(res.device[0]))
+            _input(b), _flat(res.device[0]))
     res.copy_back()
