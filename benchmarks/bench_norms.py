@@ -11,12 +11,14 @@ dx), against a triad bandwidth measured in the same run.
 """
 import argparse
 import os
+import statistics
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_ms, print_table, set_threads, settle, torch_or_none, triad_bandwidth_gbs  # noqa: E402
+from common import (median_ms, print_table, set_threads, settle, times_ms,  # noqa: E402
+                    torch_or_none, triad_bandwidth_gbs)
 
 import tinynorm as tn  # noqa: E402
 from tinynorm import nn  # noqa: E402
@@ -67,7 +69,11 @@ CASES = [
 ]
 
 
-def bench_case(name, shape, build, fwd_passes, bwd_passes, dtype, repeat, torch, bandwidth):
+def bench_case(name, shape, build, fwd_passes, bwd_passes, dtype, repeat, rounds, torch,
+               bandwidth):
+    """Rows of fwd, bwd and fwd+bwd medians. tinynorm and torch take turns for ``rounds``
+    rounds of ``repeat // rounds`` calls each, so that a slow spell of a shared machine
+    falls on both columns rather than on one."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
@@ -76,25 +82,29 @@ def bench_case(name, shape, build, fwd_passes, bwd_passes, dtype, repeat, torch,
     def fwd():
         return ours(tn.from_numpy(x).requires_grad_())
 
-    settle()
-    t_fwd = median_ms(fwd, repeat)
-    t_bwd = median_ms(lambda y: y.backward(dy), repeat, setup=fwd)
-    t_all = median_ms(lambda: fwd().backward(dy), repeat)
-    ref = None
-    tdt = getattr(torch, np.dtype(dtype).name) if torch is not None else None
     mod = None
     if torch is not None:
+        tdt = getattr(torch, np.dtype(dtype).name)
         mod = _torch_conv_bn(torch, tdt) if build == "cbn" else build(torch.nn, tdt)
-    if mod is not None:
+    xt, dyt = (torch.from_numpy(x), torch.from_numpy(dy)) if mod is not None else (None, None)
+
+    def tfwd():
+        return mod(xt.detach().requires_grad_())
+
+    each = max(3, repeat // rounds)
+    mine, theirs = ([[], [], []] for _ in range(2))
+    for _ in range(rounds):
         settle()
-        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-
-        def tfwd():
-            return mod(xt.detach().requires_grad_())
-
-        ref = (median_ms(tfwd, repeat),
-               median_ms(lambda y: y.backward(dyt), repeat, setup=tfwd),
-               median_ms(lambda: tfwd().backward(dyt), repeat))
+        mine[0] += times_ms(fwd, each)
+        mine[1] += times_ms(lambda y: y.backward(dy), each, setup=fwd)
+        mine[2] += times_ms(lambda: fwd().backward(dy), each)
+        if mod is not None:
+            settle()
+            theirs[0] += times_ms(tfwd, each)
+            theirs[1] += times_ms(lambda y: y.backward(dyt), each, setup=tfwd)
+            theirs[2] += times_ms(lambda: tfwd().backward(dyt), each)
+    t_fwd, t_bwd, t_all = (statistics.median(t) for t in mine)
+    ref = tuple(statistics.median(t) for t in theirs) if mod is not None else None
     nbytes = x.nbytes
     rows = []
     for label, ms, passes, k in (("fwd", t_fwd, fwd_passes, 0), ("bwd", t_bwd, bwd_passes, 1),
@@ -136,6 +146,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="tinynorm and torch take turns this many times per case")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--only", default=None, help="run the cases whose label contains this text")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
@@ -153,8 +165,8 @@ def main(argv=None):
     for name, shape, build, fp, bp in CASES:
         if args.only and args.only.lower() not in name.lower():
             continue
-        rows += bench_case(name, shape, build, fp, bp, np.dtype(args.dtype), args.repeat, torch,
-                           bandwidth)
+        rows += bench_case(name, shape, build, fp, bp, np.dtype(args.dtype), args.repeat,
+                           args.rounds, torch, bandwidth)
     if not args.only or args.only.lower() in "weight_norm":
         rows += bench_weight_norm(np.dtype(args.dtype), args.repeat, torch, bandwidth)
     print_table(("op", "shape", "pass", "tinynorm ms", "torch ms", "speedup", "GB/s", "% triad"), rows)

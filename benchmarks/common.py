@@ -26,8 +26,9 @@ def set_threads(n):
     return n
 
 
-def median_ms(fn, repeat=15, warmup=3, setup=None):
-    """Median wall time of ``fn()`` in milliseconds; ``setup()`` runs untimed before each call."""
+def times_ms(fn, repeat=15, warmup=3, setup=None):
+    """Wall times of ``repeat`` calls of ``fn()`` in milliseconds; ``setup()`` runs untimed
+    before each call (and its result is passed to ``fn``)."""
     for _ in range(warmup):
         arg = setup() if setup else None
         fn(arg) if setup else fn()
@@ -36,8 +37,13 @@ def median_ms(fn, repeat=15, warmup=3, setup=None):
         arg = setup() if setup else None
         t0 = time.perf_counter()
         fn(arg) if setup else fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return times
+
+
+def median_ms(fn, repeat=15, warmup=3, setup=None):
+    """Median wall time of ``fn()`` in milliseconds; ``setup()`` runs untimed before each call."""
+    return statistics.median(times_ms(fn, repeat, warmup, setup))
 
 
 def triad_bandwidth_gbs(n=1 << 25, repeat=10):

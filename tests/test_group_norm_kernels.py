@@ -146,8 +146,22 @@ def check_all(rng, x4):
     assert dx4.dtype == x4.dtype and dw.dtype == np.float64
     terms = np.abs(rdx).max() + rr.max() * np.abs(dy4 * w.reshape(1, *x4.shape[1:3], 1)).max()
     np.testing.assert_allclose(dx4, rdx, rtol=0, atol=(5e-6 if f32 else 1e-13) * terms)
-    np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-10)
+    check_param_grads(dy4, x4, rm, rr, dw, db, rdw, rdb)
+
+
+def check_param_grads(dy4, x4, mean, rstd, dw, db, rdw, rdb):
+    """dgamma/dbeta: float64 sums, except LayerNorm's float32 terms (summed in blocks), whose
+    error is relative to the sum of the terms' magnitudes."""
+    if x4.dtype == np.float64:
+        np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-10)
+        return
+    g = dy4.astype(np.float64)
+    xhat = (x4.astype(np.float64) - mean[:, :, None, None]) * rstd[:, :, None, None]
+    unit = float(np.finfo(np.float32).eps)
+    for got, want, terms in ((dw, rdw, g * xhat), (db, rdb, g)):
+        bound = 16 * unit * np.abs(terms).sum(axis=(0, 3)).ravel()
+        assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) / bound)
 
 
 # ---- tests -------------------------------------------------------------------
@@ -197,6 +211,14 @@ def test_float32_stats_stable_far_from_zero(path, shape):
     assert np.all(ref_var > 0.5)
     assert np.max(np.abs(var / ref_var - 1)) < 1e-6
     np.testing.assert_allclose(mean, x3.mean(axis=2), rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(64, 1, 300, 1), (9, 1, 1000, 1), (6, 2, 40, 1)])
+def test_float32_backward_about_a_far_mean(path, shape):
+    """1e4 + N(0, 1) in float32: the backward keeps x - mean as exact as for centred data
+    (LayerNorm's float32 path holds the mean as hi + lo in float32)."""
+    rng = np.random.default_rng(7)
+    check_all(rng, make(rng, shape, np.float32, loc=1e4))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -32,11 +32,11 @@ rows in from memory: the forward pass over row r writes y of row r, sums
 row r+2 (its first read) and the squared deviations of row r+1 from its mean
 (read from cache); the backward pass over row r writes dx of row r and
 reduces A, B (and dgamma/dbeta) of row r+1. Longer rows take one pass per
-statistic and one for the output, each re-reading the row from cache; so
-does the backward of an elementwise affine shared by all rows (see rows
-below), whose four-row reduction measured faster than the pipeline.
+statistic and one for the output, each re-reading the row from cache, except
+LayerNorm's backward (see rows below), which is a pipeline at any length.
 
-Statistics and reductions accumulate in float64. A row is reduced piece by
+Statistics and reductions accumulate in float64 (LayerNorm's backward: see
+rows below). A row is reduced piece by
 piece (SEGMENT values): each piece's mean, then its squared deviations from
 that mean (read from cache), the pieces merged with the pairwise formula of
 Chan, Golub & LeVeque (1979):
@@ -59,9 +59,16 @@ PARALLEL_MIN_ELEMENTS values, run the serial build of the same bodies):
 * rows: each thread takes a contiguous run of rows and fuses the passes of a
   row; dgamma/dbeta go to per-thread (threads, G*K) float64 accumulators
   that the wrapper preallocates and sums. With an elementwise affine shared
-  by all rows (LayerNorm, G == 1) the backward reduces four rows per sweep,
-  so that each column's dgamma/dbeta accumulator is updated once per four
-  rows.
+  by all rows and dgamma/dbeta wanted (LayerNorm: S == 1, G == 1) the
+  backward computes in x's dtype, since float64 conversions and arithmetic
+  cost more than the memory traffic there (float32: 1.7 against 1.0 cycles
+  per value in cache on 2 threads; 1.2x the streaming floor instead of 1.5x).
+  The mean is held as hi + lo in x's dtype, so x - mean keeps float64's
+  exactness near the mean; the row sums A, B are summed per CHUNK columns
+  and the chunk sums in float64; the dgamma/dbeta terms go to per-thread
+  accumulators in x's dtype, added into the float64 ones every FLUSH_ROWS
+  rows. Their error is a few float32 units relative to the sum of the
+  terms' magnitudes, as PyTorch's float32 sums.
 * cols: few long rows (fewer than SPLIT_ROWS_PER_THREAD rows per thread,
   e.g. LayerNorm over a whole image): the rows are cut into P column pieces,
   each a work item over all rows; per-piece partial stats (or A, B) are
@@ -82,6 +89,8 @@ ELEMENTWISE_MIN_S = 16
 SPLIT_ROWS_PER_THREAD = 4
 MIN_PIECE = 4096
 PIECES_PER_THREAD = 2
+CHUNK = 512
+FLUSH_ROWS = 64
 
 _REDUCE_MATH = {"reassoc", "contract"}
 
@@ -237,38 +246,6 @@ def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn,
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db):
-    """_reduce_elementwise of rows r..r+3 sharing w, dw, db: one update of dw, db per column.
-
-    Returns (A_r, ..., A_r+3, B_r, ..., B_r+3)."""
-    m0, m1, m2, m3 = mean[r], mean[r + 1], mean[r + 2], mean[r + 3]
-    s0, s1, s2, s3 = rstd[r], rstd[r + 1], rstd[r + 2], rstd[r + 3]
-    a0 = a1 = a2 = a3 = 0.0
-    b0 = b1 = b2 = b3 = 0.0
-    for i in range(w.shape[0]):
-        wi = w[i]
-        g0 = np.float64(dy2[r, i])
-        g1 = np.float64(dy2[r + 1, i])
-        g2 = np.float64(dy2[r + 2, i])
-        g3 = np.float64(dy2[r + 3, i])
-        u0 = g0 * (x2[r, i] - m0)
-        u1 = g1 * (x2[r + 1, i] - m1)
-        u2 = g2 * (x2[r + 2, i] - m2)
-        u3 = g3 * (x2[r + 3, i] - m3)
-        a0 += u0 * wi
-        a1 += u1 * wi
-        a2 += u2 * wi
-        a3 += u3 * wi
-        b0 += g0 * wi
-        b1 += g1 * wi
-        b2 += g2 * wi
-        b3 += g3 * wi
-        dw[i] += (u0 * s0 + u1 * s1) + (u2 * s2 + u3 * s3)
-        db[i] += (g0 + g1) + (g2 + g3)
-    return a0, a1, a2, a3, b0, b1, b2, b3
-
-
-@njit(cache=True, fastmath=_REDUCE_MATH)
 def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
     a = 0.0
     b = 0.0
@@ -278,6 +255,107 @@ def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
         a += g * (x2[r, i] - m)
         b += g
     return a, b
+
+
+@njit(cache=True)
+def _centered(x, h, l):
+    """(x - h) - l, the deviation from a mean kept as h + l in x's dtype. No fast-math here:
+    reassociating it into x - (h + l) would round the mean back to x's precision."""
+    return (x - h) - l
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _ln_reduce(dy2, x2, r, h, l, s, wt, dwx, dbx):
+    """(A, B) of row r: A = sum dy*w*(x - mean), B = sum dy*w; dwx += dy*(x - mean)*s, dbx += dy.
+
+    Products in x's dtype, summed per CHUNK columns, the chunk sums in float64."""
+    M = wt.shape[0]
+    a_sum = 0.0
+    b_sum = 0.0
+    zero = x2.dtype.type(0)
+    for c in range(0, M, CHUNK):
+        a = zero
+        b = zero
+        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
+            wi = wt[i]
+            g = dy2[r, i]
+            u = g * _centered(x2[r, i], h, l)
+            a += u * wi
+            b += g * wi
+            dwx[i] += u * s
+            dbx[i] += g
+        a_sum += a
+        b_sum += b
+    return a_sum, b_sum
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _ln_dx_reduce(dy2, x2, r, h, s, wt, p, q, dx2, rn, hn, ln, sn, dwx, dbx):
+    """dx of row r = dy*w*s - ((x - h)*p + q), in x's dtype; returns _ln_reduce of row rn,
+    read in the same sweep."""
+    M = wt.shape[0]
+    a_sum = 0.0
+    b_sum = 0.0
+    zero = x2.dtype.type(0)
+    for c in range(0, M, CHUNK):
+        a = zero
+        b = zero
+        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
+            wi = wt[i]
+            dx2[r, i] = dy2[r, i] * wi * s - ((x2[r, i] - h) * p + q)
+            g = dy2[rn, i]
+            u = g * _centered(x2[rn, i], hn, ln)
+            a += u * wi
+            b += g * wi
+            dwx[i] += u * sn
+            dbx[i] += g
+        a_sum += a
+        b_sum += b
+    return a_sum, b_sum
+
+
+@njit(cache=True)
+def _ln_dx(dy2, x2, r, h, s, wt, p, q, dx2):
+    for i in range(np.uint64(0), np.uint64(wt.shape[0])):
+        dx2[r, i] = dy2[r, i] * wt[i] * s - ((x2[r, i] - h) * p + q)
+
+
+@njit(cache=True)
+def _ln_backward_run(dy2, x2, r0, r1, mean, rstd, wt, need_dx, hi, lo, sx, dwx, dbx, dw, db,
+                     dx2):
+    """LayerNorm's backward (one elementwise affine shared by all rows) over rows r0:r1.
+
+    The mean is split as hi + lo in x's dtype, so x - mean stays exact near the mean.
+    One sweep per row writes dx of row r and reduces row r+1 (A, B, and its dgamma/dbeta
+    terms into dwx/dbx, in x's dtype); dwx/dbx are added into the float64 dw/db every
+    FLUSH_ROWS rows. dx = dy*w*rstd - ((x - mean)*c2 + c0), c2 = rstd^3*A/M, c0 = rstd*B/M.
+    """
+    M = wt.shape[0]
+    cast = x2.dtype.type
+    for r in range(r0, r1):
+        hi[r] = cast(mean[r])
+        lo[r] = cast(mean[r] - hi[r])
+        sx[r] = cast(rstd[r])
+    dwx[:] = 0
+    dbx[:] = 0
+    a, b = _ln_reduce(dy2, x2, r0, hi[r0], lo[r0], sx[r0], wt, dwx, dbx)
+    for r in range(r0, r1):
+        c2, c0 = _dx_coefficients(a, b, M, rstd[r])
+        p, q = cast(c2), cast(c0 - c2 * lo[r])
+        if r + 1 < r1:
+            if need_dx:
+                a, b = _ln_dx_reduce(dy2, x2, r, hi[r], sx[r], wt, p, q, dx2, r + 1, hi[r + 1],
+                                     lo[r + 1], sx[r + 1], dwx, dbx)
+            else:
+                a, b = _ln_reduce(dy2, x2, r + 1, hi[r + 1], lo[r + 1], sx[r + 1], wt, dwx, dbx)
+        elif need_dx:
+            _ln_dx(dy2, x2, r, hi[r], sx[r], wt, p, q, dx2)
+        if (r + 2 - r0) % FLUSH_ROWS == 0 or r + 1 == r1:
+            for i in range(M):
+                dw[i] += dwx[i]
+                db[i] += dbx[i]
+                dwx[i] = 0
+                dbx[i] = 0
 
 
 # ---------------------------------------------------------------------------
@@ -445,15 +523,20 @@ def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
 
 
 def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, seg, nchunks, need_dx, params,
-                   dx2, dwp, dbp):
-    """Rows of at most seg values (except a shared elementwise affine with dgamma/dbeta wanted)
-    run as a pipeline, one pass per row that writes dx of row r and reduces row r+1."""
+                   dx2, dwp, dbp, hi, lo, sx, dwx, dbx):
+    """Rows of at most seg values run as a pipeline, one pass per row that writes dx of row r
+    and reduces row r+1; LayerNorm's (S == 1, G == 1) with dgamma/dbeta in x's dtype."""
     R, M = x2.shape
     for t in prange(nchunks):
         dw = dwp[t]
         db = dbp[t]
         r0 = R * t // nchunks
         r1 = R * (t + 1) // nchunks
+        if S == 1 and G == 1 and params:
+            if r0 < r1:
+                _ln_backward_run(dy2, x2, r0, r1, mean, rstd, wt, need_dx, hi, lo, sx, dwx[t],
+                                 dbx[t], dw, db, dx2)
+            r0 = r1
         if need_dx and M <= seg and r0 < r1 and not (S == 1 and G == 1 and params):
             a, b = _reduce_range(dy2, x2, r0, 0, M, S, (r0 % G) * K, w, mean[r0], rstd[r0],
                                  params, dw, db)
@@ -467,15 +550,6 @@ def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, seg, nchunks, need_dx, p
                 else:
                     _dx_range(dy2, x2, r, 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2)
             r0 = r1
-        if S == 1 and G == 1 and params:
-            for r in range(r0, r0 + (r1 - r0) // 4 * 4, 4):
-                ab = _reduce_elementwise4(dy2, x2, r, mean, rstd, w, dw, db)
-                if need_dx:
-                    for j in range(4):
-                        c2, c0 = _dx_coefficients(ab[j], ab[4 + j], M, rstd[r + j])
-                        _dx_range(dy2, x2, r + j, 0, M, 1, 0, w, wt, mean[r + j],
-                                  rstd[r + j], c2, c0, dx2)
-            r0 += (r1 - r0) // 4 * 4
         for r in range(r0, r1):
             off = (r % G) * K
             a, b = _reduce_range(dy2, x2, r, 0, M, S, off, w, mean[r], rstd[r], params, dw, db)
@@ -650,7 +724,8 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias):
     With A = sum dy*gamma*(x - mean) and B = sum dy*gamma over each row of
     M = K*S values: dx = dy*gamma*rstd - ((x - mean)*rstd^3*A/M + rstd*B/M);
     dweight[g, k] = sum_{n, s} dy*(x - mean)*rstd, dbias[g, k] = sum_{n, s} dy.
-    Reductions accumulate in float64; dweight and dbias are float64 (G*K,).
+    Reductions accumulate in float64 (LayerNorm's float32 terms: see rows in the module
+    doc); dweight and dbias are float64 (G*K,).
     """
     _check_big(x4, ("dy4", dy4), ("dx4", dx4))
     N, G, K, S = x4.shape
@@ -676,7 +751,12 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias):
     dbp = np.zeros((acc_rows, width))
     if how == "rows":
         f = _backward_rows_parallel if par else _backward_rows_serial
-        f(dy2, x2, G, K2, S2, w, wt, m1, r1, SEGMENT, parts, need_dx, params, dx2, dwp, dbp)
+        ln = S2 == 1 and G == 1 and params
+        dt = x4.dtype
+        hi, lo, sx = (np.empty(R if ln else 0, dt) for _ in range(3))
+        dwx, dbx = (np.empty((parts, M) if ln else (0, 0), dt) for _ in range(2))
+        f(dy2, x2, G, K2, S2, w, wt, m1, r1, SEGMENT, parts, need_dx, params, dx2, dwp, dbp,
+          hi, lo, sx, dwx, dbx)
     else:
         pa = np.empty((parts, R))
         pb = np.empty((parts, R))
