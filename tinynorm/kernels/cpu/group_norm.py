@@ -35,8 +35,8 @@ reduces A, B (and dgamma/dbeta) of row r+1. Longer rows take one pass per
 statistic and one for the output, each re-reading the row from cache, except
 LayerNorm's backward (see rows below), which is a pipeline at any length.
 
-Statistics and reductions accumulate in float64 (LayerNorm's backward: see
-rows below). A row is reduced piece by
+Statistics and reductions accumulate in float64 (LayerNorm: see rows
+below). A row is reduced piece by
 piece (SEGMENT values): each piece's mean, then its squared deviations from
 that mean (read from cache), the pieces merged with the pairwise formula of
 Chan, Golub & LeVeque (1979):
@@ -58,17 +58,22 @@ PARALLEL_MIN_ELEMENTS values, run the serial build of the same bodies):
 
 * rows: each thread takes a contiguous run of rows and fuses the passes of a
   row; dgamma/dbeta go to per-thread (threads, G*K) float64 accumulators
-  that the wrapper preallocates and sums. With an elementwise affine shared
-  by all rows and dgamma/dbeta wanted (LayerNorm: S == 1, G == 1) the
-  backward computes in x's dtype, since float64 conversions and arithmetic
-  cost more than the memory traffic there (float32: 1.7 against 1.0 cycles
-  per value in cache on 2 threads; 1.2x the streaming floor instead of 1.5x).
-  The mean is held as hi + lo in x's dtype, so x - mean keeps float64's
-  exactness near the mean; the row sums A, B are summed per CHUNK columns
-  and the chunk sums in float64; the dgamma/dbeta terms go to per-thread
-  accumulators in x's dtype, added into the float64 ones every FLUSH_ROWS
-  rows. Their error is a few float32 units relative to the sum of the
-  terms' magnitudes, as PyTorch's float32 sums.
+  that the wrapper preallocates and sums.
+* LayerNorm (an elementwise affine shared by all rows: S == 1, G == 1)
+  computes in x's dtype, since float64 conversions and arithmetic cost
+  more than the memory traffic there (backward in float32: 1.0 against 1.7
+  cycles per value in cache; 1.2x the time of a plain read-2-write-1
+  stream instead of 1.5x). Sums run in x's dtype per CHUNK columns, the
+  chunk sums in float64. The forward sums x - x0 (x0 the row's first
+  value: shifted data, Chan, Golub & LeVeque 1983), so the sums see
+  deviations of the spread's size; the mean is then held as hi + lo in x's
+  dtype, so x - hi is exact near the mean, y = ((x - hi)*rstd - lo*rstd)*w
+  + b, and M2 = sum (x - hi)^2 - M*lo^2. The backward's dgamma/dbeta terms
+  go to per-thread accumulators in x's dtype, added into the float64 ones
+  every FLUSH_ROWS rows. Errors are a few float32 units relative to the
+  deviations (statistics, y, dx) or to the sum of the terms' magnitudes
+  (dgamma, dbeta), as PyTorch's float32 sums; 1e4 + N(0, 1) loses nothing
+  more than N(0, 1) does.
 * cols: few long rows (fewer than SPLIT_ROWS_PER_THREAD rows per thread,
   e.g. LayerNorm over a whole image): the rows are cut into P column pieces,
   each a work item over all rows; per-piece partial stats (or A, B) are
@@ -262,6 +267,102 @@ def _centered(x, h, l):
     """(x - h) - l, the deviation from a mean kept as h + l in x's dtype. No fast-math here:
     reassociating it into x - (h + l) would round the mean back to x's precision."""
     return (x - h) - l
+
+
+@njit(cache=True)
+def _ln_affine(x, h, s, ls, w, b):
+    """((x - h)*s - l*s)*w + b = (x - mean)*rstd*w + b with mean = h + l; no fast-math, so
+    that it is not reassociated around the exact x - h."""
+    return ((x - h) * s - ls) * w + b
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _ln_shifted_sum(x2, r, x0):
+    """sum of x - x0 over row r: in x's dtype per CHUNK columns, the chunk sums in float64."""
+    M = x2.shape[1]
+    total = 0.0
+    zero = x2.dtype.type(0)
+    for c in range(0, M, CHUNK):
+        a = zero
+        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
+            a += _centered(x2[r, i], x0, zero)
+        total += a
+    return total
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _ln_sq_dev(x2, r, h):
+    """sum of (x - h)^2 over row r, summed as _ln_shifted_sum."""
+    M = x2.shape[1]
+    total = 0.0
+    zero = x2.dtype.type(0)
+    for c in range(0, M, CHUNK):
+        q = zero
+        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
+            d = _centered(x2[r, i], h, zero)
+            q += d * d
+        total += q
+    return total
+
+
+@njit(cache=True, fastmath=_REDUCE_MATH)
+def _ln_apply_stats(x2, r, h, s, ls, wt, bt, y2, r1, h1, r2, x0):
+    """y of row r by _ln_affine; returns (_ln_shifted_sum of row r2 about x0, _ln_sq_dev of
+    row r1 about h1), read in the same sweep."""
+    M = x2.shape[1]
+    a_sum = 0.0
+    q_sum = 0.0
+    zero = x2.dtype.type(0)
+    for c in range(0, M, CHUNK):
+        a = zero
+        q = zero
+        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
+            y2[r, i] = _ln_affine(x2[r, i], h, s, ls, wt[i], bt[i])
+            d = _centered(x2[r1, i], h1, zero)
+            q += d * d
+            a += _centered(x2[r2, i], x0, zero)
+        a_sum += a
+        q_sum += q
+    return a_sum, q_sum
+
+
+@njit(cache=True)
+def _ln_row_mean(x2, r, s):
+    """(mean, hi, lo) of row r from its _ln_shifted_sum s about its first value."""
+    cast = x2.dtype.type
+    mu = np.float64(x2[r, 0]) + s / x2.shape[1]
+    h = cast(mu)
+    return mu, h, mu - np.float64(h)
+
+
+@njit(cache=True)
+def _ln_forward_run(x2, r0, r1, wt, bt, eps, y2, mean, rstd):
+    """LayerNorm's forward (S == 1, G == 1) over rows r0:r1, in x's dtype.
+
+    The pass over row r writes y of row r, sums the squared deviations of row r+1 from
+    hi(mean) and the values of row r+2 less its first value (shifted data: the sums see
+    deviations of the spread's size, not of the mean's). Sums in x's dtype per CHUNK
+    columns, the chunk sums in float64; mean = x0 + sum(x - x0)/M held as hi + lo;
+    M2 = sum (x - hi)^2 - M*lo^2.
+    """
+    M = x2.shape[1]
+    cast = x2.dtype.type
+    mu, h, lo = _ln_row_mean(x2, r0, _ln_shifted_sum(x2, r0, x2[r0, 0]))
+    q = _ln_sq_dev(x2, r0, h)
+    rn = min(r0 + 1, r1 - 1)
+    mu_n, h_n, lo_n = _ln_row_mean(x2, rn, _ln_shifted_sum(x2, rn, x2[rn, 0]))
+    for r in range(r0, r1):
+        m2 = q - M * lo * lo
+        if m2 < 0.0:
+            m2 = 0.0
+        rs = 1.0 / np.sqrt(m2 / M + eps)
+        mean[r] = mu
+        rstd[r] = rs
+        r2 = min(r + 2, r1 - 1)
+        sa, q = _ln_apply_stats(x2, r, h, cast(rs), cast(lo * rs), wt, bt, y2, min(r + 1, r1 - 1),
+                                h_n, r2, x2[r2, 0])
+        mu, h, lo = mu_n, h_n, lo_n
+        mu_n, h_n, lo_n = _ln_row_mean(x2, r2, sa)
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
@@ -496,12 +597,16 @@ def _dx_coefficients(a, b, M, rstd):
 
 def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
     """Rows of at most seg values run as a pipeline, one pass per row that writes y of row r,
-    the squared deviations of row r+1 (its mean known) and the sum of row r+2."""
+    the squared deviations of row r+1 (its mean known) and the sum of row r+2; LayerNorm's
+    in x's dtype."""
     R, M = x2.shape
     for t in prange(nchunks):
         r0 = R * t // nchunks
         r1 = R * (t + 1) // nchunks
-        if M <= seg and r0 < r1:
+        if S == 1 and G == 1 and M <= seg:
+            if r0 < r1:
+                _ln_forward_run(x2, r0, r1, wt, bt, eps, y2, mean, rstd)
+        elif M <= seg and r0 < r1:
             mu = _sum(x2, r0, 0, M) / M
             q = _sum_sq_dev(x2, r0, 0, M, mu)
             mu_next = _sum(x2, min(r0 + 1, r1 - 1), 0, M) / M
