@@ -268,6 +268,23 @@ def test_constant_rows_give_finite_output(path):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(70, 1, 50, 1), (5, 1, 9, 1)])
+def test_layer_norm_parameter_gradients_without_dx(path, shape, dtype):
+    """LayerNorm's dgamma/dbeta without dx sum the same terms in the same order as with it."""
+    rng = np.random.default_rng(8)
+    x4, dy4 = make(rng, shape, dtype, loc=-1.0), make(rng, shape, dtype)
+    w, b = params(rng, shape)
+    _, mean, rstd = run_forward(x4, w, b)
+    _, dw_ref, db_ref = run_backward(dy4, x4, w, mean, rstd)
+    dw, db = np.empty(shape[2]), np.empty(shape[2])
+    K.gn_backward(dy4, x4, w, mean, rstd, None, dw, db)
+    np.testing.assert_array_equal(dw, dw_ref)
+    np.testing.assert_array_equal(db, db_ref)
+    _, rdw, rdb = oracle_backward(dy4, x4, w, mean, rstd)
+    check_param_grads(dy4, x4, mean, rstd, dw, db, rdw, rdb)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_optional_outputs_and_default_affine(path, dtype):
     """weight/bias None mean ones/zeros; dx4, dweight, dbias may each be skipped."""
     rng = np.random.default_rng(6)
