@@ -51,8 +51,8 @@ def test_cuda_matches_cpu(shape, dtype, threads):
     for name, g, r in zip(names, got, ref):
         assert g.dtype == r.dtype, name
         t = tol(dtype) if name in ("y", "dx") else dict(rtol=1e-12, atol=1e-12)
-        if name != "y" and dtype == np.float32 and shape[1] == 1 and shape[3] == 1:
-            t = tol(dtype)  # the CPU's LayerNorm sums in float32 (float32 rounding)
+        if name in ("dweight", "dbias") and dtype == np.float32 and shape[1] == 1 and shape[3] == 1:
+            t = tol(dtype)  # the CPU's LayerNorm sums float32 terms (float32 rounding)
         np.testing.assert_allclose(g, r, err_msg=name, **t)
 
 

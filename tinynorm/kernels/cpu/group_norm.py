@@ -35,17 +35,20 @@ reduces A, B (and dgamma/dbeta) of row r+1. Longer rows take one pass per
 statistic and one for the output, each re-reading the row from cache, except
 LayerNorm's backward (see rows below), which is a pipeline at any length.
 
-Statistics and reductions accumulate in float64 (LayerNorm: see rows
-below). A row is reduced piece by
-piece (SEGMENT values): each piece's mean, then its squared deviations from
-that mean (read from cache), the pieces merged with the pairwise formula of
-Chan, Golub & LeVeque (1979):
+Statistics and reductions accumulate in float64 (LayerNorm's backward: see
+rows below). A row is reduced piece by piece (SEGMENT values): each piece's
+mean, then its squared deviations from that mean (read from cache), the
+pieces merged with the pairwise formula of Chan, Golub & LeVeque (1979):
 
     n = na + nb,  delta = mean_b - mean_a,
     mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
 
 so 1e4 + N(0, 1) in float32 keeps its variance. Elementwise work runs in x's
-dtype as (x - mean) * a + b, never x*a + (b - mean*a), which would cancel.
+dtype as (x - mean) * a + b, never x*a + (b - mean*a), which would cancel,
+with the float64 mean held as hi + lo in x's dtype: y = (x - hi)*a + (b -
+lo*a), where x - hi is exact near the mean, so y of 1e4 + N(0, 1) in
+float32 is as exact as for N(0, 1) (rounding the mean alone would cost
+ulp(1e4)*rstd = 5e-4 of xhat).
 
 Affine layouts. With S >= ELEMENTWISE_MIN_S the per-slot gamma/beta are
 scalars over a contiguous run of S values ("slot" loops). Shorter slots are
@@ -59,21 +62,17 @@ PARALLEL_MIN_ELEMENTS values, run the serial build of the same bodies):
 * rows: each thread takes a contiguous run of rows and fuses the passes of a
   row; dgamma/dbeta go to per-thread (threads, G*K) float64 accumulators
   that the wrapper preallocates and sums.
-* LayerNorm (an elementwise affine shared by all rows: S == 1, G == 1)
-  computes in x's dtype, since float64 conversions and arithmetic cost
-  more than the memory traffic there (backward in float32: 1.0 against 1.7
-  cycles per value in cache; 1.2x the time of a plain read-2-write-1
-  stream instead of 1.5x). Sums run in x's dtype per CHUNK columns, the
-  chunk sums in float64. The forward sums x - x0 (x0 the row's first
-  value: shifted data, Chan, Golub & LeVeque 1983), so the sums see
-  deviations of the spread's size; the mean is then held as hi + lo in x's
-  dtype, so x - hi is exact near the mean, y = ((x - hi)*rstd - lo*rstd)*w
-  + b, and M2 = sum (x - hi)^2 - M*lo^2. The backward's dgamma/dbeta terms
-  go to per-thread accumulators in x's dtype, added into the float64 ones
-  every FLUSH_ROWS rows. Errors are a few float32 units relative to the
-  deviations (statistics, y, dx) or to the sum of the terms' magnitudes
-  (dgamma, dbeta), as PyTorch's float32 sums; 1e4 + N(0, 1) loses nothing
-  more than N(0, 1) does.
+* LayerNorm's backward (an elementwise affine shared by all rows: S == 1,
+  G == 1, dgamma/dbeta wanted) computes in x's dtype, since float64
+  conversions and arithmetic cost more than the memory traffic there
+  (float32: 1.0 against 1.7 cycles per value in cache; 1.2-1.4x the time
+  of a plain read-2-write-1 stream from memory instead of 1.5-1.6x). One sweep
+  per row writes dx of row r and reduces row r+1, at any row length. x -
+  mean is (x - hi) - lo; A, B are summed in x's dtype per CHUNK columns and
+  the chunk sums in float64; the dgamma/dbeta terms go to per-thread
+  accumulators in x's dtype, added into the float64 ones every FLUSH_ROWS
+  rows. Their errors are a few float32 units of the terms' magnitudes, as
+  PyTorch's float32 sums.
 * cols: few long rows (fewer than SPLIT_ROWS_PER_THREAD rows per thread,
   e.g. LayerNorm over a whole image): the rows are cut into P column pieces,
   each a work item over all rows; per-piece partial stats (or A, B) are
@@ -136,25 +135,34 @@ def _sum_and_dot_dev(dy2, x2, r, p0, p1, m):
 
 
 @njit(cache=True)
-def _affine(x2, r, p0, p1, m, a, b, y2):
-    for i in range(np.uint64(p0), np.uint64(p1)):
-        y2[r, i] = (x2[r, i] - m) * a + b
+def _split_affine(x, h, a, la, w, b):
+    """((x - h)*a - la)*w + b = (x - mean)*a*w + b for mean = h + l, la = l*a: x - h is exact
+    near the mean, so the mean is not rounded to x's dtype. No fast-math here: reassociating
+    around x - h would undo that."""
+    return ((x - h) * a - la) * w + b
 
 
 @njit(cache=True)
-def _affine_elementwise(x2, r, p0, p1, m, s, w, b, off, y2):
+def _affine(x2, r, p0, p1, h, a, b, y2):
+    """y = (x - h)*a + b; the caller folds the mean's low part into b."""
+    for i in range(np.uint64(p0), np.uint64(p1)):
+        y2[r, i] = (x2[r, i] - h) * a + b
+
+
+@njit(cache=True)
+def _affine_elementwise(x2, r, p0, p1, h, s, ls, w, b, off, y2):
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
-        y2[r, i] = (x2[r, i] - m) * s * w[o + i] + b[o + i]
+        y2[r, i] = _split_affine(x2[r, i], h, s, ls, w[o + i], b[o + i])
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _affine_stats(x2, r, p0, p1, m, a, b, y2, r1, m1, r2):
+def _affine_stats(x2, r, p0, p1, h, a, b, y2, r1, m1, r2):
     """_affine of row r; returns (sum of row r2, squared deviations of row r1 from m1)."""
     acc = 0.0
     q = 0.0
     for i in range(np.uint64(p0), np.uint64(p1)):
-        y2[r, i] = (x2[r, i] - m) * a + b
+        y2[r, i] = (x2[r, i] - h) * a + b
         d = x2[r1, i] - m1
         q += d * d
         acc += x2[r2, i]
@@ -162,13 +170,13 @@ def _affine_stats(x2, r, p0, p1, m, a, b, y2, r1, m1, r2):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _affine_elementwise_stats(x2, r, m, s, w, b, off, y2, r1, m1, r2):
+def _affine_elementwise_stats(x2, r, h, s, ls, w, b, off, y2, r1, m1, r2):
     """_affine_elementwise of the whole row r; returns _affine_stats' sums."""
     acc = 0.0
     q = 0.0
     o = np.uint64(off)
     for i in range(np.uint64(0), np.uint64(x2.shape[1])):
-        y2[r, i] = (x2[r, i] - m) * s * w[o + i] + b[o + i]
+        y2[r, i] = _split_affine(x2[r, i], h, s, ls, w[o + i], b[o + i])
         d = x2[r1, i] - m1
         q += d * d
         acc += x2[r2, i]
@@ -267,102 +275,6 @@ def _centered(x, h, l):
     """(x - h) - l, the deviation from a mean kept as h + l in x's dtype. No fast-math here:
     reassociating it into x - (h + l) would round the mean back to x's precision."""
     return (x - h) - l
-
-
-@njit(cache=True)
-def _ln_affine(x, h, s, ls, w, b):
-    """((x - h)*s - l*s)*w + b = (x - mean)*rstd*w + b with mean = h + l; no fast-math, so
-    that it is not reassociated around the exact x - h."""
-    return ((x - h) * s - ls) * w + b
-
-
-@njit(cache=True, fastmath=_REDUCE_MATH)
-def _ln_shifted_sum(x2, r, x0):
-    """sum of x - x0 over row r: in x's dtype per CHUNK columns, the chunk sums in float64."""
-    M = x2.shape[1]
-    total = 0.0
-    zero = x2.dtype.type(0)
-    for c in range(0, M, CHUNK):
-        a = zero
-        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
-            a += _centered(x2[r, i], x0, zero)
-        total += a
-    return total
-
-
-@njit(cache=True, fastmath=_REDUCE_MATH)
-def _ln_sq_dev(x2, r, h):
-    """sum of (x - h)^2 over row r, summed as _ln_shifted_sum."""
-    M = x2.shape[1]
-    total = 0.0
-    zero = x2.dtype.type(0)
-    for c in range(0, M, CHUNK):
-        q = zero
-        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
-            d = _centered(x2[r, i], h, zero)
-            q += d * d
-        total += q
-    return total
-
-
-@njit(cache=True, fastmath=_REDUCE_MATH)
-def _ln_apply_stats(x2, r, h, s, ls, wt, bt, y2, r1, h1, r2, x0):
-    """y of row r by _ln_affine; returns (_ln_shifted_sum of row r2 about x0, _ln_sq_dev of
-    row r1 about h1), read in the same sweep."""
-    M = x2.shape[1]
-    a_sum = 0.0
-    q_sum = 0.0
-    zero = x2.dtype.type(0)
-    for c in range(0, M, CHUNK):
-        a = zero
-        q = zero
-        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
-            y2[r, i] = _ln_affine(x2[r, i], h, s, ls, wt[i], bt[i])
-            d = _centered(x2[r1, i], h1, zero)
-            q += d * d
-            a += _centered(x2[r2, i], x0, zero)
-        a_sum += a
-        q_sum += q
-    return a_sum, q_sum
-
-
-@njit(cache=True)
-def _ln_row_mean(x2, r, s):
-    """(mean, hi, lo) of row r from its _ln_shifted_sum s about its first value."""
-    cast = x2.dtype.type
-    mu = np.float64(x2[r, 0]) + s / x2.shape[1]
-    h = cast(mu)
-    return mu, h, mu - np.float64(h)
-
-
-@njit(cache=True)
-def _ln_forward_run(x2, r0, r1, wt, bt, eps, y2, mean, rstd):
-    """LayerNorm's forward (S == 1, G == 1) over rows r0:r1, in x's dtype.
-
-    The pass over row r writes y of row r, sums the squared deviations of row r+1 from
-    hi(mean) and the values of row r+2 less its first value (shifted data: the sums see
-    deviations of the spread's size, not of the mean's). Sums in x's dtype per CHUNK
-    columns, the chunk sums in float64; mean = x0 + sum(x - x0)/M held as hi + lo;
-    M2 = sum (x - hi)^2 - M*lo^2.
-    """
-    M = x2.shape[1]
-    cast = x2.dtype.type
-    mu, h, lo = _ln_row_mean(x2, r0, _ln_shifted_sum(x2, r0, x2[r0, 0]))
-    q = _ln_sq_dev(x2, r0, h)
-    rn = min(r0 + 1, r1 - 1)
-    mu_n, h_n, lo_n = _ln_row_mean(x2, rn, _ln_shifted_sum(x2, rn, x2[rn, 0]))
-    for r in range(r0, r1):
-        m2 = q - M * lo * lo
-        if m2 < 0.0:
-            m2 = 0.0
-        rs = 1.0 / np.sqrt(m2 / M + eps)
-        mean[r] = mu
-        rstd[r] = rs
-        r2 = min(r + 2, r1 - 1)
-        sa, q = _ln_apply_stats(x2, r, h, cast(rs), cast(lo * rs), wt, bt, y2, min(r + 1, r1 - 1),
-                                h_n, r2, x2[r2, 0])
-        mu, h, lo = mu_n, h_n, lo_n
-        mu_n, h_n, lo_n = _ln_row_mean(x2, r2, sa)
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
@@ -485,17 +397,20 @@ def _stats(x2, r, m0, m1, seg):
 
 @njit(cache=True)
 def _apply_range(x2, y2, r, m0, m1, S, off, w, b, wt, bt, mean, rstd):
-    """y[m0:m1] = (x - mean) * rstd * gamma + beta of row r."""
+    """y[m0:m1] = (x - mean) * rstd * gamma + beta of row r, the mean held as hi + lo in x's
+    dtype (lo folded into the shift)."""
     cast = x2.dtype.type
     mt = cast(mean)
+    lo = mean - np.float64(mt)
     if S == 1:
-        _affine_elementwise(x2, r, m0, m1, mt, cast(rstd), wt, bt, off, y2)
+        _affine_elementwise(x2, r, m0, m1, mt, cast(rstd), cast(lo * rstd), wt, bt, off, y2)
         return
     k = m0 // S
     pos = m0
     while pos < m1:
         end = min(m1, (k + 1) * S)
-        _affine(x2, r, pos, end, mt, cast(rstd * w[off + k]), cast(b[off + k]), y2)
+        a = rstd * w[off + k]
+        _affine(x2, r, pos, end, mt, cast(a), cast(b[off + k] - lo * a), y2)
         pos = end
         k += 1
 
@@ -505,13 +420,16 @@ def _apply_row_stats(x2, y2, r, r1, m1, r2, S, off, w, b, wt, bt, mean, rstd):
     """_apply_range of the whole row r; returns (sum of row r2, M2 of row r1 about m1)."""
     cast = x2.dtype.type
     mt = cast(mean)
+    lo = mean - np.float64(mt)
     if S == 1:
-        return _affine_elementwise_stats(x2, r, mt, cast(rstd), wt, bt, off, y2, r1, m1, r2)
+        return _affine_elementwise_stats(x2, r, mt, cast(rstd), cast(lo * rstd), wt, bt, off, y2,
+                                         r1, m1, r2)
     acc = 0.0
     q = 0.0
     for k in range(x2.shape[1] // S):
-        sk, qk = _affine_stats(x2, r, k * S, (k + 1) * S, mt, cast(rstd * w[off + k]),
-                               cast(b[off + k]), y2, r1, m1, r2)
+        a = rstd * w[off + k]
+        sk, qk = _affine_stats(x2, r, k * S, (k + 1) * S, mt, cast(a), cast(b[off + k] - lo * a),
+                               y2, r1, m1, r2)
         acc += sk
         q += qk
     return acc, q
@@ -597,16 +515,12 @@ def _dx_coefficients(a, b, M, rstd):
 
 def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
     """Rows of at most seg values run as a pipeline, one pass per row that writes y of row r,
-    the squared deviations of row r+1 (its mean known) and the sum of row r+2; LayerNorm's
-    in x's dtype."""
+    the squared deviations of row r+1 (its mean known) and the sum of row r+2."""
     R, M = x2.shape
     for t in prange(nchunks):
         r0 = R * t // nchunks
         r1 = R * (t + 1) // nchunks
-        if S == 1 and G == 1 and M <= seg:
-            if r0 < r1:
-                _ln_forward_run(x2, r0, r1, wt, bt, eps, y2, mean, rstd)
-        elif M <= seg and r0 < r1:
+        if M <= seg and r0 < r1:
             mu = _sum(x2, r0, 0, M) / M
             q = _sum_sq_dev(x2, r0, 0, M, mu)
             mu_next = _sum(x2, min(r0 + 1, r1 - 1), 0, M) / M
