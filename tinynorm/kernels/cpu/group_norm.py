@@ -278,8 +278,9 @@ def _centered(x, h, l):
 
 
 @njit(cache=True, fastmath=_REDUCE_MATH)
-def _ln_reduce(dy2, x2, r, h, l, s, wt, dwx, dbx):
-    """(A, B) of row r: A = sum dy*w*(x - mean), B = sum dy*w; dwx += dy*(x - mean)*s, dbx += dy.
+def _ln_dx_reduce(write_dx, dy2, x2, r, h, s, wt, p, q, dx2, rn, hn, ln, sn, dwx, dbx):
+    """(A, B) of row rn: A = sum dy*w*(x - mean), B = sum dy*w; dwx += dy*(x - mean)*sn,
+    dbx += dy; with write_dx, also dx of row r = dy*w*s - ((x - h)*p + q), in the same sweep.
 
     Products in x's dtype, summed per CHUNK columns, the chunk sums in float64."""
     M = wt.shape[0]
@@ -291,31 +292,8 @@ def _ln_reduce(dy2, x2, r, h, l, s, wt, dwx, dbx):
         b = zero
         for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
             wi = wt[i]
-            g = dy2[r, i]
-            u = g * _centered(x2[r, i], h, l)
-            a += u * wi
-            b += g * wi
-            dwx[i] += u * s
-            dbx[i] += g
-        a_sum += a
-        b_sum += b
-    return a_sum, b_sum
-
-
-@njit(cache=True, fastmath=_REDUCE_MATH)
-def _ln_dx_reduce(dy2, x2, r, h, s, wt, p, q, dx2, rn, hn, ln, sn, dwx, dbx):
-    """dx of row r = dy*w*s - ((x - h)*p + q), in x's dtype; returns _ln_reduce of row rn,
-    read in the same sweep."""
-    M = wt.shape[0]
-    a_sum = 0.0
-    b_sum = 0.0
-    zero = x2.dtype.type(0)
-    for c in range(0, M, CHUNK):
-        a = zero
-        b = zero
-        for i in range(np.uint64(c), np.uint64(min(c + CHUNK, M))):
-            wi = wt[i]
-            dx2[r, i] = dy2[r, i] * wi * s - ((x2[r, i] - h) * p + q)
+            if write_dx:
+                dx2[r, i] = dy2[r, i] * wi * s - ((x2[r, i] - h) * p + q)
             g = dy2[rn, i]
             u = g * _centered(x2[rn, i], hn, ln)
             a += u * wi
@@ -351,16 +329,15 @@ def _ln_backward_run(dy2, x2, r0, r1, mean, rstd, wt, need_dx, hi, lo, sx, dwx, 
         sx[r] = cast(rstd[r])
     dwx[:] = 0
     dbx[:] = 0
-    a, b = _ln_reduce(dy2, x2, r0, hi[r0], lo[r0], sx[r0], wt, dwx, dbx)
+    one = cast(1)
+    a, b = _ln_dx_reduce(False, dy2, x2, r0, one, one, wt, one, one, dx2, r0, hi[r0], lo[r0],
+                         sx[r0], dwx, dbx)
     for r in range(r0, r1):
         c2, c0 = _dx_coefficients(a, b, M, rstd[r])
         p, q = cast(c2), cast(c0 - c2 * lo[r])
         if r + 1 < r1:
-            if need_dx:
-                a, b = _ln_dx_reduce(dy2, x2, r, hi[r], sx[r], wt, p, q, dx2, r + 1, hi[r + 1],
-                                     lo[r + 1], sx[r + 1], dwx, dbx)
-            else:
-                a, b = _ln_reduce(dy2, x2, r + 1, hi[r + 1], lo[r + 1], sx[r + 1], wt, dwx, dbx)
+            a, b = _ln_dx_reduce(need_dx, dy2, x2, r, hi[r], sx[r], wt, p, q, dx2, r + 1,
+                                 hi[r + 1], lo[r + 1], sx[r + 1], dwx, dbx)
         elif need_dx:
             _ln_dx(dy2, x2, r, hi[r], sx[r], wt, p, q, dx2)
         if (r + 2 - r0) % FLUSH_ROWS == 0 or r + 1 == r1:
