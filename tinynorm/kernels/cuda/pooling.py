@@ -294,32 +294,30 @@ def max_pool2d_backward(dy, argmax, dx, threads=None):
     return dx
 
 
-def _avg_forward(x, kh, kw, sh, sw, ph, pw, include_pad, adaptive, y, t):
-    N, C, H, W = (int(v) for v in x.shape)
-    OH, OW = int(y.shape[2]), int(y.shape[3])
-    size = N * C * OH * OW
+def _avg(kernel, src, dst, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t):
+    """Launch an average-pool kernel with one thread per value of ``dst`` (y forward, dx
+    backward); the planes are (H, W) on the input side and (OH, OW) on the output side."""
+    forward = kernel is _avg_forward_kernel
+    x_side, y_side = (src, dst) if forward else (dst, src)
+    N, C, H, W = (int(v) for v in x_side.shape)
+    OH, OW = int(y_side.shape[2]), int(y_side.shape[3])
+    size = N * C * (OH * OW if forward else H * W)
     if size == 0:
         return
-    out = _Outputs(y)
-    src = _flat(_device(x)) if N * C * H * W else cuda.device_array(1, x.dtype)
-    _launch(_avg_forward_kernel(np.dtype(x.dtype).type), _grid(size, t), t, src,
-            N * C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive,
-            _flat(out.device[0]))
+    out = _Outputs(dst)
+    dtype = np.dtype(src.dtype)
+    flat_src = _flat(_device(src)) if src.size else cuda.device_array(1, dtype)
+    _launch(kernel(dtype.type), _grid(size, t), t, flat_src, N * C, H, W, OH, OW, kh, kw, sh, sw,
+            ph, pw, include_pad, adaptive, _flat(out.device[0]))
     out.copy_back()
+
+
+def _avg_forward(x, kh, kw, sh, sw, ph, pw, include_pad, adaptive, y, t):
+    _avg(_avg_forward_kernel, x, y, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t)
 
 
 def _avg_backward(dy, kh, kw, sh, sw, ph, pw, include_pad, adaptive, dx, t):
-    N, C, OH, OW = (int(v) for v in dy.shape)
-    H, W = int(dx.shape[2]), int(dx.shape[3])
-    size = N * C * H * W
-    if size == 0:
-        return
-    out = _Outputs(dx)
-    src = _flat(_device(dy)) if N * C * OH * OW else cuda.device_array(1, dy.dtype)
-    _launch(_avg_backward_kernel(np.dtype(dy.dtype).type), _grid(size, t), t, src,
-            N * C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive,
-            _flat(out.device[0]))
-    out.copy_back()
+    _avg(_avg_backward_kernel, dy, dx, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t)
 
 
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, y, threads=None):
