@@ -48,13 +48,14 @@ def enable_grad():
 class Node:
     """One entry of the tape: the Function that ran and the tensors it read."""
 
-    __slots__ = ("fn", "inputs", "index", "freed")
+    __slots__ = ("fn", "inputs", "index", "freed", "saved_versions")
 
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = inputs
         self.index = next(_tape_position)
         self.freed = False
+        self.saved_versions = ()
 
     def __repr__(self):
         return f"<Node {type(self.fn).__name__} #{self.index}>"
@@ -104,8 +105,10 @@ class Function:
         fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
         out = fn.forward(*(t.data for t in tensors), **params)
         result = Tensor(out, requires_grad=record)
+        versions.share_view_counter(result, tensors)
         if record:
             result._node = Node(fn, tensors)
+            result._node.saved_versions = versions.snapshot(fn, tensors, result)
         return result
 
 
@@ -168,6 +171,8 @@ def backward(root, grad=None, retain_graph=False):
             raise RuntimeError(
                 "Trying to backward through the graph a second time; "
                 "pass retain_graph=True to the first backward call")
+        if node.saved_versions:
+            versions.check(node)
         input_grads = node.fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -203,6 +208,8 @@ def unbroadcast(grad, shape):
         grad = grad.sum(axis=axes, keepdims=True)
     return grad.reshape(shape)
 
+
+from . import versions  # noqa: E402  (uses Function and Node)
 
 __all__ = ["Function", "Node", "backward", "no_grad", "enable_grad", "is_grad_enabled",
            "unbroadcast"]

@@ -4,6 +4,7 @@ Names and defaults mirror ``torch.nn.functional``.
 """
 import numpy as np
 
+from . import checks
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
 from .ops import batch_norm as _bn
@@ -21,13 +22,24 @@ from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401
 
 
-def _pair(v, name):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(v)
-    if len(v) != 2 or not all(isinstance(i, int) for i in v):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return v
+def _pair(v, name, low=1):
+    """An int or a 1- or 2-tuple of ints >= ``low`` as a pair (PyTorch's ``_pair``)."""
+    return checks.ints(v, 2, name, low)
+
+
+def _batched(input, name, fn):
+    """Apply ``fn`` to (N, C, H, W) ``input``; an unbatched (C, H, W) input gets a batch of one, as in PyTorch."""
+    if not isinstance(input, Tensor):
+        input = as_tensor(input)
+    if input.ndim == 3:
+        out = fn(input.reshape((1,) + input.shape))
+        if isinstance(out, tuple):
+            return tuple(o.reshape(o.shape[1:]) for o in out)
+        return out.reshape(out.shape[1:])
+    if input.ndim != 4:
+        raise ValueError(f"{name} expects input of shape (N, C, H, W) or (C, H, W), "
+                         f"got rank {input.ndim} of shape {tuple(input.shape)}")
+    return fn(input)
 
 
 def relu(input):
@@ -84,36 +96,110 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
-def log_softmax(input, dim=-1):
-    return _loss.LogSoftmax.apply(input, dim=dim)
+def _axis(dim, ndim, name):
+    dim = checks.integer(dim, f"{name}: dim")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{name}: dimension out of range (expected to be in range of "
+                         f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}], but got {dim})")
+    return dim % max(ndim, 1)
 
 
-def softmax(input, dim=-1):
-    return log_softmax(input, dim).exp()
+def log_softmax(input, dim=-1, dtype=None):
+    """``x - log(sum(exp(x)))`` along ``dim``; ``dtype`` casts the input first, as in PyTorch."""
+    input = as_tensor(input)
+    check_float_dtype(input.data, "log_softmax input")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"log_softmax: dtype must be float32 or float64, got {dtype}")
+    if input.ndim == 0:
+        return _loss.LogSoftmax.apply(input.reshape(1), dim=0, dtype=dtype).reshape(())
+    return _loss.LogSoftmax.apply(input, dim=_axis(dim, input.ndim, "log_softmax"), dtype=dtype)
+
+
+def softmax(input, dim=-1, dtype=None):
+    return log_softmax(input, dim, dtype).exp()
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
-    """Cross-entropy of logits (N, C) against class indices (N,), fused with log-softmax."""
-    if input.ndim != 2:
-        raise ValueError(f"cross_entropy expects logits of shape (N, C), got {input.shape}")
-    target = as_tensor(target)
-    if target.ndim != 1 or target.shape[0] != input.shape[0]:
-        raise ValueError(
-            f"cross_entropy: target shape {target.shape} does not match logits batch {input.shape[0]}")
-    if target.dtype.kind not in "iu":
-        raise ValueError(f"cross_entropy: target must hold integer class indices, got {target.dtype}")
+    """Cross-entropy of logits against class indices or class probabilities, as PyTorch's.
+
+    ``input`` is (N, C), (N, C, d1, ...) or unbatched (C,). ``target`` holds class
+    indices of shape (N,), (N, d1, ...) or () (fused with log-softmax), or class
+    probabilities of ``input``'s shape: ``loss_n = -sum_c weight_c p_nc log softmax(x_n)_c``.
+    ``label_smoothing`` eps mixes the target with the uniform distribution:
+    ``(1 - eps) * target + eps / C``.
+    """
+    input = as_tensor(input)
+    check_float_dtype(input.data, "cross_entropy input")
+    if input.ndim < 1:
+        raise ValueError("cross_entropy expects logits of shape (N, C, ...) or (C,), got a scalar")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
+    c = input.shape[1] if input.ndim > 1 else input.shape[0]
+    w = None
+    if weight is not None:
+        w = as_tensor(weight).data
+        if w.shape != (c,):
+            raise ValueError(f"cross_entropy: weight should be defined either for all {c} classes "
+                             f"or no classes, but got weight of shape {tuple(w.shape)}")
+        w = w.astype(input.dtype)
+    target = as_tensor(target)
+    if target.dtype.kind == "f":
+        return _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing)
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: target must hold integer class indices or float class "
+                         f"probabilities, got {target.dtype}")
+    if input.ndim == 1:
+        if target.ndim != 0:
+            raise ValueError(f"cross_entropy: unbatched logits of shape {tuple(input.shape)} need a "
+                             f"scalar target, got shape {tuple(target.shape)}")
+        out = cross_entropy(input.reshape(1, c), target.data.reshape(1), weight, ignore_index,
+                            reduction, label_smoothing)
+        return out.reshape(()) if reduction == "none" else out
+    expect = (input.shape[0],) + input.shape[2:]
+    if tuple(target.shape) != expect:
+        raise ValueError(f"cross_entropy: target shape {tuple(target.shape)} does not match logits "
+                         f"{tuple(input.shape)}; expected {expect}")
     t = target.data
     valid = t != ignore_index
-    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= input.shape[1]):
-        raise ValueError(f"cross_entropy: target values must lie in [0, {input.shape[1]})")
-    if weight is not None and label_smoothing:
-        raise NotImplementedError("cross_entropy: weight together with label_smoothing")
-    w = None if weight is None else as_tensor(weight).data.astype(input.dtype)
+    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= c):
+        raise ValueError(f"cross_entropy: target values must lie in [0, {c}) or equal "
+                         f"ignore_index {ignore_index}")
+    if input.ndim > 2:
+        axes = (0,) + tuple(range(2, input.ndim)) + (1,)
+        flat = input.permute(axes).reshape(-1, c)
+        out = _loss.CrossEntropy.apply(flat, t.reshape(-1), weight=w, ignore_index=ignore_index,
+                                       reduction=reduction, label_smoothing=label_smoothing)
+        return out.reshape(expect) if reduction == "none" else out
     return _loss.CrossEntropy.apply(input, target, weight=w, ignore_index=ignore_index,
                                     reduction=reduction, label_smoothing=label_smoothing)
+
+
+def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing):
+    """Cross-entropy against class probabilities: tape ops, so the gradient needs no extra code."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"cross_entropy: class-probability target shape {tuple(target.shape)} "
+                         f"must equal the logits shape {tuple(input.shape)}")
+    if ignore_index != -100:
+        raise ValueError("cross_entropy: ignore_index is not supported for floating point "
+                         "(class-probability) targets")
+    axis = 1 if input.ndim > 1 else 0
+    c = input.shape[axis]
+    p = target.data.astype(input.dtype)
+    if label_smoothing:
+        p = p * (1 - label_smoothing) + label_smoothing / c
+    if w is not None:
+        p = p * w.reshape((c,) + (1,) * (input.ndim - axis - 1))
+    per = -(log_softmax(input, axis) * p).sum(dim=axis)
+    if reduction == "none":
+        return per
+    total = per.sum()
+    if reduction == "sum":
+        return total
+    return total * (1.0 / per.data.size if per.data.size else float("nan"))
 
 
 def dropout(input, p=0.5, training=True):
@@ -128,7 +214,7 @@ def dropout(input, p=0.5, training=True):
 
 def conv_geometry(kernel_size, stride=1, padding=0, dilation=1):
     """(stride, padding, dilation) as pairs of ints; padding may be 'valid' or 'same'."""
-    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride, dilation = _pair(stride, "conv2d: stride"), _pair(dilation, "conv2d: dilation")
     kh, kw = kernel_size
     if padding == "valid":
         padding = (0, 0)
@@ -139,68 +225,117 @@ def conv_geometry(kernel_size, stride=1, padding=0, dilation=1):
         if tot[0] % 2 or tot[1] % 2:
             raise ValueError("conv2d: padding='same' needs an odd effective kernel size in tinynorm")
         padding = (tot[0] // 2, tot[1] // 2)
-    return stride, _pair(padding, "padding"), dilation
+    elif isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a tuple of ints, "
+                         f"got {padding!r}")
+    return stride, _pair(padding, "conv2d: padding", 0), dilation
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation, PyTorch's ``conv2d`` (padding may be 'valid' or 'same')."""
-    if input.ndim != 4:
-        raise ValueError(f"conv2d expects input of shape (N, C, H, W), got rank {input.ndim}")
+    """2-D cross-correlation, PyTorch's ``conv2d`` (padding may be 'valid' or 'same').
+
+    ``input`` is (N, C, H, W) or unbatched (C, H, W).
+    """
+    weight = as_tensor(weight)
     if weight.ndim != 4:
         raise ValueError(f"conv2d expects weight of shape (Cout, Cin/groups, kH, kW), got rank {weight.ndim}")
+    groups = checks.integer(groups, "conv2d: groups", 1)
+    stride, padding, dilation = conv_geometry(weight.shape[2:], stride, padding, dilation)
+    return _batched(input, "conv2d", lambda x: _conv2d(x, weight, bias, stride, padding, dilation,
+                                                       groups))
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups):
     check_float_dtype(input.data, "conv2d input")
     if input.dtype != weight.dtype:
         raise ValueError(f"conv2d: input dtype {input.dtype} differs from weight dtype {weight.dtype}")
     cin, cout = input.shape[1], weight.shape[0]
-    if groups < 1 or cin % groups or cout % groups:
+    if cin % groups or cout % groups:
         raise ValueError(f"conv2d: in_channels {cin} and out_channels {cout} must be divisible by groups {groups}")
     if weight.shape[1] * groups != cin:
         raise ValueError(
             f"conv2d: input has {cin} channels but weight expects {weight.shape[1] * groups} "
             f"({weight.shape[1]} per group x {groups} groups)")
-    stride, padding, dilation = conv_geometry(weight.shape[2:], stride, padding, dilation)
     if bias is not None and bias.shape != (cout,):
         raise ValueError(f"conv2d: bias shape {bias.shape} does not match out_channels {cout}")
     args = (input, weight) if bias is None else (input, weight, bias)
     return _conv.Conv2d.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, name):
-    from .kernels.cpu.pooling import pool_output_size
-    if input.ndim != 4:
-        raise ValueError(f"{name} expects input of shape (N, C, H, W), got rank {input.ndim}")
-    check_float_dtype(input.data, name)
-    k = _pair(kernel_size, "kernel_size")
-    s = k if stride is None else _pair(stride, "stride")
-    p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
+def pool_geometry(kernel_size, stride, padding, dilation, name):
+    """(kernel, stride, padding, dilation) pairs, checked as PyTorch checks them."""
+    k = _pair(kernel_size, f"{name}: kernel_size")
+    empty = isinstance(stride, (tuple, list)) and len(stride) == 0
+    s = k if stride is None or empty else _pair(stride, f"{name}: stride")
+    p, d = _pair(padding, f"{name}: padding", 0), _pair(dilation, f"{name}: dilation")
     if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
         raise ValueError(f"{name}: padding {p} should be at most half of kernel size {k}")
+    return k, s, p, d
+
+
+def _pool_output(input, k, s, p, d, ceil_mode, name):
+    from .kernels.cpu.pooling import pool_output_size
+    check_float_dtype(input.data, name)
     out = tuple(pool_output_size(input.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in (0, 1))
     if out[0] <= 0 or out[1] <= 0:
         raise ValueError(f"{name}: input {input.shape[2:]} is too small for kernel {k}; output {out}")
-    return k, s, p, d, out
+    return out
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    k, s, p, d, out = _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
-    return _pool.MaxPool2d.apply(input, kernel_size=k, stride=s, padding=p, dilation=d, out_size=out)
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Window maxima; ``return_indices`` also returns each maximum's flat ``h*W + w`` in its plane."""
+    k, s, p, d = pool_geometry(kernel_size, stride, padding, dilation, "max_pool2d")
+
+    def pool(x):
+        out = _pool_output(x, k, s, p, d, ceil_mode, "max_pool2d")
+        found = {}
+        y = _pool.MaxPool2d.apply(x, kernel_size=k, stride=s, padding=p, dilation=d, out_size=out,
+                                  indices_out=found)
+        return (y, Tensor(found["indices"])) if return_indices else y
+
+    return _batched(input, "max_pool2d", pool)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    k, s, p, _, out = _pool_geometry(input, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    return _pool.AvgPool2d.apply(input, kernel_size=k, stride=s, padding=p,
-                                 count_include_pad=bool(count_include_pad), out_size=out)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window means; ``divisor_override`` divides each window's sum by that number instead."""
+    k, s, p, _ = pool_geometry(kernel_size, stride, padding, 1, "avg_pool2d")
+    if divisor_override is not None:
+        divisor_override = checks.integer(divisor_override, "avg_pool2d: divisor_override", 1)
+
+    def pool(x):
+        out = _pool_output(x, k, s, p, (1, 1), ceil_mode, "avg_pool2d")
+        if divisor_override is None:
+            return _pool.AvgPool2d.apply(x, kernel_size=k, stride=s, padding=p,
+                                         count_include_pad=bool(count_include_pad), out_size=out)
+        mean = _pool.AvgPool2d.apply(x, kernel_size=k, stride=s, padding=p,
+                                     count_include_pad=False, out_size=out)
+        counts = [np.minimum(np.arange(o) * s[i] - p[i] + k[i], x.shape[2 + i])
+                  - np.maximum(np.arange(o) * s[i] - p[i], 0) for i, o in enumerate(out)]
+        scale = np.outer(counts[0], counts[1]).astype(x.dtype) / x.dtype.type(divisor_override)
+        return mean * get_array_module(x.data).asarray(scale)
+
+    return _batched(input, "avg_pool2d", pool)
 
 
 def adaptive_avg_pool2d(input, output_size):
-    if input.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d expects (N, C, H, W), got rank {input.ndim}")
-    check_float_dtype(input.data, "adaptive_avg_pool2d")
-    size = _pair(output_size, "output_size") if not isinstance(output_size, int) else (output_size,) * 2
-    size = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(size))
-    if min(size) <= 0:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {size}")
-    return _pool.AdaptiveAvgPool2d.apply(input, out_size=size)
+    """Means over PyTorch's adaptive windows; ``None`` in ``output_size`` keeps that input size."""
+    if isinstance(output_size, int) or output_size is None:
+        output_size = (output_size, output_size)
+    items = tuple(output_size)
+    if len(items) == 1:
+        items = items * 2
+    if len(items) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {output_size!r}")
+
+    def pool(x):
+        check_float_dtype(x.data, "adaptive_avg_pool2d")
+        size = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(items))
+        size = _pair(size, "adaptive_avg_pool2d: output_size")
+        return _pool.AdaptiveAvgPool2d.apply(x, out_size=size)
+
+    return _batched(input, "adaptive_avg_pool2d", pool)
 
 
 def _check_channel_vector(t, c, what):

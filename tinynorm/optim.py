@@ -3,15 +3,36 @@ import math
 
 import numpy as np
 
+from . import versions
 from .backend import get_array_module
 from .kernels import kernels_for
 
 
+def _require(ok, what, value):
+    """PyTorch's optimizer checks, written so that NaN fails them (every comparison with NaN is False)."""
+    if not ok:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def _non_negative(value, what):
+    _require(isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+             and 0.0 <= value < math.inf, what, value)
+
+
 class Optimizer:
     def __init__(self, params, defaults):
+        from .tensor import Tensor
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors, but got a Tensor")
         self.params = [p for p in params]
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
+        for p in self.params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+            if p._node is not None:
+                raise ValueError("can't optimize a non-leaf Tensor")
         self.defaults = dict(defaults)
         for key, value in defaults.items():
             setattr(self, key, value)
@@ -28,17 +49,41 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if p.grad is not None:
                 self._update(i, p.data, p.grad.data, self.state.setdefault(i, {}))
+        versions.bump(self.params)
 
     def state_dict(self):
         return {"state": {i: dict(s) for i, s in self.state.items()}, "defaults": dict(self.defaults)}
+
+    def load_state_dict(self, state_dict):
+        """Restore the per-parameter state of :meth:`state_dict` (copied; shapes must match)."""
+        state = {}
+        for i, entry in state_dict["state"].items():
+            i = int(i)
+            if not 0 <= i < len(self.params):
+                raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
+                                 f"{len(self.params)}")
+            p = self.params[i].data
+            xp = get_array_module(p)
+            state[i] = {}
+            for key, value in entry.items():
+                if np.ndim(value) == 0:
+                    state[i][key] = type(value)(value) if isinstance(value, (int, float)) else value.item()
+                    continue
+                if tuple(np.shape(value)) != p.shape:
+                    raise ValueError(f"optimizer state {i}.{key} has shape {tuple(np.shape(value))}, "
+                                     f"parameter {i} has {p.shape}")
+                state[i][key] = xp.array(value, dtype=p.dtype)
+        self.state = state
 
 
 class SGD(Optimizer):
     """``buf = momentum*buf + (1-dampening)*g``; ``p -= lr * (g + momentum*buf if nesterov else buf)``."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"invalid SGD settings: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        _non_negative(lr, "learning rate")
+        _non_negative(momentum, "momentum value")
+        _non_negative(dampening, "dampening value")
+        _non_negative(weight_decay, "weight_decay value")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -64,8 +109,12 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"invalid Adam settings: lr={lr}, betas={betas}, eps={eps}")
+        _non_negative(lr, "learning rate")
+        _non_negative(eps, "epsilon value")
+        _non_negative(weight_decay, "weight_decay value")
+        _require(len(tuple(betas)) == 2, "betas (expected two values)", betas)
+        for i, b in enumerate(betas):
+            _require(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def _update(self, i, p, g, state):

@@ -1,7 +1,7 @@
 """``Tensor``: an array, an optional ``.grad`` and the tape node that made it."""
 import numpy as np
 
-from . import autograd
+from . import autograd, versions
 from .backend import get_array_module
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
@@ -17,12 +17,28 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
+        if not hasattr(data, "dtype"):
+            data = _array_from_python(data)
         self.data = data
         self.grad = None
-        self.requires_grad = bool(requires_grad)
         self._node = None
-        if self.requires_grad and data.dtype.kind not in "fc":
-            raise RuntimeError(f"only floating point tensors can require gradients, got {data.dtype}")
+        self._version_counter = versions.VersionCounter()
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients, "
+                               f"got {self.data.dtype}")
+        self._requires_grad = bool(value)
+
+    @property
+    def _version(self):
+        return self._version_counter.value
 
     # ---- inspection -------------------------------------------------------
     @property
@@ -88,7 +104,9 @@ class Tensor:
         autograd.backward(self, grad, retain_graph)
 
     def detach(self):
-        return Tensor(self.data)
+        out = Tensor(self.data)
+        out._version_counter = self._version_counter
+        return out
 
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf:
@@ -97,12 +115,14 @@ class Tensor:
         return self
 
     def zero_(self):
-        self.data[...] = 0
-        return self
+        def write():
+            self.data[...] = 0
+        return versions.inplace(self, None, write)
 
     def copy_(self, other):
-        self.data[...] = other.data if isinstance(other, Tensor) else other
-        return self
+        def write():
+            self.data[...] = other.data if isinstance(other, Tensor) else other
+        return versions.inplace(self, other, write)
 
     def clone(self):
         return _ops().Mul.apply(self, Tensor(self.data.dtype.type(1)))
@@ -287,6 +307,15 @@ class Tensor:
     def __getitem__(self, index):
         index = _raw_index(index)
         return _shape().GetItem.apply(self, index=index)
+
+
+def _array_from_python(data):
+    """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values."""
+    try:
+        return np.array(data, dtype=_DEFAULT_FLOAT)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
+                        f"{type(data).__name__}: {e}") from None
 
 
 def _raw(x):

@@ -3,6 +3,10 @@
 ``log_softmax(x)_i = x_i - m - log(sum_j exp(x_j - m))`` with ``m = max_j x_j``;
 its vector-Jacobian product is ``g - softmax(x) * sum(g)``. Cross-entropy
 against class indices fuses both: ``d loss / d x = w * (softmax(x) - onehot(t))``.
+With label smoothing eps and class weights w_c (PyTorch's formula), per sample
+``-(1 - eps) w_t log p_t - eps/C sum_c w_c log p_c``, whose gradient is
+``(1 - eps) w_t (p - onehot(t)) + eps/C (p sum_c w_c - w)``; the mean divides by
+``sum_n w_t``.
 """
 import numpy as np
 
@@ -12,21 +16,26 @@ from ..backend import get_array_module
 
 def _log_softmax(x, axis):
     xp = get_array_module(x)
+    if x.size == 0:
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class LogSoftmax(Function):
-    def forward(self, x, *, dim=-1):
-        self.dim = dim
-        y = _log_softmax(x, dim)
+    """``dtype`` (optional) casts ``x`` before the op; the gradient is cast back to ``x``'s dtype."""
+
+    def forward(self, x, *, dim=-1, dtype=None):
+        self.dim, self.in_dtype = dim, x.dtype
+        y = _log_softmax(x if dtype is None else x.astype(dtype), dim)
         self.save_for_backward(y)
         return y
 
     def backward(self, g):
         xp = get_array_module(g)
         (y,) = self.saved
-        return g - xp.exp(y) * g.sum(axis=self.dim, keepdims=True)
+        dx = g - xp.exp(y) * g.sum(axis=self.dim, keepdims=True)
+        return dx.astype(self.in_dtype, copy=False)
 
 
 class CrossEntropy(Function):
@@ -44,9 +53,12 @@ class CrossEntropy(Function):
         else:
             w = weight[t] * valid
         picked = logp[xp.arange(n), t]
+        self.class_weight = weight
+        self.valid = valid.astype(logits.dtype)
         if label_smoothing:
             eps = label_smoothing
-            per = -w * ((1 - eps) * picked + eps / c * logp.sum(axis=1))
+            smooth = logp.sum(axis=1) if weight is None else logp @ weight
+            per = -(1 - eps) * w * picked - eps / c * self.valid * smooth
         else:
             per = -w * picked
         if reduction == "mean":
@@ -68,11 +80,13 @@ class CrossEntropy(Function):
         xp = get_array_module(g)
         logp, t, w = self.saved
         n, c = logp.shape
-        grad = xp.exp(logp)
+        p = xp.exp(logp)
+        grad = p.copy()
+        grad[xp.arange(n), t] -= 1
+        gs = g * self.scale if self.scale is not None else g
+        grad *= ((1 - self.eps) * w * gs)[:, None]
         if self.eps:
-            grad -= self.eps / c
-            grad[xp.arange(n), t] -= 1 - self.eps
-        else:
-            grad[xp.arange(n), t] -= 1
-        coeff = w * (g * self.scale if self.scale is not None else g)
-        return (grad * coeff[:, None]).astype(logp.dtype, copy=False), None
+            cw = self.class_weight
+            smooth = p * (c if cw is None else cw.sum()) - (1 if cw is None else cw)
+            grad += smooth * (self.eps / c * self.valid * gs)[:, None]
+        return grad.astype(logp.dtype, copy=False), None

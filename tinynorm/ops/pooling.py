@@ -6,7 +6,7 @@ from ..kernels import kernels_for
 
 
 class MaxPool2d(Function):
-    def forward(self, x, *, kernel_size, stride, padding, dilation, out_size):
+    def forward(self, x, *, kernel_size, stride, padding, dilation, out_size, indices_out=None):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
@@ -14,6 +14,8 @@ class MaxPool2d(Function):
         self.argmax = xp.empty((n, c) + out_size, dtype=xp.int64)
         kernels_for("pooling", x).max_pool2d_forward(
             x, *kernel_size, *stride, *padding, *dilation, y, self.argmax)
+        if indices_out is not None:
+            indices_out["indices"] = self.argmax.copy()
         self.in_shape = x.shape
         return y
 

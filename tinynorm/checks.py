@@ -1,0 +1,54 @@
+"""Argument checks shared by every public op, module and the CLI.
+
+Each check is written as ``not (low <= value <= high)`` so that NaN, which
+fails every comparison, fails the check too; bools are not numbers here.
+"""
+import math
+import numbers
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def number(value, name, low=None, high=None, *, low_open=False, high_open=False):
+    """Return ``float(value)`` after checking that it is a finite real number in the given range."""
+    if not _is_real(value) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if low is not None and not (value > low if low_open else value >= low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and not (value < high if high_open else value <= high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return float(value)
+
+
+def integer(value, name, low=None):
+    """Return ``int(value)`` after checking that it is an integer (not a bool) >= ``low``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def eps(value, name="eps"):
+    """The one rule for every norm's eps: a finite number >= 0 (a negative eps can make var + eps negative)."""
+    return number(value, name, 0.0)
+
+
+def ints(value, n, name, low):
+    """``value`` (an int, or a sequence of 1 or ``n`` ints, as PyTorch takes) as a tuple of ``n`` ints >= ``low``."""
+    items = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}") from None
+    if len(items) == 1:
+        items = items * n
+    if len(items) != n or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
+                                  for i in items):
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    if any(i < low for i in items):
+        what = "positive" if low == 1 else f">= {low}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return tuple(int(i) for i in items)

@@ -1,0 +1,107 @@
+"""Version counters and in-place ops, PyTorch's guard against gradients at the wrong point.
+
+Every Tensor carries a :class:`VersionCounter`, shared with the tensors that
+view its memory (``detach()``, and the result of any op that returns a view of
+an input: reshape, slicing, permute). An in-place op (``zero_``, ``copy_``, an
+optimizer step, ``load_state_dict``) bumps it. When an op records itself on
+the tape, the arrays it saved for backward are matched to its input and output
+tensors by memory and their versions recorded; backward compares them and
+raises instead of differentiating at values that were overwritten.
+
+In-place ops follow PyTorch's rules: on a leaf that requires grad they raise
+(outside ``no_grad()``, where optimizers and initializers write); on a tensor
+that is part of a graph they are recorded, so gradients flow through them.
+"""
+import numpy as np
+
+from . import autograd
+from .autograd import Function, Node, unbroadcast
+
+MODIFIED = "one of the variables needed for gradient computation has been modified by an inplace operation"
+LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
+
+
+class VersionCounter:
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+def _owner(array):
+    base = getattr(array, "base", None)
+    return id(array if base is None else base)
+
+
+def share_view_counter(result, tensors):
+    """Give ``result`` the counter of the input whose memory its array views."""
+    if getattr(result.data, "base", None) is None:
+        return
+    owner = _owner(result.data)
+    for t in tensors:
+        if _owner(t.data) == owner and not isinstance(t.data, np.generic):
+            result._version_counter = t._version_counter
+            return
+
+
+def snapshot(fn, tensors, result):
+    """(counter, version, role, shape, dtype) of every saved array that lives in an input or the output."""
+    if not fn.saved:
+        return ()
+    owners = {}
+    for i, t in enumerate(tensors):
+        owners.setdefault(_owner(t.data), (t, f"input {i}"))
+    owners.setdefault(_owner(result.data), (result, "output 0"))
+    out = []
+    for a in fn.saved:
+        hit = owners.get(_owner(a)) if hasattr(a, "shape") else None
+        if hit is not None:
+            t, role = hit
+            out.append((t._version_counter, t._version_counter.value, role, t.shape, t.dtype))
+    return tuple(out)
+
+
+def check(node):
+    """Raise RuntimeError when a tensor saved by ``node`` changed since its forward."""
+    for counter, version, role, shape, dtype in node.saved_versions:
+        if counter.value != version:
+            raise RuntimeError(
+                f"{MODIFIED}: [{dtype} {list(shape)}], which is {role} of "
+                f"{type(node.fn).__name__}, is at version {counter.value}; expected version "
+                f"{version} instead. Hint: compute it out of place (e.g. x * 0 instead of "
+                "x.zero_()) or clone() it before the in-place change")
+
+
+class CopyInto(Function):
+    """The tape entry of ``dst.copy_(src)`` (``zero_`` copies a constant): d dst_old = 0, d src = g."""
+
+    def backward(self, g):
+        return None, unbroadcast(g, self.src_shape)
+
+
+def inplace(tensor, src, write):
+    """Run ``write()`` (which overwrites ``tensor.data`` with ``src``) as PyTorch's in-place copy."""
+    from .tensor import Tensor
+    recording = autograd.is_grad_enabled()
+    if recording and tensor.requires_grad and tensor._node is None:
+        raise RuntimeError(LEAF)
+    write()
+    tensor._version_counter.value += 1
+    if not recording or not (tensor.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):
+        return tensor
+    src = src if isinstance(src, Tensor) else Tensor(np.asarray(0.0))
+    old = Tensor(tensor.data)
+    old.requires_grad, old._node, old._version_counter = (
+        tensor.requires_grad, tensor._node, tensor._version_counter)
+    fn = CopyInto()
+    fn.src_shape = src.shape
+    fn.needs_input_grad = (False, src.requires_grad)
+    tensor._node = Node(fn, (old, src))
+    tensor.requires_grad = True
+    return tensor
+
+
+def bump(tensors):
+    """Mark ``tensors`` as changed in place (an optimizer step, ``load_state_dict``)."""
+    for t in tensors:
+        t._version_counter.value += 1
