@@ -331,5 +331,5 @@ def test_errors_name_the_problem():
         BatchRenorm1d(2, momentum=1.5)
     with pytest.raises(ValueError, match="step must be >= 0"):
         renorm_schedule(-1)
-    with pytest.raises(ValueError, match="num_features must be positive"):
+    with pytest.raises(ValueError, match="num_features must be a positive"):
         BatchRenorm1d(0)

@@ -53,6 +53,18 @@ def test_cmbn_minibatch_i_uses_the_statistics_of_minibatches_1_to_i(s, shape, se
         np.testing.assert_allclose(bn(tn.tensor(x)).data, want, rtol=1e-10, atol=1e-10)
 
 
+@FAST
+@given(st.lists(st.integers(2, 30), min_size=1, max_size=4), st.integers(0, 100))
+def test_cmbn_weights_uneven_minibatches_by_count(sizes, seed):
+    """Mini-batches of 2 and 30 (the CLI's 3, 3, 2, 2 too): mini-batch i equals BN over 1..i."""
+    bn = CrossMiniBatchNorm(3, subdivisions=len(sizes), dtype=np.float64)
+    batches = [rand((n, 3), seed + i, 2, 3 * i) for i, n in enumerate(sizes)]
+    for i, x in enumerate(batches):
+        mu, nu = loop_moments(batches[:i + 1])
+        want = loop_normalize(x, mu, nu - mu * mu, [1, 1, 1], [0, 0, 0])
+        np.testing.assert_allclose(bn(tn.tensor(x)).data, want, rtol=1e-10, atol=1e-10)
+
+
 def bn_pair(cls_kwargs, c, dtype=np.float64):
     a, b = nn.BatchNorm1d(c, dtype=dtype), CrossMiniBatchNorm(c, **cls_kwargs, dtype=dtype)
     for m in (a, b):
@@ -96,7 +108,7 @@ def test_cmbn_start_step_resets_and_eval_uses_running_stats():
 def test_cmbn_gradients_with_earlier_minibatches_held_fixed(i, seed):
     cm = CrossMiniBatchNorm(2, subdivisions=4, dtype=np.float64)
     for j in range(i - 1):
-        cm(tn.tensor(rand((3, 2, 2), seed + j, 2, 1)))
+        cm(tn.tensor(rand((2 + 5 * j, 2, 2), seed + j, 2, 1)))
     saved = list(cm._step_stats)
 
     def fn(x, w, b):

@@ -13,21 +13,30 @@ def _is_real(value):
 
 def number(value, name, low=None, high=None, *, low_open=False, high_open=False):
     """Return ``float(value)`` after checking that it is a finite real number in the given range."""
-    if not _is_real(value) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and not (value > low if low_open else value >= low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and not (value < high if high_open else value <= high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    if not _is_real(value):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        if low is not None and high is not None:
+            span = f"lie in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        elif low is not None:
+            span = f"be {'>' if low_open else '>='} {low}"
+        else:
+            span = f"be {'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must {span}, got {value!r}")
     return float(value)
 
 
 def integer(value, name, low=None):
     """Return ``int(value)`` after checking that it is an integer (not a bool) >= ``low``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+    what = ("a positive integer" if low == 1 else "an integer" if low is None
+            else f"an integer >= {low}")
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or (
+            low is not None and value < low):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -52,3 +61,18 @@ def ints(value, n, name, low):
         what = "positive" if low == 1 else f">= {low}"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return tuple(int(i) for i in items)
+
+
+def normalized_shape(value, name="normalized_shape"):
+    """An int or a sequence of ints >= 0 (the trailing axes a LayerNorm or RMSNorm normalizes) as a tuple."""
+    items = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
+    return tuple(integer(d, name, 0) for d in items)
+
+
+def momentum(value, name="momentum"):
+    """A running-average factor in [0, 1] (``None``, a cumulative average, is the caller's to allow)."""
+    return number(value, name, 0.0, 1.0)

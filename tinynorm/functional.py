@@ -357,8 +357,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not isinstance(input, Tensor):
         input = as_tensor(input)
     if input.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got rank {input.ndim}")
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got rank {input.ndim}: "
+                         "a rank-1 input has no channel axis (PyTorch fails on it too); add one "
+                         "with x.reshape(-1, 1) or x.reshape(1, -1)")
     check_float_dtype(input.data, "batch_norm input")
+    eps = checks.eps(eps, "batch_norm: eps")
+    if training and running_mean is not None:
+        checks.momentum(momentum, "batch_norm: momentum")
     c = input.shape[1]
     for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):

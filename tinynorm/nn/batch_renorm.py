@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import checks
 from ..ops.batch_renorm import batch_renorm
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -77,10 +78,10 @@ class _BatchRenorm(Module):
         dmax_steps)`` or a mapping with those keys, or a callable ``step -> (rmax, dmax)``
         (then ``rmax``/``dmax`` are not used)."""
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
+        name = type(self).__name__
+        checks.integer(num_features, f"{name}: num_features", 1)
+        checks.eps(eps, f"{name}: eps")
+        checks.momentum(momentum, f"{name}: momentum")
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
         self.rmax, self.dmax = rmax, dmax
         if callable(schedule):

@@ -4,6 +4,7 @@ See :func:`tinynorm.functional.batch_norm` for the formula (Ioffe & Szegedy 2015
 """
 import numpy as np
 
+from .. import checks
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -20,8 +21,11 @@ class _NormBase(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        name = type(self).__name__
+        checks.integer(num_features, f"{name}: num_features", 1)
+        checks.eps(eps, f"{name}: eps")
+        if momentum is not None:
+            checks.momentum(momentum, f"{name}: momentum")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:

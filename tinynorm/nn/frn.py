@@ -20,6 +20,7 @@ Decisions:
 """
 import numpy as np
 
+from .. import checks
 from ..ops.frn import filter_response_norm, tlu
 from .module import Module, Parameter
 
@@ -41,8 +42,8 @@ class FilterResponseNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-6, learnable_eps=False, tlu=True, dtype=np.float32):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        checks.integer(num_features, "FilterResponseNorm2d: num_features", 1)
+        checks.eps(eps, "FilterResponseNorm2d: eps")
         self.num_features, self.eps = num_features, eps
         self.learnable_eps, self.tlu = learnable_eps, tlu
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
@@ -79,8 +80,7 @@ class TLU(Module):
 
     def __init__(self, num_features, dtype=np.float32):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
+        checks.integer(num_features, "TLU: num_features", 1)
         self.num_features = num_features
         self.tau = Parameter(np.zeros(num_features, dtype=dtype))
 

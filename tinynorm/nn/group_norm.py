@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from .. import checks
 from ..ops.group_norm import group_norm, instance_norm, layer_norm
 from .batchnorm import _NormBase
 from .module import Module, Parameter
@@ -20,8 +21,9 @@ class GroupNorm(Module):
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
         super().__init__()
-        if num_groups < 1:
-            raise ValueError(f"num_groups must be positive, got {num_groups}")
+        checks.integer(num_groups, "GroupNorm: num_groups", 1)
+        checks.integer(num_channels, "GroupNorm: num_channels", 1)
+        checks.eps(eps, "GroupNorm: eps")
         if num_channels % num_groups != 0:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")
@@ -55,9 +57,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float32):
         super().__init__()
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.normalized_shape = checks.normalized_shape(normalized_shape, "LayerNorm: normalized_shape")
+        checks.eps(eps, "LayerNorm: eps")
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))

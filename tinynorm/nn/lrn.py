@@ -3,7 +3,7 @@
 See :func:`tinynorm.ops.lrn.local_response_norm` for the formula and for the
 AlexNet setting (Krizhevsky et al. 2012: ``alpha = 1e-4 * size``, ``k = 2``).
 """
-from ..ops.lrn import local_response_norm
+from ..ops.lrn import check_lrn_args, local_response_norm
 from .module import Module
 
 
@@ -12,6 +12,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
+        check_lrn_args(size, alpha, beta, k)
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x):

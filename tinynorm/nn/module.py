@@ -3,6 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import versions
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
@@ -153,11 +154,15 @@ class Module:
             if key not in state_dict:
                 continue
             value = to_numpy(state_dict[key])
+            if value.dtype.hasobject or value.dtype.kind not in "biuf":
+                raise ValueError(f"load_state_dict: {key} holds {value.dtype} values; expected "
+                                 f"numbers like the model's {t.data.dtype}")
             if value.shape != t.data.shape:
                 raise ValueError(
                     f"load_state_dict: {key} has shape {value.shape} in the file, "
                     f"{t.data.shape} in the model")
             t.data[...] = get_array_module(t.data).asarray(value)
+            versions.bump((t,))
         return missing, unexpected
 
     def cuda(self):

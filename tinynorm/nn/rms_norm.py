@@ -4,7 +4,8 @@ See :func:`tinynorm.ops.rms_norm.rms_norm` for the formula (Zhang & Sennrich 201
 """
 import numpy as np
 
-from ..ops.rms_norm import _normalized_shape, rms_norm
+from .. import checks
+from ..ops.rms_norm import rms_norm
 from .module import Module, Parameter
 
 
@@ -16,7 +17,9 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float32):
         super().__init__()
-        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.normalized_shape = checks.normalized_shape(normalized_shape, "RMSNorm: normalized_shape")
+        if eps is not None:
+            checks.eps(eps, "RMSNorm: eps")
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))

@@ -26,7 +26,7 @@ with ``xhat_B = (x - mean_B)/sigma_B``. rmax = 1, dmax = 0 is BatchNorm.
 """
 import numpy as np
 
-from .. import memory
+from .. import checks, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -176,6 +176,13 @@ def batch_renorm(input, running_mean, running_std, weight=None, bias=None, train
     if running_mean is None or running_std is None:
         raise ValueError("batch_renorm needs running_mean and running_std (the moving statistics "
                          "define r and d in training and normalize in eval)")
+    bad = running_std.data <= 0
+    if bad.any():
+        raise ValueError(f"batch_renorm: running_std must be positive, got {running_std.data[bad][:3]} "
+                         f"in channel(s) {get_array_module(bad).nonzero(bad)[0][:3].tolist()}; it is "
+                         "a moving standard deviation sqrt(var + eps), so a zero or negative value "
+                         "means a corrupt checkpoint (reset_running_stats() sets it to 1)")
+    eps = checks.eps(eps, "batch_renorm: eps")
     if not training:
         mean = running_mean.data.astype(np.float64)
         invstd = 1.0 / running_std.data.astype(np.float64)

@@ -13,9 +13,12 @@ combine returns (n*m, M, V*n*m) and BN's kernels do the rest unchanged.
 
 **CmBN** (Bochkovskiy et al. 2020, YOLOv4; darknet ``cbn=1``): one optimizer
 step consumes s mini-batches (gradient accumulation); the i-th uses the
-average of the statistics of mini-batches 1..i of this step,
-``v_j = max(nu_j, mu_j^2)``, ``var = max(0, E - M^2)``; reset at each step.
-Weights change only between steps, so no compensation is needed.
+statistics of mini-batches 1..i of this step, each weighted by its count n_j:
+Chan's merge of the (n_j, mu_j, M2_j), so that ``M = sum n_j mu_j / N`` and the
+variance is that of BN over mini-batches 1..i for any sizes (with equal counts:
+darknet's plain average). With N = sum n_j, dM/dx = 1/N and dV/dx = 2 (x - M)/N
+for x in the current mini-batch: BN's backward with the count N. Reset at each
+step. Weights change only between steps, so no compensation is needed.
 
 **Cross-Iteration BN** (Yao et al. 2021, "Cross-Iteration Batch
 Normalization"): the statistics of the previous k - 1 iterations, taken with
@@ -36,29 +39,18 @@ import numpy as np
 from .. import blas, memory
 from ..backend import get_array_module
 from ..kernels import kernels_for
-
-
-def averaged_stats(count, mus, nus):
-    """(n*m, M, V*n*m) from the current count m and stacked (n, C) means and E[x^2] (row 0 current)."""
-    n = mus.shape[0]
-    mean = mus.mean(axis=0)
-    var = np.maximum(nus.mean(axis=0) - mean * mean, 0.0)
-    total = count * n
-    return total, mean, var * total
+from .batch_norm import chan_merge
 
 
 class CrossMiniBatchCombine:
-    """The combine of one CmBN forward; ``state`` is the module's list of (mu_j, nu_j) this step."""
+    """The combine of one CmBN forward; ``state`` is the module's list of (n_j, mu_j, M2_j) this step."""
 
     def __init__(self, state):
         self.state = state
 
     def stats(self, count, mean, m2):
-        nu = m2 / np.where(count > 0, count, 1) + mean * mean
-        self.state.append((mean.copy(), np.maximum(nu, mean * mean)))
-        mus = np.stack([s[0] for s in self.state])
-        nus = np.stack([s[1] for s in self.state])
-        return averaged_stats(count, mus, nus)
+        self.state.append((count.copy(), mean.copy(), m2.copy()))
+        return chan_merge(*(np.stack([s[k] for s in self.state]) for k in range(3)))
 
     def grad_sums(self, sum_dy, sum_dy_xmu):
         return sum_dy, sum_dy_xmu

@@ -15,7 +15,7 @@ and P = sum_s dy * xhat per plane::
 """
 import numpy as np
 
-from .. import memory
+from .. import checks, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -161,8 +161,7 @@ def filter_response_norm(input, weight, bias, eps=1e-6, eps_learned=None, tau=No
         if eps_learned.numel() not in (1, c):
             raise ValueError(f"{fn}: eps_learned has shape {tuple(eps_learned.shape)}, expected "
                              f"one value or ({c},) for {c} channels")
-    if not np.isfinite(eps):
-        raise ValueError(f"{fn}: eps must be finite, got {eps}")
+    eps = checks.eps(eps, f"{fn}: eps")
     params = [t for t in (weight, bias, tau, eps_learned) if t is not None]
     return FilterResponseNorm.apply(
         input, *params, eps=float(eps), has_weight=weight is not None, has_bias=bias is not None,

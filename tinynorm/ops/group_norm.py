@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from .. import memory
+from .. import checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -99,6 +100,7 @@ def _check_param(t, shape, what, name):
 
 
 def _apply(input, weight, bias, view, eps, stats_out=None):
+    eps = checks.eps(eps)
     affine = [t for t in (weight, bias) if t is not None]
     return GroupNorm.apply(input, *affine, view=view, eps=float(eps),
                            has_weight=weight is not None, has_bias=bias is not None,
@@ -140,9 +142,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape ``normalized_shape``).
     """
     input = _as_input(input, "layer_norm")
-    if isinstance(normalized_shape, numbers.Integral):
-        normalized_shape = (normalized_shape,)
-    normalized_shape = tuple(int(d) for d in normalized_shape)
+    normalized_shape = checks.normalized_shape(normalized_shape, "layer_norm: normalized_shape")
     k = len(normalized_shape)
     if k == 0:
         raise ValueError("layer_norm: normalized_shape must have at least one dimension")
@@ -176,6 +176,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                     (weight, "weight"), (bias, "bias")):
         _check_param(t, (c,), what, "instance_norm")
     s = _prod(input.shape[2:])
+    checks.eps(eps, "instance_norm: eps")
+    checks.momentum(momentum, "instance_norm: momentum")
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: running_mean and running_var must be given "

@@ -7,11 +7,9 @@ before and (n-1)//2 after, the divisor always n::
     b_c  = a_c * d_c^(-beta)
     da_j = db_j * d_j^(-beta) - 2*alpha*beta/n * a_j * sum_{c: j in window(c)} db_c a_c d_c^(-beta-1)
 """
-import numbers
-
 import numpy as np
 
-from .. import memory
+from .. import checks, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -48,13 +46,11 @@ class LocalResponseNorm(Function):
         return dx3.reshape(self.shape)
 
 
-def _number(value, name):
-    if isinstance(value, Tensor) or not isinstance(value, numbers.Real):
-        raise ValueError(f"local_response_norm: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"local_response_norm: {name} must be finite, got {value}")
-    return value
+def check_lrn_args(size, alpha, beta, k):
+    """(size, alpha, beta, k) checked: a positive integer window and finite numbers."""
+    return (checks.integer(size, "local_response_norm: size", 1),
+            *(checks.number(v, f"local_response_norm: {n}") for n, v in
+              (("alpha", alpha), ("beta", beta), ("k", k))))
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -83,7 +79,5 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
         raise ValueError(f"local_response_norm: expected 3D or higher dimensionality input "
                          f"(N, C, *), got {input.ndim}D input of shape {tuple(input.shape)}")
     check_float_dtype(input.data, "local_response_norm input")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"local_response_norm: size must be a positive integer, got {size!r}")
-    alpha, beta, k = _number(alpha, "alpha"), _number(beta, "beta"), _number(k, "k")
-    return LocalResponseNorm.apply(input, size=int(size), alpha=alpha, beta=beta, k=k)
+    size, alpha, beta, k = check_lrn_args(size, alpha, beta, k)
+    return LocalResponseNorm.apply(input, size=size, alpha=alpha, beta=beta, k=k)

@@ -12,6 +12,7 @@ Unlike LayerNorm there is no mean subtraction and no bias.
 import numpy as np
 
 from .. import memory
+from .. import checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -56,17 +57,6 @@ class RMSNorm(Function):
         return tuple(grads)
 
 
-def _normalized_shape(normalized_shape):
-    if isinstance(normalized_shape, (int, np.integer)):
-        return (int(normalized_shape),)
-    try:
-        shape = tuple(int(s) for s in normalized_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"normalized_shape must be an int or a sequence of ints, "
-                         f"got {normalized_shape!r}") from None
-    return shape
-
-
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """RMS normalization (Zhang & Sennrich 2019), ``torch.nn.functional.rms_norm``.
 
@@ -81,9 +71,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if not isinstance(input, Tensor):
         input = as_tensor(input)
     check_float_dtype(input.data, "rms_norm input")
-    shape = _normalized_shape(normalized_shape)
-    if any(s < 0 for s in shape):
-        raise ValueError(f"rms_norm: normalized_shape {shape} has a negative size")
+    shape = checks.normalized_shape(normalized_shape, "rms_norm: normalized_shape")
     k = len(shape)
     if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
         raise ValueError(f"rms_norm: given normalized_shape={list(shape)}, expected input with "
@@ -98,7 +86,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
                              f"normalized_shape {shape}")
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
-    elif not eps >= 0:
-        raise ValueError(f"rms_norm: eps must be non-negative, got {eps}")
+    else:
+        eps = checks.eps(eps, "rms_norm: eps")
     affine = (weight,) if weight is not None else ()
     return RMSNorm.apply(input, *affine, ndim=k, eps=float(eps), has_weight=weight is not None)
