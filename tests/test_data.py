@@ -144,7 +144,7 @@ def _malformed_cases():
         "truncated dims": (good[:9], "truncated header"),
         "truncated payload": (good[:-1], "expected 6 data bytes"),
         "empty payload": (good[:12], "found 0"),
-        "trailing bytes": (good + b"\x00\x00", "found 8"),
+        "trailing bytes": (good + b"\x00\x00", "found at least 7"),
         "empty file": (b"", "truncated header"),
     }
 
@@ -335,3 +335,30 @@ def test_loader_bad_dataset():
     with pytest.raises(ValueError, match="0-d"):
         DataLoader((x, np.float32(1.0)))
     assert len(DataLoader((x, y), batch_size=np.int64(3))) == 2
+
+
+def test_idx_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    """A 1 MB file that inflates to 1 GiB: the reader stops at the declared size plus one byte."""
+    import tracemalloc
+    header = bytes([0, 0, 0x08, 3]) + np.array([1, 28, 28], ">u4").tobytes()
+    zeros = gzip.compress(bytes(16 << 20), compresslevel=9)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(784)) + zeros * 64)
+    assert path.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="expected 784 data bytes .* found at least 785"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_idx_with_zero_samples_names_the_file(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 0x08, 3]) + np.array([0, 28, 28], ">u4").tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 0x08, 1]) + np.array([0], ">u4").tobytes())
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte: holds 0 images"):
+        load_mnist_dir(tmp_path, "train")

@@ -7,8 +7,10 @@ from . import functional
 from . import nn
 from . import optim
 from . import cuda
+from . import serialization
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "no_grad", "enable_grad",
-           "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd", "cuda"]
+           "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd", "cuda",
+           "serialization"]

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import distributed, nn, optim, random
+from . import checkpoint, distributed, nn, optim, random, serialization
 from . import functional as F
 from .autograd import no_grad
 from .data import DataLoader, load_digits, load_mnist_dir
@@ -100,7 +100,7 @@ class Progress:
 
 def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="adam", seed=0,
           data=None, save=None, stream=None, quiet=False, workers=1, backend="multiprocessing",
-          timeout=60.0, options=None, subdivisions=None, pixels=False, device="cpu"):
+          timeout=60.0, options=None, subdivisions=None, pixels=False, device="cpu", resume=None):
     """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies.
 
     ``workers > 1`` splits every global batch of ``batch_size`` samples across
@@ -110,8 +110,14 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     ``subdivisions`` (default 4 for CmBN, else 1) splits every batch into that
     many mini-batches whose gradients are accumulated before one optimizer
     step; ``options`` is a :class:`tinynorm.models.NormOptions`. ``device='cuda'``
-    trains on the GPU (CuPy arrays, numba.cuda kernels).
+    trains on the GPU (CuPy arrays, numba.cuda kernels). ``save`` writes a
+    :mod:`tinynorm.checkpoint` after every epoch; ``resume`` continues from one,
+    bitwise as if the run had not stopped.
     """
+    if save:
+        serialization.check_target(save)
+    if resume:
+        checkpoint.load(resume)
     check_device(device, model, norm, workers, backend)
     if subdivisions is None:
         subdivisions = 4 if norm == "cmbn" else 1
@@ -122,7 +128,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     options.subdivisions = subdivisions
     config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet,
-                  options=options, pixels=pixels, device=device)
+                  options=options, pixels=pixels, device=device, resume=resume)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if (workers > 1 or backend == "mpi") and norm in ("brn", "cbn", "cmbn"):
@@ -148,8 +154,15 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     return out
 
 
+def run_settings(world, **settings):
+    """What a checkpoint must share with the run that resumes it, as JSON values."""
+    import json
+    settings["options"] = vars(settings["options"])
+    return json.loads(json.dumps(dict(settings, world=world)))
+
+
 def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save, quiet,
-                options, pixels, device="cpu", stream=None):
+                options, pixels, device="cpu", stream=None, resume=None):
     """The training loop of one rank (the only one when the world has one rank)."""
     comm = distributed.get_communicator()
     world, rank = comm.world_size, comm.rank
@@ -168,8 +181,16 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     loader = DataLoader((xtr, ytr), batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
     if len(loader) == 0:
         raise ValueError(f"batch size {batch_size} is larger than the {len(ytr)} training samples")
-    history, epoch_seconds = [], []
-    for epoch in range(1, epochs + 1):
+    settings = run_settings(world, model=model, norm=norm, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, seed=seed, data=data, options=options,
+                            pixels=pixels, device=device)
+    history, epoch_seconds, first = [], [], 1
+    if resume:
+        saved = checkpoint.load(resume)
+        saved.check_settings(settings)
+        saved.restore(net, opt, loader)
+        history, first = [tuple(h) for h in saved.meta["history"]], saved.epoch + 1
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
         net.train()
         bar = None if quiet else Progress(stream, len(loader), f"epoch {epoch:>3}/{epochs}")
@@ -202,16 +223,15 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
         epoch_seconds.append(time.perf_counter() - started)
         if bar is not None:
             bar.close(*history[-1], extra=f"{world} workers " if world > 1 else "")
+        if save and rank == 0:
+            checkpoint.save(save, net, opt, loader, epoch, settings, history)
     result = {"test_accuracy": None, "history": history, "epoch_seconds": epoch_seconds}
     if rank == 0:
         result["test_accuracy"] = test_acc = evaluate(net, xte, yte, device=device)
         if not quiet:
             stream.write(f"test accuracy {test_acc:.4f} ({len(yte)} samples)\n")
-        if save:
-            from .serialization import save as save_npz
-            save_npz(net.state_dict(), save)
-            if not quiet:
-                stream.write(f"saved state_dict to {save}\n")
+        if save and not quiet:
+            stream.write(f"saved a checkpoint after every epoch to {save}\n")
     if world > 1:
         result["state_dict"] = {k: np.array(v, copy=True) for k, v in net.state_dict().items()}
     else:

@@ -29,16 +29,22 @@ IDX_TYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path) -> bytes:
-    name = os.fspath(path)
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{name}: corrupt gzip stream ({exc})") from None
-    return data
+def _open(path):
+    """A binary stream of the file's IDX bytes: decompressed on the fly when it is gzip."""
+    fh = open(path, "rb")
+    if fh.read(2) == _GZIP_MAGIC:
+        fh.seek(0)
+        return gzip.GzipFile(fileobj=fh, mode="rb"), fh
+    fh.seek(0)
+    return fh, fh
+
+
+def _read(stream, n, name):
+    """Up to ``n`` bytes; a corrupt gzip stream becomes ValueError naming the file."""
+    try:
+        return stream.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{name}: corrupt gzip stream ({exc})") from None
 
 
 def read_idx(path) -> np.ndarray:
@@ -46,41 +52,46 @@ def read_idx(path) -> np.ndarray:
 
     Raises ValueError naming the file and the problem for a bad magic number,
     an unknown type code, a truncated header, or a payload whose length is not
-    exactly prod(dims) * itemsize.
+    exactly prod(dims) * itemsize. Reading streams: it never takes more than
+    the header's declared size plus one byte, so a small gzip bomb (a few KB
+    that inflate to gigabytes) is refused without filling memory.
     """
     name = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{name}: truncated header: expected 4 magic bytes, found {len(data)}")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(
-            f"{name}: bad magic: first two bytes must be 00 00, found {data[0]:02x} {data[1]:02x}"
-        )
-    code, ndim = data[2], data[3]
-    if code not in IDX_TYPES:
-        allowed = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
-        raise ValueError(f"{name}: unknown type code 0x{code:02X} (allowed: {allowed})")
-    if ndim == 0:
-        raise ValueError(f"{name}: bad ndim 0 (must be at least 1)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(
-            f"{name}: truncated header: expected {header} bytes for {ndim} dimensions, "
-            f"found {len(data)}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_TYPES[code]
-    count = 1
-    for d in shape:
-        count *= d
-    expected = count * dtype.itemsize
-    found = len(data) - header
-    if found != expected:
+    stream, raw = _open(path)
+    with raw, stream:
+        magic = _read(stream, 4, name)
+        if len(magic) < 4:
+            raise ValueError(f"{name}: truncated header: expected 4 magic bytes, found {len(magic)}")
+        if magic[0] != 0 or magic[1] != 0:
+            raise ValueError(
+                f"{name}: bad magic: first two bytes must be 00 00, found {magic[0]:02x} {magic[1]:02x}"
+            )
+        code, ndim = magic[2], magic[3]
+        if code not in IDX_TYPES:
+            allowed = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
+            raise ValueError(f"{name}: unknown type code 0x{code:02X} (allowed: {allowed})")
+        if ndim == 0:
+            raise ValueError(f"{name}: bad ndim 0 (must be at least 1)")
+        dims = _read(stream, 4 * ndim, name)
+        if len(dims) < 4 * ndim:
+            raise ValueError(
+                f"{name}: truncated header: expected {4 + 4 * ndim} bytes for {ndim} dimensions, "
+                f"found {4 + len(dims)}"
+            )
+        shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4", count=ndim))
+        dtype = IDX_TYPES[code]
+        count = 1
+        for d in shape:
+            count *= d
+        expected = count * dtype.itemsize
+        data = _read(stream, expected + 1, name)
+    if len(data) != expected:
+        more = "at least " if len(data) > expected else ""
         raise ValueError(
             f"{name}: expected {expected} data bytes for shape {shape} of {dtype.name}, "
-            f"found {found}"
+            f"found {more}{len(data)}"
         )
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=header)
+    arr = np.frombuffer(data, dtype=dtype, count=count)
     return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
 
 
@@ -137,6 +148,8 @@ def load_mnist_dir(directory, split: str = "train", dtype=np.float32) -> tuple[n
         raise ValueError(
             f"{lbl_path}: expected a 1-d integer label array, found {labels.ndim}-d {labels.dtype}"
         )
+    if images.shape[0] == 0:
+        raise ValueError(f"{img_path}: holds 0 images; the {split} split needs at least one sample")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{directory}: {img_path.name} has {images.shape[0]} images but "

@@ -52,6 +52,13 @@ class DataLoader:
         self.num_samples = lengths[0]
         self._rng = np.random.default_rng(seed)
 
+    def rng_state(self):
+        """The state of the generator that draws the next epochs' orders (a JSON-able dict)."""
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        self._rng.bit_generator.state = state
+
     def __len__(self) -> int:
         if self.drop_last:
             return self.num_samples // self.batch_size

@@ -7,7 +7,7 @@ neither op, so the names follow its style.
 import numpy as np
 
 from .. import functional as F
-from ..ops.cross_batch_norm import (CrossIterationCombine, CrossMiniBatchCombine,
+from ..ops.cross_batch_norm import (CrossIterationCombine, CrossMiniBatchCombine, IterationRecord,
                                     layer_stat_gradients, new_history)
 from .batchnorm import _BatchNorm
 from .layers import Conv2d, Linear
@@ -36,6 +36,16 @@ class CrossMiniBatchNorm(_BatchNorm):
     def start_step(self):
         """Forget the statistics accumulated in this optimizer step."""
         self._step_stats = []
+
+    def get_extra_state(self):
+        """The (count, mean, M2) of this step's mini-batches so far."""
+        return {f"step.{j}.{part}": a for j, stats in enumerate(self._step_stats)
+                for part, a in zip(("count", "mean", "m2"), stats)}
+
+    def set_extra_state(self, state):
+        n = len(state) // 3
+        self._step_stats = [tuple(np.array(state[f"step.{j}.{part}"], dtype=np.float64)
+                                  for part in ("count", "mean", "m2")) for j in range(n)]
 
     def _combine(self):
         if not self.training:
@@ -86,6 +96,23 @@ class CrossIterationBatchNorm(_BatchNorm):
 
     def reset_window(self):
         self._history.clear()
+
+    _RECORD = ("weight", "mu", "nu", "dmu", "dnu")
+
+    def get_extra_state(self):
+        """The iteration count and the window of past iterations (weights, statistics, gradients)."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for j, rec in enumerate(self._history):
+            for part in self._RECORD:
+                state[f"history.{j}.{part}"] = np.asarray(getattr(rec, part))
+        return state
+
+    def set_extra_state(self, state):
+        self.iterations = int(state["iterations"])
+        self._history.clear()
+        for j in range((len(state) - 1) // len(self._RECORD)):
+            self._history.append(IterationRecord(*(np.array(state[f"history.{j}.{part}"])
+                                                   for part in self._RECORD)))
 
     def forward(self, x):
         y = self.layer(x)

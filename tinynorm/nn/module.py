@@ -165,6 +165,18 @@ class Module:
             versions.bump((t,))
         return missing, unexpected
 
+    def get_extra_state(self):
+        """State outside parameters and buffers, as ``{name: array}`` (PyTorch's hook; empty here).
+
+        Modules that keep such state (Cross-Iteration BN's window, CmBN's step) override
+        this and :meth:`set_extra_state`, so that a training checkpoint can hold it.
+        """
+        return {}
+
+    def set_extra_state(self, state):
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no extra state, got keys {sorted(state)}")
+
     def cuda(self):
         return self.to("cuda")
 

@@ -1,0 +1,119 @@
+"""Training checkpoints: everything a run needs to continue bitwise as if never stopped.
+
+One file (``.npz``, or ``.safetensors``; written atomically by
+:mod:`tinynorm.serialization`) holds
+
+* ``model/<key>``: the model's ``state_dict`` under PyTorch's key names;
+* ``extra/<module>/<key>``: state outside parameters and buffers
+  (``Module.get_extra_state``: Cross-Iteration BN's window, CmBN's step);
+* ``optimizer/<i>/<key>``: each parameter's optimizer arrays (Adam's moments,
+  SGD's momentum buffer);
+* ``meta``: JSON (as uint8) with the epoch just finished, the run's settings,
+  the loss/accuracy history, the optimizer's scalar state (Adam's step), the
+  global generator's state (initializers, dropout) and the data loader's
+  generator state (the order of the next epochs).
+
+``tinynorm train --save PATH`` writes one after every epoch; ``--resume PATH``
+continues from it. :func:`load` reads one back; ``load(path).model_state`` is
+a plain ``state_dict`` for ``Module.load_state_dict``.
+"""
+import json
+
+import numpy as np
+
+from . import random, serialization
+
+FORMAT = 1
+
+
+class Checkpoint:
+    """A checkpoint read by :func:`load`: ``model_state``, ``extra_state``, ``optimizer_state``, ``meta``."""
+
+    def __init__(self, model_state, extra_state, optimizer_state, meta, path):
+        self.model_state, self.extra_state = model_state, extra_state
+        self.optimizer_state, self.meta, self.path = optimizer_state, meta, path
+
+    @property
+    def epoch(self):
+        return self.meta["epoch"]
+
+    def check_settings(self, settings):
+        """Raise ValueError naming every setting in which this run differs from the checkpoint's."""
+        saved = self.meta["settings"]
+        differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {v!r} now"
+                  for k, v in settings.items() if saved.get(k) != v]
+        if differ:
+            raise ValueError(f"--resume {self.path}: the checkpoint was written by a different run ("
+                             + "; ".join(differ) + "); resume with the same settings")
+
+    def restore(self, model, optimizer, loader):
+        """Put the model, optimizer, generators and loader back where the checkpoint left them."""
+        model.load_state_dict(self.model_state)
+        modules = dict(model.named_modules())
+        for name, state in self.extra_state.items():
+            if name not in modules:
+                raise ValueError(f"--resume {self.path}: extra state for a module {name!r} the "
+                                 "model does not have")
+            modules[name].set_extra_state(state)
+        optimizer.load_state_dict(self.optimizer_state)
+        random.default_generator().bit_generator.state = self.meta["global_rng"]
+        loader.set_rng_state(self.meta["loader_rng"])
+
+
+def _encode(meta):
+    return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+
+
+def save(path, model, optimizer, loader, epoch, settings, history):
+    """Write a checkpoint after ``epoch`` (1-based count of finished epochs) to ``path``."""
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    for name, module in model.named_modules():
+        for key, value in module.get_extra_state().items():
+            arrays[f"extra/{name}/{key}"] = value
+    scalars = {}
+    for i, state in optimizer.state.items():
+        for key, value in state.items():
+            if np.ndim(value) == 0:
+                scalars.setdefault(str(i), {})[key] = value.item() if hasattr(value, "item") else value
+            else:
+                arrays[f"optimizer/{i}/{key}"] = value
+    meta = {"format": FORMAT, "epoch": int(epoch), "settings": settings, "history": history,
+            "optimizer_scalars": scalars,
+            "global_rng": random.default_generator().bit_generator.state,
+            "loader_rng": loader.rng_state()}
+    arrays["meta"] = _encode(meta)
+    serialization.save(arrays, path)
+
+
+def load(path):
+    """Read a checkpoint written by :func:`save`; ValueError naming the path if it is not one."""
+    arrays = serialization.load(path)
+    if "meta" not in arrays:
+        raise ValueError(f"{path}: not a tinynorm training checkpoint (no 'meta' entry); a plain "
+                         "state_dict file loads with tinynorm.serialization.load")
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: corrupt checkpoint metadata ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, this tinynorm reads "
+                         f"format {FORMAT}")
+    model, extra, optim_state = {}, {}, {}
+    for key, value in arrays.items():
+        kind, _, rest = key.partition("/")
+        if kind == "model":
+            model[rest] = value
+        elif kind == "extra":
+            name, _, sub = rest.rpartition("/")
+            extra.setdefault(name, {})[sub] = value
+        elif kind == "optimizer":
+            i, _, sub = rest.partition("/")
+            optim_state.setdefault(i, {})[sub] = value
+        else:
+            raise ValueError(f"{path}: unexpected checkpoint entry {key!r}")
+    for i, scalars in meta["optimizer_scalars"].items():
+        optim_state.setdefault(i, {}).update(scalars)
+    return Checkpoint(model, extra, {"state": optim_state}, meta, path)
+
+
+__all__ = ["Checkpoint", "save", "load", "FORMAT"]
