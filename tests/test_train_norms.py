@@ -30,14 +30,16 @@ def test_the_layer_each_norm_puts_in_the_cnn():
               "cbn": nn.CrossIterationBatchNorm, "gn": nn.GroupNorm, "ln": nn.LayerNorm,
               "in": nn.InstanceNorm2d, "frn": nn.FilterResponseNorm2d, "rms": nn.RMSNorm,
               "lrn": nn.LocalResponseNorm}
+    assert set(expect) | {"wn", "none"} == set(CNN_NORMS) == set(NORMS)
     for norm in CNN_NORMS:
         kinds = [type(m) for m in build_model("cnn", (1, 8, 8), 10, norm).modules()]
+        others = {cls for n, cls in expect.items() if n != norm}
+        assert not others & set(kinds), (norm, others & set(kinds))
         if norm in expect:
             assert kinds.count(expect[norm]) == 2, norm
         elif norm == "wn":
             net = build_model("cnn", (1, 8, 8), 10, norm)
             assert "features.0.weight_g" in net.state_dict()
-    assert set(NORMS) == set(CNN_NORMS)
 
 
 def test_cmbn_accumulates_subdivisions_before_each_step():
@@ -87,6 +89,13 @@ def test_cli_flags_reach_the_layers(monkeypatch):
     assert brn.renorm_limits(1) == (1.0, 0.0) and brn.renorm_limits(6) == (3.0, 5.0)
 
 
-def test_lstm_pixels_mode_trains():
+def test_lstm_pixels_mode_reads_one_pixel_per_step_and_learns():
+    from tinynorm.sequence_models import image_to_sequence
+    import tinynorm as tn
+    x = np.arange(2 * 1 * 8 * 8, dtype=np.float32).reshape(2, 1, 8, 8)
+    np.testing.assert_array_equal(image_to_sequence(tn.tensor(x), pixels=True).data,
+                                  x.reshape(2, 64, 1))
     res = train(model="lstm", norm="bn", epochs=1, batch_size=256, quiet=True, pixels=True)
-    assert 0.0 <= res["test_accuracy"] <= 1.0 and len(res["history"]) == 1
+    rnn = res["model"].rnn
+    assert (rnn.input_size, rnn.max_length) == (1, 64)
+    assert res["history"][0][1] > 0.15, res["history"]
