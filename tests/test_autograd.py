@@ -202,3 +202,82 @@ def test_relu_kernel_matches_numpy_serial_and_parallel(dtype, size):
     dy = rng.standard_normal(size).astype(dtype)
     y.backward(dy)
     np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, dy, 0))
+
+
+# ---- in-place ops and version counters (PyTorch's rules) ------------------------------------
+
+def test_inplace_change_of_a_saved_tensor_raises_naming_op_and_shape():
+    x = tn.tensor(np.arange(3.0), requires_grad=True)
+    h = x * 1
+    y = (h * h).sum()
+    h.zero_()
+    with pytest.raises(RuntimeError, match=r"\[float64 \[3\]\], which is input 0 of Mul, is at "
+                                           r"version 1; expected version 0"):
+        y.backward()
+
+
+def test_a_leaf_copied_after_the_forward_raises_instead_of_using_the_new_point():
+    x = tn.tensor(np.arange(3.0), requires_grad=True)
+    y = (x * x).sum()
+    with tn.no_grad():
+        x.copy_(np.ones(3))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_tensors_that_were_not_saved_may_change():
+    x = tn.tensor(np.arange(3.0), requires_grad=True)
+    h = x * 2
+    y = (h + 1).sum()
+    h.zero_()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [2, 2, 2])
+
+
+def test_inplace_ops_on_graph_tensors_are_recorded():
+    x = tn.tensor(np.arange(1.0, 4.0), requires_grad=True)
+    w = tn.tensor(np.array([2.0, 3.0, 4.0]), requires_grad=True)
+    h = x * 2
+    h.zero_()
+    (h + x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1, 1, 1])
+    a = tn.zeros(3, dtype=np.float64)
+    a.copy_(w * 3)
+    (a * a).sum().backward()
+    np.testing.assert_array_equal(w.grad.data, 18 * w.data)
+
+
+def test_views_and_detach_share_the_version_counter():
+    x = tn.tensor(np.arange(4.0), requires_grad=True)
+    h = x * 1
+    y = (h * h).sum()
+    v = h.reshape(2, 2)[0]
+    d = h.detach()
+    v.zero_()
+    assert h._version == d._version == 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_optimizer_step_and_load_state_dict_bump_versions():
+    lin = tn.nn.Linear(2, 1)
+    start = lin.weight._version
+    loss = (lin(tn.tensor(np.ones((3, 2), np.float32))) ** 2).sum()
+    loss.backward()
+    tn.optim.SGD(lin.parameters(), lr=0.1).step()
+    assert lin.weight._version == start + 1
+    lin.load_state_dict(lin.state_dict())
+    assert lin.weight._version == start + 2
+
+
+def test_requires_grad_is_checked_in_one_place():
+    for make in (lambda: tn.tensor([1, 2]).requires_grad_(),
+                 lambda: setattr(tn.tensor([1, 2]), "requires_grad", True),
+                 lambda: tn.Tensor(np.arange(2), requires_grad=True)):
+        with pytest.raises(RuntimeError, match="floating point"):
+            make()
+
+
+def test_tensor_constructor_takes_python_lists_like_torch():
+    t = tn.Tensor([1.0, 2.0])
+    assert t.dtype == np.float32 and t.tolist() == [1.0, 2.0]

@@ -1,7 +1,8 @@
 """The tape: grad mode, ``Function`` and the reverse walk.
 
 Every differentiable op run while grad mode is on records one :class:`Node`
-(the Function instance and its input tensors) and stamps it with the next
+(the Function instance, its input tensors and the nodes that made them, taken at
+record time so that a later in-place op cannot rewire the past) and stamps it with the next
 position on the tape, so the nodes form a Wengert list ordered by
 ``Node.index``. ``backward`` gathers the nodes that lead to the loss, walks
 them in reverse tape order, calls each Function's ``backward`` and
@@ -48,11 +49,12 @@ def enable_grad():
 class Node:
     """One entry of the tape: the Function that ran and the tensors it read."""
 
-    __slots__ = ("fn", "inputs", "index", "freed", "saved_versions")
+    __slots__ = ("fn", "inputs", "parents", "index", "freed", "saved_versions")
 
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = inputs
+        self.parents = tuple(t._node for t in inputs)
         self.index = next(_tape_position)
         self.freed = False
         self.saved_versions = ()
@@ -120,9 +122,9 @@ def _collect(root_node):
         if id(node) in seen:
             continue
         seen[id(node)] = node
-        for t in node.inputs:
-            if t._node is not None:
-                stack.append(t._node)
+        for parent in node.parents:
+            if parent is not None:
+                stack.append(parent)
     return sorted(seen.values(), key=lambda n: n.index, reverse=True)
 
 
@@ -179,7 +181,8 @@ def backward(root, grad=None, retain_graph=False):
         if not retain_graph:
             node.fn.saved = ()
             node.freed = True
-        for t, gi, need in zip(node.inputs, input_grads, node.fn.needs_input_grad):
+        for t, parent, gi, need in zip(node.inputs, node.parents, input_grads,
+                                       node.fn.needs_input_grad):
             if gi is None or not need:
                 continue
             if gi.shape != t.shape:
@@ -188,10 +191,10 @@ def backward(root, grad=None, retain_graph=False):
                     f"{gi.shape} for an input of shape {t.shape}")
             owner = _owner(gi)
             handed[owner] = handed.get(owner, 0) + 1
-            if t._node is None:
+            if parent is None:
                 _accumulate_leaf(t, gi, adoptable=handed[owner] == 1)
             else:
-                key = id(t._node)
+                key = id(parent)
                 prev = grads.get(key)
                 grads[key] = gi if prev is None else prev + gi
 
