@@ -71,6 +71,13 @@ def step_between_forward_and_backward():
     loss.backward()
 
 
+def adam_step_with_wrong_grad():
+    lin = nn.Linear(2, 2)
+    opt = optim.Adam(lin.parameters())
+    lin.weight.grad = tn.tensor(np.ones((3, 3), np.float32))
+    opt.step()
+
+
 def renorm_eval_with_zero_std():
     m = nn.BatchRenorm2d(3).eval()
     m.running_std.data[1] = 0
@@ -339,6 +346,29 @@ CASES = [
     ("--norm cbn with workers", lambda p: cli("--norm", "cbn", "--workers", "2"), CLIError,
      "--norm cbn keeps per-process statistics"),
     ("--device nope", lambda p: cli("--device", "tpu"), CLIError, "argument --device: invalid choice"),
+    # ---- found by the independent probe after the fixes above (see the closing note) -------
+    ("ragged nested list", lambda p: tn.tensor([[1, 2], [3]]), TypeError,
+     "data must be an array or a rectangular nested sequence"),
+    ("complex requires grad", lambda p: tn.tensor(np.array([1 + 2j]), requires_grad=True), RuntimeError,
+     "floating point dtype can require gradients, got complex128"),
+    ("mean over a repeated dim", lambda p: x(3, 2).mean(dim=(0, 0)), ValueError, "names an axis more than once"),
+    ("transpose out of range", lambda p: x(3, 2).transpose(0, 3), IndexError, "dimension 3 out of range"),
+    ("matmul mismatch", lambda p: x(2, 3) @ x(4, 2), ValueError, "cannot be multiplied"),
+    ("cat mismatch", lambda p: F.cat([x(2, 3), x(2, 4)]), ValueError, "sizes must match except in dimension 0"),
+    ("linear bias of wrong shape", lambda p: F.linear(x(2, 3), x(4, 3), x(5)), ValueError,
+     "bias has shape (5,), expected (4,)"),
+    ("Sequential of non-modules", lambda p: nn.Sequential(1, 2), TypeError, "item 0 is a int, not a Module"),
+    ("Adam betas a float", lambda p: optim.Adam(params(), betas=0.9), ValueError, "Invalid betas"),
+    ("Adam grad of wrong shape", lambda p: adam_step_with_wrong_grad(), RuntimeError,
+     "parameter 0 has shape (2, 2) but its .grad has shape (3, 3)"),
+    ("optimizer load_state_dict garbage", lambda p: optim.Adam(params()).load_state_dict({"x": 1}), ValueError,
+     "expects the dict of state_dict()"),
+    ("IDX header claiming 2^96 bytes", lambda p: read_idx(write(p, "h-idx3-ubyte", bytes([0, 0, 8, 3])
+                                                              + np.array([2**32 - 1] * 3, ">u4").tobytes())),
+     ValueError, "found 0"),
+    ("save a list", lambda p: serialization.save([1, 2], p / "m.npz"), TypeError, "save expects a dict of arrays"),
+    ("--save where no file can be made", lambda p: cli("--save", "/proc/x.npz"), CLIError,
+     "cannot write in the folder /proc"),
 ]
 
 

@@ -74,6 +74,13 @@ def cat(tensors, dim=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat expects a non-empty sequence of tensors")
+    ndim = tensors[0].ndim
+    axis = _axis(dim, ndim, "cat")
+    for t in tensors:
+        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
+                tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ValueError(f"cat: sizes must match except in dimension {axis}, got "
+                             f"{[tuple(u.shape) for u in tensors]}")
     return _shape.Concat.apply(*tensors, dim=dim)
 
 
@@ -92,6 +99,8 @@ def linear(input, weight, bias=None):
     if input.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
     out = input @ weight.T
     return out + bias if bias is not None else out
 

@@ -47,6 +47,10 @@ class Optimizer:
 
     def step(self):
         for i, p in enumerate(self.params):
+            if p.grad is not None and p.grad.shape != p.shape:
+                raise RuntimeError(f"optimizer: parameter {i} has shape {p.shape} but its .grad has "
+                                   f"shape {p.grad.shape}")
+        for i, p in enumerate(self.params):
             if p.grad is not None:
                 self._update(i, p.data, p.grad.data, self.state.setdefault(i, {}))
         versions.bump(self.params)
@@ -56,6 +60,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore the per-parameter state of :meth:`state_dict` (copied; shapes must match)."""
+        if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
+            raise ValueError("optimizer.load_state_dict expects the dict of state_dict(), with a "
+                             "'state' entry")
         state = {}
         for i, entry in state_dict["state"].items():
             i = int(i)
@@ -112,7 +119,8 @@ class Adam(Optimizer):
         _non_negative(lr, "learning rate")
         _non_negative(eps, "epsilon value")
         _non_negative(weight_decay, "weight_decay value")
-        _require(len(tuple(betas)) == 2, "betas (expected two values)", betas)
+        _require(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas (expected two values)",
+                 betas)
         for i, b in enumerate(betas):
             _require(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))

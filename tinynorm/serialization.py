@@ -12,6 +12,7 @@ pickle in. Every error names the path.
 """
 import os
 import tempfile
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -52,14 +53,20 @@ def check_target(path):
     folder = os.path.dirname(os.path.abspath(name))
     if not os.path.isdir(folder):
         raise ValueError(f"{name}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{name}: the folder {folder} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise ValueError(f"{name}: cannot write in the folder {folder} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
     return name
 
 
 def save(state_dict, path):
     """Write ``{key: array}`` to ``path`` (``.npz``, or ``.safetensors``) atomically."""
     name = check_target(path)
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"save expects a dict of arrays, got {type(state_dict).__name__}")
     arrays = {k: _check_array(k, np.require(to_numpy(v), requirements='C'), name)
               for k, v in state_dict.items()}
     payload = _safetensors_numpy().save(arrays) if is_safetensors(name) else None

@@ -31,7 +31,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
-        if value and self.data.dtype.kind not in "fc":
+        if value and self.data.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients, "
                                f"got {self.data.dtype}")
         self._requires_grad = bool(value)
@@ -283,6 +283,8 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
         nd = self.ndim
         s, e = start_dim % nd, end_dim % nd
         merged = 1
@@ -296,6 +298,10 @@ class Tensor:
         return _shape().Permute.apply(self, dims=dims)
 
     def transpose(self, dim0, dim1):
+        for d in (dim0, dim1):
+            if not -max(self.ndim, 1) <= d < max(self.ndim, 1):
+                raise IndexError(f"transpose: dimension {d} out of range for a tensor of "
+                                 f"{self.ndim} dims")
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(dims)
@@ -360,7 +366,11 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
         arr = data.astype(dtype) if dtype is not None else data.copy()
     else:
-        arr = np.array(data, dtype=dtype)
+        try:
+            arr = np.array(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"tensor(): data must be an array or a rectangular nested sequence of "
+                            f"numbers: {e}") from None
         if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
             arr = arr.astype(_DEFAULT_FLOAT)
     return Tensor(arr, requires_grad=requires_grad).to(device)

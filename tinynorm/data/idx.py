@@ -39,12 +39,23 @@ def _open(path):
     return fh, fh
 
 
+_CHUNK = 1 << 20
+
+
 def _read(stream, n, name):
-    """Up to ``n`` bytes; a corrupt gzip stream becomes ValueError naming the file."""
+    """Up to ``n`` bytes, in chunks (no buffer of a size a header merely claims); a corrupt gzip
+    stream becomes ValueError naming the file."""
+    parts, got = [], 0
     try:
-        return stream.read(n)
+        while got < n:
+            part = stream.read(min(_CHUNK, n - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
     except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"{name}: corrupt gzip stream ({exc})") from None
+    return b"".join(parts)
 
 
 def read_idx(path) -> np.ndarray:

@@ -154,6 +154,8 @@ class Sequential(Module):
     def __init__(self, *modules):
         super().__init__()
         for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
             self.add_module(str(i), m)
 
     def __getitem__(self, i):

@@ -166,7 +166,9 @@ def _normalize_axes(dim, ndim):
         if not -ndim <= d < max(ndim, 1):
             raise IndexError(f"dimension {d} out of range for a tensor of {ndim} dims")
         out.append(d % max(ndim, 1))
-    return tuple(sorted(set(out)))
+    if len(set(out)) != len(out):
+        raise ValueError(f"dim {dims} names an axis more than once")
+    return tuple(sorted(out))
 
 
 def _expand_back(g, shape, axes, keepdim):
@@ -207,6 +209,9 @@ class MatMul(Function):
     def forward(self, a, b):
         if a.ndim < 2 or b.ndim < 2:
             raise ValueError("MatMul takes operands of rank >= 2; Tensor.__matmul__ promotes 1-D ones")
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied "
+                             f"({a.shape[-1]} columns against {b.shape[-2]} rows)")
         self.save_for_backward(a, b)
         return blas.matmul(a, b)
 
