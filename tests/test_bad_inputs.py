@@ -15,6 +15,8 @@ import tinynorm.functional as F
 from tinynorm import checkpoint, nn, optim, serialization
 from tinynorm.cli import main
 from tinynorm.data import DataLoader, load_mnist_dir, read_idx
+from tinynorm.distributed import launch
+from tinynorm.train import train
 
 NAN, INF = float("nan"), float("inf")
 
@@ -32,6 +34,10 @@ def cli(*argv):
             code = e.code
     if code:
         raise CLIError(err.getvalue())
+
+
+def _rank_fn():
+    return 0
 
 
 def x(*shape, dtype=np.float32, grad=False):
@@ -369,6 +375,22 @@ CASES = [
     ("save a list", lambda p: serialization.save([1, 2], p / "m.npz"), TypeError, "save expects a dict of arrays"),
     ("--save where no file can be made", lambda p: cli("--save", "/proc/x.npz"), CLIError,
      "cannot write in the folder /proc"),
+    ("batch_norm int running_mean (updates would truncate)", lambda p: F.batch_norm(
+        x(4, 3), tn.tensor([0, 0, 0]), tn.tensor([1, 1, 1]), training=True), ValueError,
+     "batch_norm: running_mean: unsupported dtype int64"),
+    ("instance_norm int running_var", lambda p: F.instance_norm(
+        x(2, 3, 4), tn.zeros(3), tn.tensor([1, 1, 1])), ValueError, "running_var: unsupported dtype int64"),
+    ("batch_renorm int running_std", lambda p: F.batch_renorm(
+        x(4, 2), tn.zeros(2), tn.tensor([1, 1]), training=True), ValueError, "running_std: unsupported dtype"),
+    ("layer_norm int weight", lambda p: F.layer_norm(x(2, 4), (4,), weight=tn.tensor([1, 2, 3, 4])),
+     ValueError, "layer_norm: weight: unsupported dtype int64"),
+    ("DataLoader seed -1", lambda p: DataLoader((np.ones(3),), seed=-1), ValueError,
+     "seed must be None or an integer >= 0"),
+    ("launch timeout nan", lambda p: launch(_rank_fn, 1, timeout=NAN), ValueError, "launch: timeout must be finite"),
+    ("launch nprocs 2.5", lambda p: launch(_rank_fn, 2.5), ValueError, "nprocs must be a positive integer"),
+    ("renorm_schedule step nan", lambda p: nn.renorm_schedule(NAN), ValueError, "step must be >= 0, got nan"),
+    ("train subdivisions nan", lambda p: train(model="mlp", epochs=1, quiet=True, subdivisions=NAN), ValueError,
+     "subdivisions must be between 1 and the batch size"),
 ]
 
 

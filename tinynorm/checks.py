@@ -76,3 +76,18 @@ def normalized_shape(value, name="normalized_shape"):
 def momentum(value, name="momentum"):
     """A running-average factor in [0, 1] (``None``, a cumulative average, is the caller's to allow)."""
     return number(value, name, 0.0, 1.0)
+
+
+def param(t, shape, what, name):
+    """Check an optional weight, bias or running statistic: float32/float64 and of ``shape``.
+
+    Integer running statistics would be truncated by the in-place update, so they are refused
+    with the rest.
+    """
+    if t is None:
+        return
+    from .backend import check_float_dtype
+    check_float_dtype(t.data, f"{name}: {what}")
+    if tuple(t.shape) != tuple(shape):
+        extra = f" for {shape[0]} channels" if len(shape) == 1 else ""
+        raise ValueError(f"{name}: {what} has shape {tuple(t.shape)}, expected {tuple(shape)}{extra}")

@@ -347,11 +347,6 @@ def adaptive_avg_pool2d(input, output_size):
     return _batched(input, "adaptive_avg_pool2d", pool)
 
 
-def _check_channel_vector(t, c, what):
-    if t is not None and tuple(t.shape) != (c,):
-        raise ValueError(f"batch_norm: {what} has shape {tuple(t.shape)}, expected ({c},) for {c} channels")
-
-
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, *, combine=None):
     """Batch Normalization (Ioffe & Szegedy 2015), ``torch.nn.functional.batch_norm``.
@@ -376,7 +371,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     c = input.shape[1]
     for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
-        _check_channel_vector(t, c, what)
+        checks.param(t, (c,), what, "batch_norm")
     xp = get_array_module(input.data)
     use_batch = training or running_mean is None or running_var is None
     combine = combine or _bn.IdentityCombine()

@@ -121,7 +121,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     check_device(device, model, norm, workers, backend)
     if subdivisions is None:
         subdivisions = 4 if norm == "cmbn" else 1
-    if subdivisions < 1 or subdivisions > batch_size:
+    if not isinstance(subdivisions, int) or subdivisions < 1 or subdivisions > batch_size:
         raise ValueError(f"subdivisions must be between 1 and the batch size {batch_size}, "
                          f"got {subdivisions}")
     options = copy.copy(options or NormOptions())

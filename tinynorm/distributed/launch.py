@@ -20,6 +20,7 @@ import signal
 import time
 import traceback
 
+from .. import checks
 from .base import DistributedError, PeerFailure, WorkerError
 from .shm import (DEFAULT_SLOT_BYTES, DIED, DONE, FAILED, SharedBlock,
                   SharedMemoryCommunicator, create_shared_block)
@@ -75,10 +76,9 @@ def launch(fn, nprocs, args=(), kwargs=None, timeout=60.0, grace=5.0, debug=Fals
     rank is at the same exchange. ``threads_per_worker`` defaults to Numba's
     thread count divided by the ranks on this machine.
     """
-    if nprocs < 1:
-        raise ValueError(f"nprocs must be >= 1, got {nprocs}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
+    checks.integer(nprocs, "launch: nprocs", 1)
+    checks.number(timeout, "launch: timeout", 0.0, low_open=True)
+    checks.number(grace, "launch: grace", 0.0)
     kwargs = kwargs or {}
     if backend == "mpi":
         return _launch_mpi(fn, nprocs, args, kwargs, timeout, debug)

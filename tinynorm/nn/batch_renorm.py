@@ -36,12 +36,12 @@ def renorm_schedule(step, warmup_steps=5000, rmax_steps=40000, dmax_steps=25000,
     A limit whose step count is <= ``warmup_steps`` jumps to its final value
     at ``warmup_steps`` (``(0, 0, 0)``: the final limits from the first step).
     """
-    if step < 0:
+    if not step >= 0:
         raise ValueError(f"renorm_schedule: step must be >= 0, got {step}")
-    if min(warmup_steps, rmax_steps, dmax_steps) < 0:
+    if not min(warmup_steps, rmax_steps, dmax_steps) >= 0:
         raise ValueError("renorm_schedule: step counts must be >= 0, got "
                          f"{(warmup_steps, rmax_steps, dmax_steps)}")
-    if rmax < 1 or dmax < 0:
+    if not (rmax >= 1 and dmax >= 0):
         raise ValueError(f"renorm_schedule: need rmax >= 1 and dmax >= 0, got {rmax}, {dmax}")
     if step < warmup_steps:
         return 1.0, 0.0

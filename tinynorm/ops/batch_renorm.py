@@ -102,9 +102,7 @@ def _check_args(input, tensors, name):
     check_float_dtype(input.data, f"{name} input")
     c = input.shape[1]
     for t, what in tensors:
-        if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"{name}: {what} has shape {tuple(t.shape)}, expected ({c},) "
-                             f"for {c} channels")
+        checks.param(t, (c,), what, name)
     return input
 
 

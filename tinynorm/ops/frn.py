@@ -111,14 +111,6 @@ def _as_tensor(t):
     return t if t is None or isinstance(t, Tensor) else as_tensor(t)
 
 
-def _check_channel_vector(t, c, what, fn):
-    if t is None:
-        return
-    check_float_dtype(t.data, f"{fn}: {what}")
-    if tuple(t.shape) != (c,):
-        raise ValueError(f"{fn}: {what} has shape {tuple(t.shape)}, expected ({c},) for {c} channels")
-
-
 def _check_input(input, fn):
     if input.ndim < 2:
         raise ValueError(f"{fn} expects input of shape (N, C, ...), got rank {input.ndim} "
@@ -155,7 +147,7 @@ def filter_response_norm(input, weight, bias, eps=1e-6, eps_learned=None, tau=No
     c = input.shape[1]
     weight, bias, tau, eps_learned = map(_as_tensor, (weight, bias, tau, eps_learned))
     for t, what in ((weight, "weight"), (bias, "bias"), (tau, "tau")):
-        _check_channel_vector(t, c, what, fn)
+        checks.param(t, (c,), what, fn)
     if eps_learned is not None:
         check_float_dtype(eps_learned.data, f"{fn}: eps_learned")
         if eps_learned.numel() not in (1, c):
@@ -181,5 +173,5 @@ def tlu(input, tau):
     tau = _as_tensor(tau)
     if tau is None:
         raise ValueError("tlu: tau is required")
-    _check_channel_vector(tau, input.shape[1], "tau", fn)
+    checks.param(tau, (input.shape[1],), "tau", fn)
     return TLU.apply(input, tau)

@@ -22,8 +22,7 @@ import numbers
 
 import numpy as np
 
-from .. import memory
-from .. import checks
+from .. import checks, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -94,11 +93,6 @@ def _as_input(input, name):
     return input
 
 
-def _check_param(t, shape, what, name):
-    if t is not None and tuple(t.shape) != tuple(shape):
-        raise ValueError(f"{name}: {what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-
-
 def _apply(input, weight, bias, view, eps, stats_out=None):
     eps = checks.eps(eps)
     affine = [t for t in (weight, bias) if t is not None]
@@ -128,8 +122,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if n * (c // num_groups) * s == 1:
         raise ValueError("Expected more than 1 value per channel when training, "
                          f"got input size {tuple(input.shape)}")
-    _check_param(weight, (c,), "weight", "group_norm")
-    _check_param(bias, (c,), "bias", "group_norm")
+    checks.param(weight, (c,), "weight", "group_norm")
+    checks.param(bias, (c,), "bias", "group_norm")
     return _apply(input, weight, bias, (n, num_groups, c // num_groups, s), eps)
 
 
@@ -150,8 +144,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: given normalized_shape={list(normalized_shape)}, expected "
                          f"input with shape [*, {', '.join(map(str, normalized_shape))}], "
                          f"but got input of size {list(input.shape)}")
-    _check_param(weight, normalized_shape, "weight", "layer_norm")
-    _check_param(bias, normalized_shape, "bias", "layer_norm")
+    checks.param(weight, normalized_shape, "weight", "layer_norm")
+    checks.param(bias, normalized_shape, "bias", "layer_norm")
     rows = _prod(input.shape[:input.ndim - k])
     return _apply(input, weight, bias, (rows, 1, _prod(normalized_shape), 1), eps)
 
@@ -174,7 +168,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     n, c = input.shape[0], input.shape[1]
     for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
-        _check_param(t, (c,), what, "instance_norm")
+        checks.param(t, (c,), what, "instance_norm")
     s = _prod(input.shape[2:])
     checks.eps(eps, "instance_norm: eps")
     checks.momentum(momentum, "instance_norm: momentum")
