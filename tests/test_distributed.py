@@ -205,14 +205,17 @@ def test_mpi_debug_mode_names_ranks_at_different_exchanges():
 # ---- tinynorm train --workers / --backend mpi ---------------------------------------------
 
 def test_train_with_two_workers_matches_one_process():
+    # SGD, whose update is linear in the gradient: Adam's lr * m / sqrt(v) turns the rounding
+    # differences of gradients near zero into steps of size lr, so its weights cannot be compared.
     from tinynorm.train import train
-    one = train(model="cnn", epochs=1, batch_size=64, quiet=True)
-    two = train(model="cnn", epochs=1, batch_size=64, quiet=True, workers=2)
-    np.testing.assert_allclose(two["history"], one["history"], rtol=1e-4)
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 2 / 360
+    kw = dict(model="cnn", epochs=1, batch_size=64, quiet=True, optimizer="sgd", lr=0.01)
+    one = train(**kw)
+    two = train(**kw, workers=2)
+    np.testing.assert_allclose(two["history"], one["history"], rtol=1e-5)
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 1 / 360
     for (k, a), (k2, b) in zip(one["model"].state_dict().items(), two["model"].state_dict().items()):
         assert k == k2
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=k)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=k)
 
 
 def test_cli_rejects_bad_worker_settings(capsys):
