@@ -362,3 +362,38 @@ def test_idx_with_zero_samples_names_the_file(tmp_path):
         bytes([0, 0, 0x08, 1]) + np.array([0], ">u4").tobytes())
     with pytest.raises(ValueError, match="train-images-idx3-ubyte: holds 0 images"):
         load_mnist_dir(tmp_path, "train")
+
+
+# ---- PairedBatchLoader (non-i.i.d. batches of same-label pairs) -----------------------------
+
+def test_paired_loader_batches_are_same_label_pairs_each_example_at_most_once():
+    from tinynorm.data import PairedBatchLoader
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 41)
+    x = np.arange(41)
+    loader = PairedBatchLoader((x, labels), batch_size=6, seed=3)
+    pairs_total = sum(int((labels == c).sum()) // 2 for c in range(4))
+    assert len(loader) == pairs_total // 3
+    seen = []
+    for xb, yb in loader:
+        assert xb.shape == (6,)
+        np.testing.assert_array_equal(yb[0::2], yb[1::2])
+        np.testing.assert_array_equal(labels[xb], yb)
+        seen.extend(xb.tolist())
+    assert len(seen) == len(set(seen)) == 6 * len(loader)
+    fresh = PairedBatchLoader((x, labels), batch_size=6, seed=3)
+    first = [b[0].tolist() for b in fresh]
+    assert first == [b[0].tolist() for b in PairedBatchLoader((x, labels), 6, 3)]
+    assert [b[0].tolist() for b in fresh] != first, "each epoch draws new pairs and a new order"
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(batch_size=5), "even integer"), (dict(batch_size=0), "even integer"),
+    (dict(batch_size=True), "even integer"),
+])
+def test_paired_loader_bad_arguments(kwargs, needle):
+    from tinynorm.data import PairedBatchLoader
+    with pytest.raises(ValueError, match=needle):
+        PairedBatchLoader((np.zeros(4), np.zeros(4)), **kwargs)
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        PairedBatchLoader((np.zeros(4), np.zeros(3)))

@@ -1,12 +1,14 @@
-"""LSTM and BN-LSTM: naive float64 loop oracles, gradients, torch parity, per-step statistics, training."""
+"""LSTM, BN-LSTM and LN-LSTM: naive float64 loop oracles, gradients, torch parity, per-step statistics,
+training."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinynorm as tn
 import tinynorm.functional as F
-from tinynorm.nn.lstm import BNLSTM, LSTM, bn_lstm_layer, lstm_layer
-from tinynorm.sequence_models import LSTMClassifier, build_sequence_model, image_to_sequence
+from tinynorm.nn.lstm import BNLSTM, LNLSTM, LSTM, bn_lstm_layer, ln_lstm_layer, lstm_layer
+from tinynorm.sequence_models import (LSTMClassifier, build_sequence_model, image_to_sequence,
+                                      pixel_permutation)
 from tinynorm.testing import gradcheck
 
 FAST = settings(max_examples=8, deadline=None)
@@ -95,6 +97,33 @@ def oracle_bnlstm(x, h0, c0, p, stats, training, momentum=0.1, eps=1e-5):
     return np.stack(out), h, c
 
 
+def oracle_ln(v, alpha, beta, eps):
+    """LN over the features of each row of v (N, C): the sample's own mean and biased variance."""
+    n, ch = v.shape
+    out = np.empty_like(v)
+    for r in range(n):
+        mu = sum(v[r]) / ch
+        var = sum((a - mu) ** 2 for a in v[r]) / ch
+        for j in range(ch):
+            out[r, j] = alpha[j] * (v[r, j] - mu) / np.sqrt(var + eps) + beta[j]
+    return out
+
+
+def oracle_lnlstm(x, h0, c0, p, eps=1e-5):
+    """Ba et al. 2016's LN-LSTM over time-major x (T, N, in); p: dict of LNLSTM parameters."""
+    x = np.asarray(x, np.float64)
+    hsz = p["weight_hh"].shape[1]
+    h, c, out = np.array(h0, np.float64), np.array(c0, np.float64), []
+    for t in range(x.shape[0]):
+        wx = oracle_ln(x[t] @ p["weight_ih"].T, p["ln_ih_weight"], p["ln_ih_bias"], eps)
+        wh = oracle_ln(h @ p["weight_hh"].T, p["ln_hh_weight"], p["ln_hh_bias"], eps)
+        pre = [wx[:, g * hsz:(g + 1) * hsz] + wh[:, g * hsz:(g + 1) * hsz] + p["bias"][g * hsz:(g + 1) * hsz]
+               for g in range(4)]
+        h, c = oracle_cell(pre, c, lambda cc: oracle_ln(cc, p["ln_c_weight"], p["ln_c_bias"], eps))
+        out.append(h)
+    return np.stack(out), h, c
+
+
 # ---- helpers ------------------------------------------------------------------
 
 def lstm_params(m):
@@ -114,6 +143,10 @@ def bnlstm_stats(m):
     return {k: [getattr(m, f"bn_{k}_running_mean").data.astype(np.float64).copy(),
                 getattr(m, f"bn_{k}_running_var").data.astype(np.float64).copy()]
             for k in ("ih", "hh", "c")}
+
+
+LN_PARAMS = ("weight_ih", "weight_hh", "bias", "ln_ih_weight", "ln_ih_bias", "ln_hh_weight",
+             "ln_hh_bias", "ln_c_weight", "ln_c_bias")
 
 
 def randomize(m, rng, scale=0.5):
@@ -293,6 +326,96 @@ def test_bnlstm_init_and_state_dict():
     assert BNLSTM(3, 4, 6, gamma_init=0.5).bn_hh_weight.data[0] == np.float32(0.5)
 
 
+# ---- LN-LSTM -------------------------------------------------------------------
+
+@FAST
+@given(t=st.integers(1, 4), n=st.integers(1, 3), i=st.integers(1, 3), h=st.integers(1, 3),
+       batch_first=st.booleans(), with_hx=st.booleans(), training=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_lnlstm_forward_matches_oracle(t, n, i, h, batch_first, with_hx, training, dtype, seed):
+    rng = np.random.default_rng(seed)
+    m = LNLSTM(i, h, batch_first=batch_first, dtype=dtype)
+    randomize(m, rng)
+    m.train(training)
+    x = rng.standard_normal((t, n, i)).astype(dtype)
+    h0 = rng.standard_normal((n, h)).astype(dtype) if with_hx else np.zeros((n, h), dtype)
+    c0 = rng.standard_normal((n, h)).astype(dtype) if with_hx else np.zeros((n, h), dtype)
+    hx = (tn.tensor(h0[None]), tn.tensor(c0[None])) if with_hx else None
+    out, (hn, cn) = m(tn.tensor(x.transpose(1, 0, 2) if batch_first else x), hx)
+    ref, ref_h, ref_c = oracle_lnlstm(x, h0, c0, {k: getattr(m, k).data.astype(np.float64)
+                                                  for k in LN_PARAMS})
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    got = out.data.transpose(1, 0, 2) if batch_first else out.data
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(hn.data[0], ref_h, rtol=tol, atol=tol)
+    np.testing.assert_allclose(cn.data[0], ref_c, rtol=tol, atol=tol)
+    assert out.dtype == dtype
+
+
+def test_lnlstm_init_parameters_and_any_length():
+    m = LNLSTM(3, 4)
+    assert [k for k, _ in m.named_parameters()] == list(LN_PARAMS)
+    assert list(m.state_dict()) == list(LN_PARAMS)
+    np.testing.assert_array_equal(m.ln_ih_weight.data, 1)
+    np.testing.assert_array_equal(m.ln_c_bias.data, 0)
+    np.testing.assert_array_equal(m.bias.data[4:8], 1)
+    np.testing.assert_array_equal(m.bias.data[:4], 0)
+    w = m.weight_hh.data.astype(np.float64)
+    for g in range(4):
+        np.testing.assert_allclose(w[4 * g:4 * g + 4] @ w[4 * g:4 * g + 4].T, np.eye(4), atol=1e-6)
+    # no batch or time statistics: a batch of one, and a sequence of any length, in training
+    out, _ = m(tn.tensor(np.ones((50, 1, 3), np.float32)))
+    assert out.shape == (50, 1, 4) and np.isfinite(out.data).all()
+
+
+@FAST
+@given(t=TINY, n=st.integers(1, 3), i=TINY, h=TINY, seed=st.integers(0, 2**31))
+def test_lnlstm_gradcheck_input_state_and_every_parameter(t, n, i, h, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s) for s in
+              ((t, n, i), (n, h), (n, h), (4 * h, i), (4 * h, h), (4 * h,))]
+    arrays += [rng.uniform(0.5, 1.5, 4 * h), rng.standard_normal(4 * h),
+               rng.uniform(0.5, 1.5, 4 * h), rng.standard_normal(4 * h),
+               rng.uniform(0.5, 1.5, h), rng.standard_normal(h)]
+
+    def fn(*args):
+        hs, hn, cn = ln_lstm_layer(*args)
+        return flat(F.stack(hs), hn, cn)
+
+    gradcheck(fn, arrays, atol=1e-5, rtol=1e-3)
+
+
+def test_lnlstm_errors_name_the_problem():
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        LNLSTM(3, 0)
+    m = LNLSTM(3, 4)
+    with pytest.raises(ValueError, match="Expected input to be 3D"):
+        m(tn.tensor(np.zeros((2, 3), np.float32)))
+    with pytest.raises(ValueError, match="input_size"):
+        m(tn.tensor(np.zeros((2, 2, 5), np.float32)))
+
+
+def test_bnlstm_momentum_none_is_a_cumulative_average():
+    rng = np.random.default_rng(3)
+    m = BNLSTM(2, 3, max_length=2, momentum=None)
+    batches = [rng.standard_normal((2, 4, 2)).astype(np.float32) for _ in range(3)]
+    means = []
+    for x in batches:
+        m(tn.tensor(x))
+        means.append((x[0].astype(np.float64) @ m.weight_ih.data.T.astype(np.float64)).mean(axis=0))
+    np.testing.assert_allclose(m.bn_ih_running_mean.data[0], np.mean(means, axis=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_permuted_pixels_use_one_fixed_order():
+    x = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4)
+    perm = pixel_permutation(12)
+    assert sorted(perm) == list(range(12)) and list(perm) != list(range(12))
+    np.testing.assert_array_equal(perm, pixel_permutation(12))
+    seq = image_to_sequence(tn.tensor(x), pixels=True, permuted=True).data
+    np.testing.assert_array_equal(seq[1, :, 0], x[1, 0].reshape(-1)[perm])
+
+
 # ---- gradients ----------------------------------------------------------------
 
 @FAST
@@ -444,7 +567,7 @@ def test_image_to_sequence_rows_and_pixels():
     np.testing.assert_array_equal(pixels[1, 4 * 2 + 3], x[1, :, 2, 3])
 
 
-@pytest.mark.parametrize("norm", ["bn", "none"])
+@pytest.mark.parametrize("norm", ["bn", "ln", "none"])
 @pytest.mark.parametrize("pixels", [False, True])
 def test_sequence_model_shapes(norm, pixels):
     m = build_sequence_model((1, 8, 8), 10, norm, pixels=pixels, hidden_size=8)
@@ -461,7 +584,9 @@ def test_sequence_model_shapes(norm, pixels):
 
 def test_sequence_model_errors():
     with pytest.raises(ValueError, match="unknown norm"):
-        build_sequence_model((1, 8, 8), 10, "ln")
+        build_sequence_model((1, 8, 8), 10, "gn")
+    with pytest.raises(ValueError, match="needs pixels=True"):
+        build_sequence_model((1, 8, 8), 10, "ln", permuted=True)
     with pytest.raises(ValueError, match="max_length"):
         LSTMClassifier(8, norm="bn")
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):

@@ -1,4 +1,4 @@
-"""``tinynorm`` command line: ``tinynorm train ...`` (also ``python -m tinynorm``)."""
+"""``tinynorm`` command line: ``tinynorm train ...`` and ``tinynorm study ...`` (also ``python -m tinynorm``)."""
 import argparse
 import math
 import sys
@@ -69,6 +69,14 @@ def _parser():
                    help="step at which Batch Renorm's dmax reaches 5")
     t.add_argument("--pixels", action="store_true",
                    help="--model lstm: one pixel per step instead of one row")
+    t.add_argument("--permuted", action="store_true",
+                   help="--model lstm: pixels in one fixed random order (implies --pixels)")
+    t.add_argument("--placement", choices=["before", "after"], default=None,
+                   help="put the norm before or after the ReLU (default: the CNN before, the "
+                        "MLP after, as the seed article)")
+    t.add_argument("--bn-stats", choices=["running", "population"], default="running",
+                   help="test with BN's running averages, or with population statistics "
+                        "recomputed over the training set (the BN paper's inference rule)")
     t.add_argument("--workers", type=_integer(1), default=1,
                    help="split each batch across N worker processes with SyncBatchNorm")
     t.add_argument("--backend", choices=["multiprocessing", "mpi"], default="multiprocessing",
@@ -77,11 +85,55 @@ def _parser():
                    help="seconds a worker waits at an exchange before failing (multiprocessing)")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cuda trains on the GPU through CuPy and numba.cuda kernels")
+    _study_parser(sub)
     return p
+
+
+def _study_parser(sub):
+    from .study import EXPERIMENTS
+    listing = "; ".join(EXPERIMENTS)
+    s = sub.add_parser("study", help="measure BN's three defects and the norms that fix them",
+                       description="Train the runs behind each experiment's claim and compute its "
+                                   "verdicts from the numbers. Experiments: " + listing)
+    s.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
+                   help="experiments to run (default: all); see --list")
+    s.add_argument("--list", action="store_true", help="name each experiment and its claim")
+    s.add_argument("--seeds", type=_integer(1), default=None,
+                   help="seeds per setting (default 3; 1 with --quick)")
+    s.add_argument("--quick", action="store_true",
+                   help="1 seed, fewer points and epochs: a smoke run of a minute or two")
+    s.add_argument("--out", default="study", metavar="DIR",
+                   help="where the JSON, PNG and summary.md go (default ./study)")
+    s.add_argument("--data", metavar="DIR", default=None,
+                   help="MNIST/Fashion-MNIST IDX files instead of digits (far longer runs)")
+    s.add_argument("--jobs", type=_integer(1), default=None,
+                   help="worker processes, one Numba thread each (default: the number of cores)")
+
+
+def _study(args):
+    from .study import EXPERIMENTS, StudyError, run_study
+    if args.list:
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:<11} {exp.CLAIM}")
+        return 0
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    from .kernels import compiled_cache_present
+    if not compiled_cache_present():
+        print("compiling kernels, first run only...", flush=True)
+    try:
+        run_study(args.experiments or None, seeds=args.seeds, quick=args.quick, out=args.out,
+                  data=args.data, jobs=args.jobs)
+    except (ValueError, FileNotFoundError, StudyError) as e:
+        print(f"tinynorm study: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.command == "study":
+        return _study(args)
     if args.command == "train":
         rank = 0
         if args.backend == "mpi":
@@ -99,11 +151,13 @@ def main(argv=None):
         try:
             options = NormOptions(groups=args.groups, window=args.window, burn_in=args.burn_in,
                                   renorm_schedule=(args.renorm_warmup, args.renorm_rmax_steps,
-                                                   args.renorm_dmax_steps))
+                                                   args.renorm_dmax_steps),
+                                  placement=args.placement)
             train(model=args.model, norm=args.norm, epochs=args.epochs, batch_size=args.batch_size,
                   lr=args.lr, optimizer=args.optimizer, seed=args.seed, data=args.data, save=args.save,
                   workers=args.workers, backend=args.backend, timeout=args.timeout, options=options,
-                  subdivisions=args.subdivisions, pixels=args.pixels, device=args.device,
+                  subdivisions=args.subdivisions, pixels=args.pixels or args.permuted,
+                  permuted=args.permuted, device=args.device, bn_stats=args.bn_stats,
                   resume=args.resume)
         except (ValueError, OSError, ImportError, DistributedError) as e:
             if args.backend == "mpi":

@@ -8,7 +8,7 @@ import numpy as np
 from . import checkpoint, distributed, nn, optim, random, serialization
 from . import functional as F
 from .autograd import no_grad
-from .data import DataLoader, load_digits, load_mnist_dir
+from .data import DataLoader, PairedBatchLoader, load_digits, load_mnist_dir
 from .models import NormOptions, build_model
 from .tensor import Tensor
 
@@ -20,9 +20,10 @@ def load_dataset(data_dir=None):
     return load_mnist_dir(data_dir, "train"), load_mnist_dir(data_dir, "test")
 
 
-def make_optimizer(name, params, lr):
+def make_optimizer(name, params, lr, momentum=None):
+    """``name`` 'sgd' (momentum 0.9 unless given), 'adam' or 'adamw'."""
     if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=0.9)
+        return optim.SGD(params, lr=lr, momentum=0.9 if momentum is None else momentum)
     if name == "adam":
         return optim.Adam(params, lr=lr)
     if name == "adamw":
@@ -51,6 +52,15 @@ def evaluate(model, images, labels, batch_size=500, device="cpu"):
             logits = model(Tensor(_on(device, images[start:start + batch_size]))).data
             correct += (logits.argmax(axis=1) == _on(device, labels[start:start + batch_size])).sum()
     return int(correct) / len(labels)
+
+
+def population_copy(net, images, batch_size, device="cpu"):
+    """A copy of ``net`` whose BN statistics are recomputed over ``images`` in batches of
+    ``batch_size`` (the BN paper's population statistics; :func:`tinynorm.nn.utils.update_bn`)."""
+    probe = copy.deepcopy(net)
+    starts = range(0, len(images) - batch_size + 1, batch_size)
+    nn.utils.update_bn((Tensor(_on(device, images[s:s + batch_size])) for s in starts), probe)
+    return probe
 
 
 def check_device(device, model, norm, workers, backend):
@@ -100,7 +110,9 @@ class Progress:
 
 def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="adam", seed=0,
           data=None, save=None, stream=None, quiet=False, workers=1, backend="multiprocessing",
-          timeout=60.0, options=None, subdivisions=None, pixels=False, device="cpu", resume=None):
+          timeout=60.0, options=None, subdivisions=None, pixels=False, device="cpu",
+          permuted=False, sync_bn=True, batches="iid", curve_every=None, stop_on_nonfinite=False,
+          momentum=None, bn_stats="running", resume=None):
     """Train on digits (or IDX files in ``data``); returns a dict with the final accuracies.
 
     ``workers > 1`` splits every global batch of ``batch_size`` samples across
@@ -110,14 +122,37 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     ``subdivisions`` (default 4 for CmBN, else 1) splits every batch into that
     many mini-batches whose gradients are accumulated before one optimizer
     step; ``options`` is a :class:`tinynorm.models.NormOptions`. ``device='cuda'``
-    trains on the GPU (CuPy arrays, numba.cuda kernels). ``save`` writes a
-    :mod:`tinynorm.checkpoint` after every epoch; ``resume`` continues from one,
-    bitwise as if the run had not stopped.
+    trains on the GPU (CuPy arrays, numba.cuda kernels). ``permuted`` reads
+    the LSTM's pixels in a fixed random order.
+
+    ``sync_bn=False`` keeps each worker's BatchNorm on its own shard (plain
+    data parallelism). ``batches='non-iid'`` draws every batch as same-label
+    pairs (:class:`tinynorm.data.PairedBatchLoader`). ``curve_every`` records a
+    learning curve in ``result['curve']``: a point (step, epoch, mean training
+    loss since the last point, test accuracy) every that many optimizer steps
+    (0: at the end of each epoch only) and at every epoch's end;
+    ``stop_on_nonfinite`` ends the run at a curve point whose loss is NaN or
+    infinite and sets ``result['diverged']``. ``momentum`` overrides SGD's 0.9.
+    ``bn_stats='population'`` measures every test accuracy (curve and final)
+    with BN's statistics recomputed over the training set on a copy of the
+    net (:func:`population_copy`); the returned model keeps its running averages.
+
+    ``save`` writes a :mod:`tinynorm.checkpoint` after every epoch; ``resume``
+    continues from one, bitwise as if the run had not stopped (a learning curve
+    then holds the resumed epochs' points only).
     """
     if save:
         serialization.check_target(save)
     if resume:
         checkpoint.load(resume)
+    if bn_stats not in ("running", "population"):
+        raise ValueError(f"bn_stats must be 'running' or 'population', got {bn_stats!r}")
+    if bn_stats == "population" and (workers > 1 or backend == "mpi"):
+        raise ValueError("--bn-stats population runs in one process; drop --workers/--backend")
+    if batches not in ("iid", "non-iid"):
+        raise ValueError(f"batches must be 'iid' or 'non-iid', got {batches!r}")
+    if curve_every is not None and (isinstance(curve_every, bool) or curve_every < 0):
+        raise ValueError(f"curve_every must be a step count >= 0 or None, got {curve_every!r}")
     check_device(device, model, norm, workers, backend)
     if subdivisions is None:
         subdivisions = 4 if norm == "cmbn" else 1
@@ -128,7 +163,10 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     options.subdivisions = subdivisions
     config = dict(model=model, norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer, seed=seed, data=data, save=save, quiet=quiet,
-                  options=options, pixels=pixels, device=device, resume=resume)
+                  options=options, pixels=pixels, device=device, permuted=permuted,
+                  sync_bn=sync_bn, batches=batches, curve_every=curve_every,
+                  stop_on_nonfinite=stop_on_nonfinite, momentum=momentum, bn_stats=bn_stats,
+                  resume=resume)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if (workers > 1 or backend == "mpi") and norm in ("brn", "cbn", "cmbn"):
@@ -149,7 +187,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     out = results[0]
     (xtr, ytr), (xte, yte) = load_dataset(data)
     out["model"] = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm,
-                               options, pixels)
+                               options, pixels, permuted)
     out["model"].load_state_dict(out.pop("state_dict"))
     return out
 
@@ -162,7 +200,9 @@ def run_settings(world, **settings):
 
 
 def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save, quiet,
-                options, pixels, device="cpu", stream=None, resume=None):
+                options, pixels, device="cpu", stream=None, permuted=False, sync_bn=True,
+                batches="iid", curve_every=None, stop_on_nonfinite=False, momentum=None,
+                bn_stats="running", resume=None):
     """The training loop of one rank (the only one when the world has one rank)."""
     comm = distributed.get_communicator()
     world, rank = comm.world_size, comm.rank
@@ -171,25 +211,39 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     random.manual_seed(seed)
     (xtr, ytr), (xte, yte) = load_dataset(data)
     net = build_model(model, xtr.shape[1:], int(max(ytr.max(), yte.max())) + 1, norm, options,
-                      pixels).to(device)
+                      pixels, permuted).to(device)
     subdivisions = options.subdivisions
     scaled = world > 1 or subdivisions > 1
     if world > 1:
-        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        if sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         distributed.broadcast_module(net)
-    opt = make_optimizer(optimizer, net.parameters(), lr)
-    loader = DataLoader((xtr, ytr), batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
+    opt = make_optimizer(optimizer, net.parameters(), lr, momentum)
+    if batches == "non-iid":
+        loader = PairedBatchLoader((xtr, ytr), batch_size=batch_size, seed=seed)
+    else:
+        loader = DataLoader((xtr, ytr), batch_size=batch_size, shuffle=True, drop_last=True,
+                            seed=seed)
     if len(loader) == 0:
         raise ValueError(f"batch size {batch_size} is larger than the {len(ytr)} training samples")
+    def test_accuracy():
+        probe = net if bn_stats == "running" else population_copy(net, xtr, batch_size, device)
+        acc = evaluate(probe, xte, yte, device=device)
+        net.train()
+        return acc
+
+    curve = None if curve_every is None else _Curve(comm, test_accuracy)
     settings = run_settings(world, model=model, norm=norm, batch_size=batch_size, lr=lr,
                             optimizer=optimizer, seed=seed, data=data, options=options,
-                            pixels=pixels, device=device)
-    history, epoch_seconds, first = [], [], 1
+                            pixels=pixels, device=device, permuted=permuted, sync_bn=sync_bn,
+                            batches=batches, momentum=momentum)
+    history, epoch_seconds, steps, diverged, first = [], [], 0, False, 1
     if resume:
         saved = checkpoint.load(resume)
         saved.check_settings(settings)
         saved.restore(net, opt, loader)
         history, first = [tuple(h) for h in saved.meta["history"]], saved.epoch + 1
+        steps = saved.epoch * len(loader)
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
         net.train()
@@ -207,14 +261,23 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
                 else:
                     loss = F.cross_entropy(logits, ys)
                 loss.backward()
-                loss_sum += loss.data * (batch_size if scaled else len(ys))
+                batch_loss = loss.data * (batch_size if scaled else len(ys))
+                loss_sum += batch_loss
                 correct += (logits.data.argmax(axis=1) == ys).sum()
                 seen += len(ys)
+                if curve is not None:
+                    curve.add(batch_loss, len(ys))
             if world > 1:
                 distributed.allreduce_gradients(net, op="sum")
             opt.step()
+            steps += 1
             if bar is not None and bar.tty:
                 bar.update(step, float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1))
+            if curve is not None and (step == len(loader) or (curve_every and steps % curve_every == 0)):
+                point = curve.point(steps, epoch)
+                if stop_on_nonfinite and not np.isfinite(point["train_loss"]):
+                    diverged = True
+                    break
         loss_sum, correct = float(loss_sum), int(correct)
         if world > 1:
             loss_sum, correct, seen = comm.allreduce(
@@ -225,9 +288,14 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
             bar.close(*history[-1], extra=f"{world} workers " if world > 1 else "")
         if save and rank == 0:
             checkpoint.save(save, net, opt, loader, epoch, settings, history)
+        if diverged:
+            break
     result = {"test_accuracy": None, "history": history, "epoch_seconds": epoch_seconds}
+    if curve is not None:
+        result["curve"], result["diverged"] = curve.points, diverged
     if rank == 0:
-        result["test_accuracy"] = test_acc = evaluate(net, xte, yte, device=device)
+        result["test_accuracy"] = test_acc = test_accuracy()
+        net.eval()
         if not quiet:
             stream.write(f"test accuracy {test_acc:.4f} ({len(yte)} samples)\n")
         if save and not quiet:
@@ -237,6 +305,29 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     else:
         result["model"] = net
     return result
+
+
+class _Curve:
+    """Learning-curve points: the training loss since the last point (summed over every rank)
+    and the test accuracy (rank 0 evaluates; the others record None)."""
+
+    def __init__(self, comm, test_accuracy):
+        self.comm, self.test_accuracy = comm, test_accuracy
+        self.loss_sum, self.count, self.points = 0.0, 0, []
+
+    def add(self, batch_loss, n):
+        self.loss_sum += float(batch_loss)
+        self.count += n
+
+    def point(self, step, epoch):
+        total = np.array([self.loss_sum, self.count], dtype=np.float64)
+        if self.comm.world_size > 1:
+            total = self.comm.allreduce(total, tag="curve point")
+        acc = self.test_accuracy() if self.comm.rank == 0 else None
+        loss = float(total[0] / total[1]) if total[1] else float("nan")
+        self.points.append({"step": step, "epoch": epoch, "train_loss": loss, "test_accuracy": acc})
+        self.loss_sum, self.count = 0.0, 0
+        return self.points[-1]
 
 
 __all__ = ["train", "evaluate", "load_dataset"]

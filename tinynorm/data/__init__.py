@@ -2,6 +2,6 @@
 
 from .digits import load_digits
 from .idx import load_mnist_dir, read_idx
-from .loader import DataLoader
+from .loader import DataLoader, PairedBatchLoader
 
-__all__ = ["load_digits", "read_idx", "load_mnist_dir", "DataLoader"]
+__all__ = ["load_digits", "read_idx", "load_mnist_dir", "DataLoader", "PairedBatchLoader"]

@@ -1,4 +1,4 @@
-"""Minibatch iteration over a tuple of equally long NumPy arrays."""
+"""Minibatch iteration over a tuple of equally long NumPy arrays: i.i.d. batches, or batches of same-label pairs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,22 @@ import operator
 
 import numpy as np
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "PairedBatchLoader"]
 
 
-class DataLoader:
+class _Seeded:
+    """A loader whose epochs are drawn from one generator, ``self._rng``; its state is what a
+    training checkpoint keeps so that a resumed run sees the same epochs."""
+
+    def rng_state(self):
+        """The state of the generator that draws the next epochs' orders (a JSON-able dict)."""
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        self._rng.bit_generator.state = state
+
+
+class DataLoader(_Seeded):
     """Iterate over ``dataset`` (a tuple of arrays sharing their first axis) in batches.
 
     Each iteration is one epoch and yields tuples of arrays, one per dataset
@@ -55,13 +67,6 @@ class DataLoader:
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         self._rng = np.random.default_rng(seed)
 
-    def rng_state(self):
-        """The state of the generator that draws the next epochs' orders (a JSON-able dict)."""
-        return self._rng.bit_generator.state
-
-    def set_rng_state(self, state):
-        self._rng.bit_generator.state = state
-
     def __len__(self) -> int:
         if self.drop_last:
             return self.num_samples // self.batch_size
@@ -86,3 +91,47 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+class PairedBatchLoader(_Seeded):
+    """Non-i.i.d. minibatches: every batch holds ``batch_size // 2`` pairs of same-label examples.
+
+    Batch Renormalization's test of non-i.i.d. minibatches (Ioffe 2017,
+    section 4.3): each batch of 32 is 16 pairs, the two examples of a pair
+    sharing their label. Each epoch shuffles every class's examples, pairs
+    them off in that order (a class's odd one out sits the epoch out), shuffles
+    the pairs and cuts them into batches, dropping a short last batch; so
+    every example is seen at most once per epoch, as with ``DataLoader``.
+    ``dataset`` is ``(inputs, labels)``; the generator comes from ``seed``.
+    """
+
+    def __init__(self, dataset, batch_size=32, seed=None):
+        if not isinstance(dataset, (tuple, list)) or len(dataset) != 2:
+            raise ValueError("PairedBatchLoader: dataset must be a pair (inputs, labels)")
+        inputs, labels = np.asarray(dataset[0]), np.asarray(dataset[1])
+        if labels.ndim != 1 or len(inputs) != len(labels):
+            raise ValueError(f"PairedBatchLoader: labels must be 1-D with one per input, got "
+                             f"{labels.shape} labels for {len(inputs)} inputs")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 2 or batch_size % 2:
+            raise ValueError(f"PairedBatchLoader: batch_size must be an even integer >= 2 (pairs), "
+                             f"got {batch_size!r}")
+        self.inputs, self.labels, self.batch_size = inputs, labels, int(batch_size)
+        self._classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self._pairs = sum(len(idx) // 2 for idx in self._classes)
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return self._pairs // (self.batch_size // 2)
+
+    def __iter__(self):
+        rng = self._rng
+        pairs = np.concatenate([rng.permutation(idx)[:len(idx) // 2 * 2].reshape(-1, 2)
+                                for idx in self._classes])
+        pairs = pairs[rng.permutation(len(pairs))]
+        per_batch = self.batch_size // 2
+        return ((self.inputs[b.ravel()], self.labels[b.ravel()])
+                for b in (pairs[k * per_batch:(k + 1) * per_batch] for k in range(len(self))))
+
+    def __repr__(self):
+        return f"PairedBatchLoader(num_pairs={self._pairs}, batch_size={self.batch_size})"

@@ -8,7 +8,7 @@ from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
                      Identity, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh)
 from .lrn import LocalResponseNorm
-from .lstm import BNLSTM, LSTM
+from .lstm import BNLSTM, LNLSTM, LSTM
 from .module import Module, Parameter
 from .rms_norm import RMSNorm
 from .sync_batchnorm import SyncBatchNorm
@@ -21,4 +21,4 @@ __all__ = ["init", "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgP
            "CrossIterationBatchNorm", "CrossMiniBatchNorm", "utils", "weight_norm",
            "remove_weight_norm", "init_weight_norm_", "GroupNorm", "LayerNorm", "InstanceNorm1d",
            "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "FilterResponseNorm2d", "TLU",
-           "LocalResponseNorm", "LSTM", "BNLSTM"]
+           "LocalResponseNorm", "LSTM", "BNLSTM", "LNLSTM"]

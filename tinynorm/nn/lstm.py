@@ -13,6 +13,16 @@ Batch Normalization"), same gate order::
     c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
     h_t = sigmoid(o) * tanh(BN(c_t; gamma_c, beta_c))
 
+LN-LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization", section 3.1), same
+gate order; each LN normalizes one sample's 4H gate pre-activations (or its H
+cell values), so nothing depends on the batch or the time step::
+
+    (i, f, g, o) = LN(W_hh h_{t-1}; alpha_h, beta_h) + LN(W_ih x_t; alpha_x, beta_x) + b
+    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+    h_t = sigmoid(o) * tanh(LN(c_t; alpha_c, beta_c))
+
+Every LN is :func:`tinynorm.functional.layer_norm` (GroupNorm's fused kernels).
+
 Every BN is :func:`tinynorm.functional.batch_norm` (the fused kernels) over the
 batch axis, with its own statistics per time step ``t < max_length`` (rows of
 the ``(max_length, C)`` running buffers) and gammas shared across time,
@@ -36,7 +46,7 @@ from ..tensor import Tensor, as_tensor
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["LSTM", "BNLSTM", "lstm_layer", "bn_lstm_layer"]
+__all__ = ["LSTM", "BNLSTM", "LNLSTM", "lstm_layer", "bn_lstm_layer", "ln_lstm_layer"]
 
 
 def _gates(gates, c, h_size):
@@ -109,6 +119,26 @@ def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh
                  + bn(h @ w_hh_t, 1, t, bn_hh_weight, None) + bias)
         o, c = _gates(gates, c, h_size)
         h = o * F.tanh(bn(c, 2, t, bn_c_weight, bn_c_bias))
+        hs.append(h)
+    return hs, h, c
+
+
+def ln_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, ln_ih_weight, ln_ih_bias,
+                  ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps=1e-5):
+    """One LN-LSTM layer (Ba et al. 2016) over a time-major sequence.
+
+    ``input``: (T, N, in) tensor or a list of T tensors (N, in); ``h0``, ``c0``:
+    (N, H); LN parameters (4H,) for the two gate LNs and (H,) for the cell's.
+    Returns (list of T hidden states (N, H), h_T, c_T).
+    """
+    h_size = weight_hh.shape[1]
+    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
+    h, c, hs = h0, c0, []
+    for x_t in _steps(input):
+        gates = (F.layer_norm(x_t @ w_ih_t, (4 * h_size,), ln_ih_weight, ln_ih_bias, eps)
+                 + F.layer_norm(h @ w_hh_t, (4 * h_size,), ln_hh_weight, ln_hh_bias, eps) + bias)
+        o, c = _gates(gates, c, h_size)
+        h = o * F.tanh(F.layer_norm(c, (h_size,), ln_c_weight, ln_c_bias, eps))
         hs.append(h)
     return hs, h, c
 
@@ -267,6 +297,8 @@ class BNLSTM(Module):
     last row of statistics, see the module docstring); hx = (h_0, c_0) each
     (1, N, H), zeros when omitted. Returns ``(output, (h_n, c_n))`` shaped as
     ``LSTM``'s with one layer. Training needs N > 1 (batch statistics).
+    ``momentum=None`` makes the running statistics a cumulative average over
+    the training forwards since the last ``reset_running_stats`` (as BN's).
     """
 
     def __init__(self, input_size, hidden_size, max_length, batch_first=False, eps=1e-5,
@@ -307,6 +339,7 @@ class BNLSTM(Module):
         for name in ("ih", "hh", "c"):
             getattr(self, f"bn_{name}_running_mean").data[...] = 0
             getattr(self, f"bn_{name}_running_var").data[...] = 1
+        self.batches_tracked = 0
 
     def running_stats(self):
         """The six per-step buffers' arrays, in ``bn_lstm_layer``'s order."""
@@ -324,11 +357,16 @@ class BNLSTM(Module):
             raise ValueError(f"BNLSTM: training needs a batch of more than 1 sequence for its "
                              f"batch statistics, got batch size {n}")
         h0, c0 = _check_hidden("BNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
+        momentum = self.momentum
+        if self.training:
+            self.batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / self.batches_tracked
         hs, h, c = bn_lstm_layer(
             input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
             self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias,
             running_stats=self.running_stats(), training=self.training,
-            momentum=self.momentum, eps=self.eps)
+            momentum=momentum, eps=self.eps)
         output = F.stack(hs, dim=0)
         if self.batch_first:
             output = output.permute(1, 0, 2)
@@ -339,3 +377,71 @@ class BNLSTM(Module):
         if self.batch_first:
             s += ", batch_first=True"
         return s + f", eps={self.eps}, momentum={self.momentum}, gamma_init={self.gamma_init}"
+
+
+class LNLSTM(Module):
+    """One-layer LSTM with layer normalization (Ba, Kiros & Hinton 2016).
+
+    Parameters: ``weight_ih`` (4H, in), ``weight_hh`` (4H, H), ``bias`` (4H,);
+    ``ln_ih_weight``/``ln_ih_bias`` and ``ln_hh_weight``/``ln_hh_bias`` (4H,) =
+    alpha/beta of the two gate LNs, ``ln_c_weight``/``ln_c_bias`` (H,) of the
+    cell's LN. Alphas start at 1 and betas at 0; the weights and the bias are
+    initialized as ``BNLSTM``'s (orthogonal recurrent blocks, forget bias 1).
+    No buffers: LN uses each sample's own statistics, so any sequence length
+    and any batch size (1 included) work in training and in eval alike.
+
+    ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
+    ``batch_first``); hx = (h_0, c_0) each (1, N, H), zeros when omitted.
+    Returns ``(output, (h_n, c_n))`` shaped as ``LSTM``'s with one layer.
+    """
+
+    def __init__(self, input_size, hidden_size, batch_first=False, eps=1e-5, forget_bias=1.0,
+                 dtype=np.float32):
+        super().__init__()
+        _check_sizes("LNLSTM", input_size=input_size, hidden_size=hidden_size)
+        check_float_dtype(np.empty(0, dtype=dtype), "LNLSTM")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.batch_first, self.eps, self.forget_bias = batch_first, eps, forget_bias
+        self.dtype = np.dtype(dtype)
+        g = 4 * hidden_size
+        self.weight_ih = Parameter(np.empty((g, input_size), dtype=dtype))
+        self.weight_hh = Parameter(np.empty((g, hidden_size), dtype=dtype))
+        self.bias = Parameter(np.empty(g, dtype=dtype))
+        for name, c in (("ih", g), ("hh", g), ("c", hidden_size)):
+            setattr(self, f"ln_{name}_weight", Parameter(np.empty(c, dtype=dtype)))
+            setattr(self, f"ln_{name}_bias", Parameter(np.empty(c, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        h = self.hidden_size
+        bound = 1.0 / math.sqrt(h)
+        init.uniform_(self.weight_ih, -bound, bound)
+        self.weight_hh.data[...] = _orthogonal_blocks(4 * h, h, random.default_generator())
+        init.zeros_(self.bias)
+        self.bias.data[h:2 * h] = self.forget_bias
+        for name in ("ih", "hh", "c"):
+            init.constant_(getattr(self, f"ln_{name}_weight"), 1.0)
+            init.zeros_(getattr(self, f"ln_{name}_bias"))
+
+    def forward(self, input, hx=None):
+        input = _check_input("LNLSTM", input, self.input_size, self.dtype, (3,))
+        if self.batch_first:
+            input = input.permute(1, 0, 2)
+        t_len, n = input.shape[0], input.shape[1]
+        if t_len < 1:
+            raise ValueError("LNLSTM: the sequence length must be at least 1")
+        h0, c0 = _check_hidden("LNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
+        hs, h, c = ln_lstm_layer(
+            input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
+            self.ln_ih_weight, self.ln_ih_bias, self.ln_hh_weight, self.ln_hh_bias,
+            self.ln_c_weight, self.ln_c_bias, eps=self.eps)
+        output = F.stack(hs, dim=0)
+        if self.batch_first:
+            output = output.permute(1, 0, 2)
+        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        return s + f", eps={self.eps}"
