@@ -25,15 +25,19 @@ class CLIError(Exception):
     """What ``tinynorm`` printed on stderr when it refused its arguments."""
 
 
-def cli(*argv):
+def cli(*argv, command="train"):
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            code = main(["train", *argv])
+            code = main([command, *argv])
         except SystemExit as e:
             code = e.code
     if code:
         raise CLIError(err.getvalue())
+
+
+def study(*argv):
+    cli(*argv, command="study")
 
 
 def _rank_fn():
@@ -391,6 +395,13 @@ CASES = [
     ("renorm_schedule step nan", lambda p: nn.renorm_schedule(NAN), ValueError, "step must be >= 0, got nan"),
     ("train subdivisions nan", lambda p: train(model="mlp", epochs=1, quiet=True, subdivisions=NAN), ValueError,
      "subdivisions must be between 1 and the batch size"),
+    ("train curve_every nan", lambda p: train(model="mlp", epochs=1, quiet=True, curve_every=NAN), ValueError,
+     "curve_every (a step count, or None) must be an integer >= 0"),
+    ("--resume past --epochs", lambda p: (train(model="mlp", epochs=2, batch_size=512, quiet=True,
+                                                save=p / "c.npz"), cli("--epochs", "1", "--batch-size", "512",
+                                                                       "--resume", str(p / "c.npz"))),
+     CLIError, "the checkpoint has 2 epochs already, more than --epochs 1"),
+    ("study --seeds 0", lambda p: study("--seeds", "0"), CLIError, "argument --seeds: must be >= 1"),
 ]
 
 

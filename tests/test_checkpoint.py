@@ -140,6 +140,15 @@ def test_resume_after_epoch_k_ends_bitwise_equal(tmp_path, model, norm, extra):
     assert checkpoint.load(path).epoch == 3
 
 
+def test_resume_of_non_iid_batches_ends_bitwise_equal(tmp_path):
+    kw = dict(model="mlp", batch_size=64, batches="non-iid", quiet=True)
+    train(epochs=1, save=tmp_path / "n.npz", **kw)
+    resumed = train(epochs=3, resume=tmp_path / "n.npz", **kw)
+    whole = train(epochs=3, **kw)
+    assert resumed["history"] == whole["history"]
+    _state_equal(resumed["model"].state_dict(), whole["model"].state_dict())
+
+
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     path = tmp_path / "ck.npz"
     train(model="mlp", epochs=1, batch_size=256, save=path, quiet=True)

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import checkpoint, distributed, nn, optim, random, serialization
+from . import checkpoint, checks, distributed, nn, optim, random, serialization
 from . import functional as F
 from .autograd import no_grad
 from .data import DataLoader, PairedBatchLoader, load_digits, load_mnist_dir
@@ -151,8 +151,8 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
         raise ValueError("--bn-stats population runs in one process; drop --workers/--backend")
     if batches not in ("iid", "non-iid"):
         raise ValueError(f"batches must be 'iid' or 'non-iid', got {batches!r}")
-    if curve_every is not None and (isinstance(curve_every, bool) or curve_every < 0):
-        raise ValueError(f"curve_every must be a step count >= 0 or None, got {curve_every!r}")
+    if curve_every is not None:
+        checks.integer(curve_every, "curve_every (a step count, or None)", 0)
     check_device(device, model, norm, workers, backend)
     if subdivisions is None:
         subdivisions = 4 if norm == "cmbn" else 1
@@ -241,6 +241,9 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
     if resume:
         saved = checkpoint.load(resume)
         saved.check_settings(settings)
+        if saved.epoch > epochs:
+            raise ValueError(f"--resume {resume}: the checkpoint has {saved.epoch} epochs already, "
+                             f"more than --epochs {epochs} (the total to reach)")
         saved.restore(net, opt, loader)
         history, first = [tuple(h) for h in saved.meta["history"]], saved.epoch + 1
         steps = saved.epoch * len(loader)
