@@ -306,7 +306,9 @@ def test_study_list_and_bad_arguments(capsys):
         assert name in listed and exp.CLAIM[:40] in listed
     assert main(["study", "no-such-experiment"]) == 2
     assert "unknown experiment(s) no-such-experiment" in capsys.readouterr().err
-    assert main(["study", "--seeds", "0", "lr"]) == 2
-    assert "--seeds must be an integer >= 1" in capsys.readouterr().err
-    assert main(["study", "--jobs", "0", "lr"]) == 2
-    assert "--jobs must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "--seeds", "0", "lr"])
+    assert "argument --seeds: must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "--jobs", "0", "lr"])
+    assert "argument --jobs: must be >= 1, got 0" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_gradient_accumulation_matches_one_full_batch_for_per_sample_norms():
     (["--norm", "lrn"], "--norm lrn does not apply to --model mlp"),
     (["--model", "lstm", "--norm", "gn"], "--norm gn does not apply to --model lstm"),
     (["--model", "cnn", "--norm", "gn", "--groups", "5"], "--groups 5 does not divide the 32"),
-    (["--subdivisions", "0"], "subdivisions must be between 1 and the batch size"),
+    (["--subdivisions", "100"], "subdivisions must be between 1 and the batch size 64"),
     (["--norm", "cbn", "--workers", "2"], "--norm cbn keeps per-process statistics"),
 ])
 def test_cli_refuses_pairings_that_make_no_sense(argv, message, capsys):
