@@ -4,6 +4,13 @@ PLOT_HINT = "plots skipped: matplotlib is not installed (pip install 'tinynorm[p
 SIZES = {"sync": (6.0, 3.2)}
 
 
+def log2_batch_axis(ax, sizes):
+    """A log2 x-axis labelled with the batch sizes themselves."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(sizes), [str(b) for b in sorted(sizes)])
+    ax.minorticks_off()
+
+
 def available():
     try:
         import matplotlib  # noqa: F401

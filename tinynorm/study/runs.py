@@ -32,16 +32,20 @@ def run_key(spec):
 
 
 def run_cost(spec, train_size=1437):
-    """A rough relative cost of ``spec`` (optimizer steps times a per-step cost), for the ETA."""
-    steps = spec["epochs"] * max(1, train_size // spec["batch_size"])
+    """The estimated seconds of ``spec`` on one thread (optimizer steps times a per-step cost fitted
+    to a default study), for the ETA and for starting the longest runs first."""
     b = spec["batch_size"]
-    per_step = {"mlp": 0.6 + 0.01 * b, "cnn": 1.0 + 0.13 * b,
-                "lstm": (60.0 + 0.6 * b) if spec.get("pixels") else (10.0 + 0.1 * b)}[spec["model"]]
+    steps = spec["epochs"] * max(1, train_size // b)
+    per_step = {"mlp": 0.8 + 0.013 * b, "cnn": 1.5 + 0.2 * b,
+                "lstm": (180.0 + 1.8 * b) if spec.get("pixels") else (30.0 + 0.3 * b)}[spec["model"]]
     if spec.get("norm") == "cbn":
         per_step *= 1.5
-    if spec.get("workers", 1) > 1:
-        per_step = per_step * 1.5 + 0.3 * spec["workers"]
-    return steps * per_step + 2000.0 * spec.get("workers", 1) * (spec.get("workers", 1) > 1)
+    if spec.get("bn_stats") == "population":
+        per_step *= 2.5
+    workers = spec.get("workers", 1)
+    if workers > 1:
+        per_step = 2.5 * per_step + 0.5 * workers
+    return (steps * per_step + (3000.0 * workers if workers > 1 else 0.0)) / 1000.0
 
 
 def execute(spec):

@@ -1,4 +1,5 @@
 """batch-size: BN degrades when the batch is small; GN and LN do not (Wu & He 2018, figure 1)."""
+from ..plots import log2_batch_axis
 from ..stats import beyond_spread, fmt, mean_std
 from .common import Planned, Table, accuracies, select, spec, values, verdict
 
@@ -84,7 +85,7 @@ def plot(records, fig):
             err = [100 * (1 - mean_std(accuracies(records, model=model, norm=norm,
                                                   batch_size=b))[0]) for b in sizes]
             ax.plot(sizes, err, marker="o", label=norm, lw=2.2 if norm in ("bn", "gn", "ln") else 1)
-        ax.set_xscale("log", base=2)
+        log2_batch_axis(ax, values(records, "batch_size", model=model))
         ax.set_xlabel("batch size (images per device)")
         ax.set_ylabel("test error (%)")
         ax.set_title(model)

@@ -1,5 +1,6 @@
 """train-eval: the gap between BN in training (batch statistics) and in inference (running
 statistics) that lies behind defects 1 and 3; Batch Renorm is built to close it."""
+from ..plots import log2_batch_axis
 from ..stats import beyond_spread, fmt, mean_std
 from .batch_size import batch_sizes, epochs
 from .common import Planned, Table, accuracies, select, spec, values, verdict
@@ -69,13 +70,13 @@ def plot(records, fig):
     models = values(records, "model")
     for i, model in enumerate(models):
         ax = fig.add_subplot(1, len(models), i + 1)
-        for norm in values(records, "norm", model=model):
+        for j, norm in enumerate(values(records, "norm", model=model)):
             for stats, style in (("running", "-"), ("batch", "--")):
                 sizes = sorted(values(records, "batch_size", model=model, norm=norm))
                 acc = [100 * mean_std(accuracies(records, model=model, norm=norm, stats=stats,
                                                  batch_size=b))[0] for b in sizes]
-                ax.plot(sizes, acc, style, marker="o", label=f"{norm}, {stats} stats")
-        ax.set_xscale("log", base=2)
+                ax.plot(sizes, acc, style, color=f"C{j}", marker="o", label=f"{norm}, {stats} stats")
+        log2_batch_axis(ax, values(records, "batch_size", model=model))
         ax.set_xlabel("batch size")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(model)
