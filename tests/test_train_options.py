@@ -29,8 +29,9 @@ def test_curve_points_do_not_change_the_training():
 
 
 def test_curve_every_zero_records_epoch_ends_and_divergence_stops_the_run():
-    res = train(model="mlp", norm="none", epochs=3, quiet=True, optimizer="sgd", lr=1e10,
-                momentum=0.0, curve_every=0, stop_on_nonfinite=True)
+    with np.errstate(all="ignore"):
+        res = train(model="mlp", norm="none", epochs=3, quiet=True, optimizer="sgd", lr=1e10,
+                    momentum=0.0, curve_every=0, stop_on_nonfinite=True)
     assert res["diverged"] and len(res["curve"]) < 3 and not np.isfinite(res["curve"][-1]["train_loss"])
     ok = train(model="mlp", norm="bn", epochs=2, quiet=True, curve_every=0, stop_on_nonfinite=True)
     assert not ok["diverged"] and [p["step"] for p in ok["curve"]] == [22, 44]
