@@ -189,8 +189,7 @@ def batch_renorm(input, running_mean, running_std, weight=None, bias=None, train
                                batch_stats=False, combine=None,
                                has_weight=weight is not None, has_bias=bias is not None)
     _check_limits(rmax, dmax, "batch_renorm")
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"batch_renorm: momentum must lie in [0, 1], got {momentum}")
+    checks.momentum(momentum, "batch_renorm: momentum")
     count, mean, sigma_b = _batch_stats(input, eps)
     r, d = renorm_correction(mean, sigma_b, running_mean.data, running_std.data, rmax, dmax)
     out = _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
