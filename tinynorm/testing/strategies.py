@@ -90,9 +90,10 @@ def scaled_arrays(shape, scales=(1e-6, 1e-3, 1e3, 1e6), dtype=np.float64):
 
 
 def hard_arrays(shape, axes=(), dtype=np.float64, offsets=(1e2, 1e3, 1e4),
-                scales=(1e-6, 1e-3, 1e3, 1e6)):
+                scales=(1e-6, 1e-3, 1e3, 1e6), nonfinite=False):
     """Any of: plain normal values, :func:`constant_slices` (along ``axes``, the op's reduction
-    axes), :func:`offset_arrays` and :func:`scaled_arrays`. Hypothesis shrinks towards normal values."""
+    axes; None: none), :func:`offset_arrays`, :func:`scaled_arrays` and, with ``nonfinite``,
+    normal values :func:`with_nonfinite`. Hypothesis shrinks towards plain normal values."""
     st = _st()
     parts = [normal_arrays(shape, dtype)]
     if axes is not None:
@@ -101,6 +102,8 @@ def hard_arrays(shape, axes=(), dtype=np.float64, offsets=(1e2, 1e3, 1e4),
         parts.append(offset_arrays(shape, offsets, dtype))
     if scales:
         parts.append(scaled_arrays(shape, scales, dtype))
+    if nonfinite:
+        parts.append(with_nonfinite(normal_arrays(shape, dtype)))
     return st.one_of(*parts)
 
 
