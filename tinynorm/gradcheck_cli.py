@@ -29,7 +29,8 @@ def add_parser(sub):
     return g
 
 
-def run(args, out=sys.stdout, err=sys.stderr):
+def run(args, out=None, err=None):
+    out, err = out or sys.stdout, err or sys.stderr
     from .testing import CheckFailure, check_op, default_devices
     from .testing.builtin_ops import BUILTIN_OPS
     if args.list:
