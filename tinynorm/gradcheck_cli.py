@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-HEADER = (f"{'op':<14} {'dtype':<8} {'device':<6} {'cases':>5} {'fwd err':>9} {'grad err':>9} "
+HEADER = (f"{'op':<16} {'dtype':<8} {'device':<6} {'cases':>5} {'fwd err':>9} {'grad err':>9} "
           f"{'time':>7}  result")
 
 
@@ -35,7 +35,7 @@ def run(args, out=None, err=None):
     from .testing.builtin_ops import BUILTIN_OPS
     if args.list:
         for op in BUILTIN_OPS.values():
-            print(f"{op.name:<14} {op.about}", file=out)
+            print(f"{op.name:<16} {op.about}", file=out)
         return 0
     unknown = [n for n in args.ops if n not in BUILTIN_OPS]
     if unknown:
@@ -71,19 +71,19 @@ def run(args, out=None, err=None):
                               max_examples=args.max_examples, seed=args.seed, wrt=op.wrt)
         except CheckFailure as e:
             failures.append((name, e))
-            print(f"{name:<14} {np.dtype(e.dtype).name:<8} {e.device:<6} {'':>5} {'':>9} "
+            print(f"{name:<16} {np.dtype(e.dtype).name:<8} {e.device:<6} {'':>5} {'':>9} "
                   f"{'':>9} {time.perf_counter() - t0:>6.1f}s  FAIL: {e.check}", file=out,
                   flush=True)
             continue
         except Exception as e:  # noqa: BLE001 - an op that raises is a failure to report, not a crash
             failures.append((name, e))
-            print(f"{name:<14} {'':<8} {'':<6} {'':>5} {'':>9} {'':>9} "
+            print(f"{name:<16} {'':<8} {'':<6} {'':>5} {'':>9} {'':>9} "
                   f"{time.perf_counter() - t0:>6.1f}s  FAIL: {type(e).__name__}", file=out,
                   flush=True)
             continue
         for row in report.rows.values():
             g = "-" if row["grad_error"] is None else f"{row['grad_error']:.1e}"
-            print(f"{name:<14} {row['dtype']:<8} {row['device']:<6} {row['cases']:>5} "
+            print(f"{name:<16} {row['dtype']:<8} {row['device']:<6} {row['cases']:>5} "
                   f"{row['forward_error']:>9.1e} {g:>9} {row['seconds']:>6.2f}s  ok", file=out,
                   flush=True)
     total = time.perf_counter() - start

@@ -7,7 +7,7 @@
   break normalization code: constant slices, ``|mean| >> std``, tiny and huge
   scales, NaN and Inf.
 """
-from .check_op import TOLERANCES, CheckFailure, CheckReport, check_op, default_devices
+from .checker import TOLERANCES, CheckFailure, CheckReport, check_op, default_devices
 from .gradcheck import gradcheck, numerical_grad
 from .strategies import (arrays, constant_slices, hard_arrays, normal_arrays, offset_arrays,
                          scaled_arrays, shapes, with_nonfinite)

@@ -20,6 +20,7 @@ from ..ops.rms_norm import rms_norm
 from ..ops.weight_norm import _weight_norm
 from ..nn.lstm import bn_lstm_layer
 from . import oracles as O
+from .sync_threads import sync_batch_norm
 from .strategies import hard_arrays, normal_arrays
 
 
@@ -214,6 +215,8 @@ def _ops():
     ops = [
         BuiltinOp("batch_norm", "BatchNorm, batch statistics (training)",
                   lambda x, w, b: F.batch_norm(x, None, None, w, b, True), O.batch_norm, _bn_case()),
+        BuiltinOp("sync_batch_norm", "SyncBatchNorm, 2 ranks on threads, against BN on the batch",
+                  sync_batch_norm, O.batch_norm, _bn_case()),
         BuiltinOp("layer_norm", "LayerNorm over the last 1-2 axes",
                   lambda x, w, b, k: F.layer_norm(x, tuple(x.shape[x.ndim - k:]), w, b),
                   O.layer_norm, _ln_case()),
