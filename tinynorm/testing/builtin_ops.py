@@ -73,7 +73,7 @@ def _bn_case(keep=lambda s: int(np.prod(s)) // s[1] >= 2):
 def _ln_case():
     st = _st()
     shapes = st.tuples(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 2)).filter(
-        lambda t: t[1] <= len(t[0]))
+        lambda t: t[1] <= len(t[0]) and int(np.prod(t[0][-t[1]:])) >= 2)
     return shapes.flatmap(lambda t: st.tuples(
         _hard(tuple(t[0]), tuple(range(-t[1], 0))), normal_arrays(tuple(t[0][-t[1]:])).map(
             lambda w: np.sign(w) * (0.5 + np.abs(w))),
