@@ -51,13 +51,16 @@ def _nchw(min_n=1, max_dims=4):
 
 
 OFFSETS = (1e2, 1e3)
+BATCH_OFFSETS = (1e2,)
 
 
-def _hard(shape, axes):
+def _hard(shape, axes, offsets=OFFSETS):
     """Offsets stop at 1e3 * std: float32 kernels subtract a float32-rounded mean, whose
     rounding (eps32 |mean| / 2) is 1e-4 of std there and 1e-3 at 1e4 (PyTorch's CPU BN folds
-    the mean into a float32 shift and loses as much)."""
-    return hard_arrays(shape, axes, offsets=OFFSETS, nonfinite=True)
+    the mean into a float32 shift and loses as much). Batch statistics of two values can have a
+    std far below the drawn one (and Batch Renorm's r up to e scales the error), so the BN
+    family's cases stop at 1e2."""
+    return hard_arrays(shape, axes, offsets=offsets, nonfinite=True)
 
 
 CHANNEL_AXES = (0, 2, 3, 4)
@@ -66,7 +69,7 @@ SPATIAL_AXES = (2, 3, 4)
 
 def _bn_case(keep=lambda s: int(np.prod(s)) // s[1] >= 2):
     shapes = _nchw().filter(keep)
-    return shapes.flatmap(lambda s: _st().tuples(_hard(s, CHANNEL_AXES), _gamma(s[1]),
+    return shapes.flatmap(lambda s: _st().tuples(_hard(s, CHANNEL_AXES, BATCH_OFFSETS), _gamma(s[1]),
                                                  normal_arrays((s[1],))))
 
 
