@@ -9,7 +9,7 @@ import tinynorm.kernels.cpu.frn as KC
 import tinynorm.kernels.cuda.frn as KG
 from tinynorm.nn.frn import FilterResponseNorm2d, TLU
 from tinynorm.ops.frn import filter_response_norm, tlu
-from tinynorm.testing import gradcheck
+from tinynorm.testing import check_op, gradcheck, hard_arrays, normal_arrays
 
 FAST = settings(max_examples=15, deadline=None)
 
@@ -64,20 +64,24 @@ def test_forward_matches_oracle(shape, seed, dtype, with_tau):
                                **tol(dtype))
 
 
-@FAST
-@given(frn_shapes(), st.integers(0, 2**31), st.booleans(), st.booleans())
-def test_gradcheck_input_and_every_parameter(shape, seed, with_tau, per_channel_eps):
-    rng = np.random.default_rng(seed)
-    C = shape[1]
-    x = rng.standard_normal(shape)
-    g, b, t = params(rng, C)
-    e = rng.uniform(0.05, 0.5, C if per_channel_eps else 1) * rng.choice([-1, 1])
-    if with_tau:
-        fn = lambda a, w, bb, el, tt: filter_response_norm(a, w, bb, 1e-3, el, tau=tt)  # noqa: E731
-        gradcheck(fn, [x, g, b, e, t])
-    else:
-        fn = lambda a, w, bb, el: filter_response_norm(a, w, bb, 1e-3, el)  # noqa: E731
-        gradcheck(fn, [x, g, b, e])
+def test_check_op_input_and_every_parameter_on_hard_inputs():
+    """Forward against the loop oracle, finite differences of x, gamma, beta, eps_learned and
+    tau, float32 against float64, on constant planes, large offsets, tiny/huge scales, NaN/Inf."""
+    def case(shape):
+        C = shape[1]
+        pos = normal_arrays((C,)).map(lambda a: 0.5 + np.abs(a))
+        eps = st.one_of(normal_arrays((1,)), normal_arrays((C,))).map(
+            lambda e: (0.05 + np.abs(e) * 0.2) * np.sign(e + 0.5))
+        return st.tuples(hard_arrays(shape, (2, 3), nonfinite=True), pos, normal_arrays((C,)),
+                         eps, normal_arrays((C,), scale=0.5))
+
+    def fn(x, g, b, el, t):
+        return filter_response_norm(x, g, b, 1e-3, el, tau=t)
+
+    def expected(x, g, b, el, t):
+        return oracle(x, g, b, 1e-3 + np.abs(el), t)
+    report = check_op(fn, expected, frn_shapes().flatmap(case), max_examples=30)
+    assert report.nonfinite_cases > 0
 
 
 @FAST

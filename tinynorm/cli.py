@@ -1,4 +1,4 @@
-"""``tinynorm`` command line: ``tinynorm train ...`` and ``tinynorm study ...`` (also ``python -m tinynorm``)."""
+"""``tinynorm`` command line: ``tinynorm train ...``, ``tinynorm study ...`` and ``tinynorm gradcheck ...`` (also ``python -m tinynorm``)."""
 import argparse
 import math
 import sys
@@ -86,6 +86,8 @@ def _parser():
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cuda trains on the GPU through CuPy and numba.cuda kernels")
     _study_parser(sub)
+    from .gradcheck_cli import add_parser
+    add_parser(sub)
     return p
 
 
@@ -134,6 +136,9 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "study":
         return _study(args)
+    if args.command == "gradcheck":
+        from .gradcheck_cli import run
+        return run(args)
     if args.command == "train":
         rank = 0
         if args.backend == "mpi":

@@ -1,4 +1,4 @@
-"""Gradient checking and hypothesis strategies, for tinynorm's tests and users' own ops.
+"""Finite-difference gradient checking in float64.
 
 ``gradcheck(fn, inputs)`` compares the tape's vector-Jacobian product with
 central finite differences in float64: for a random cotangent ``u``,
@@ -6,9 +6,9 @@ central finite differences in float64: for a random cotangent ``u``,
 """
 import numpy as np
 
-from .autograd import no_grad
-from .backend import to_numpy
-from .tensor import Tensor
+from ..autograd import no_grad
+from ..backend import to_numpy
+from ..tensor import Tensor
 
 
 def _as_leaf(x):
@@ -57,34 +57,3 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, wrt=None):
                 f"gradcheck failed for input {i} (shape {arrays[i].shape}) at {j}: "
                 f"analytic {analytic[j]!r}, numeric {numeric[j]!r}, max abs error {err.max():.3g}")
     return True
-
-
-def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):
-    """Hypothesis strategy for array shapes."""
-    from hypothesis.extra import numpy as hnp
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
-
-
-def arrays(shape, dtype=np.float64, low=-2.0, high=2.0):
-    """Hypothesis strategy for finite float arrays of ``shape`` (a tuple or a strategy)."""
-    from hypothesis import strategies as st
-    from hypothesis.extra import numpy as hnp
-    width = 32 if np.dtype(dtype) == np.float32 else 64
-    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=width)
-    return hnp.arrays(dtype, shape, elements=elements)
-
-
-def normal_arrays(shape, dtype=np.float64):
-    """Hypothesis strategy: standard-normal arrays of ``shape`` drawn from a hypothesis seed.
-
-    Smooth random values suit finite differences better than shrunk corner
-    cases (ties in max, values at ReLU's kink).
-    """
-    from hypothesis import strategies as st
-
-    def build(args):
-        s, seed = args
-        return np.random.default_rng(seed).standard_normal(s).astype(dtype)
-
-    shape_st = shape if hasattr(shape, "example") else st.just(tuple(shape))
-    return st.tuples(shape_st, st.integers(0, 2**32 - 1)).map(build)
