@@ -52,19 +52,7 @@ def main():
     x = tn.tensor(np.random.default_rng(0).standard_normal((batch, 1, 8, 8)).astype(np.float32))
     target = np.arange(batch) % 10
 
-    bn = net[1]
-    handle = bn.register_full_backward_hook(
-        lambda module, grad_input, grad_output: print(
-            f"full backward hook on {type(module).__name__}: grad_output {grad_output[0].shape}, "
-            f"grad_input {[None if g is None else g.shape for g in grad_input]}"))
-    normalized = {}
-    bn.register_forward_hook(lambda module, args, output: normalized.setdefault("y", output))
-
-    out = net(x)
-    normalized["y"].register_hook(
-        lambda g: print(f"hook: d loss / d BatchNorm output has norm {np.linalg.norm(g.numpy()):.4g}"))
-    loss = tn.functional.cross_entropy(out, target)
-
+    loss = tn.functional.cross_entropy(net(x), target)
     print("== grad_fn and next_functions ==")
     walk(loss.grad_fn)
     print("\n== format_tape(loss) ==")
@@ -80,6 +68,19 @@ def main():
             with open(args.out + ".dot", "w") as f:
                 f.write(dot)
             print(f"{e}\nwrote {args.out}.dot instead")
+
+    print("\n== hooks ==")
+    bn = net[1]
+    handle = bn.register_full_backward_hook(
+        lambda module, grad_input, grad_output: print(
+            f"full backward hook on {type(module).__name__}: grad_output {grad_output[0].shape}, "
+            f"grad_input {[None if g is None else g.shape for g in grad_input]}"))
+    normalized = {}
+    bn.register_forward_hook(lambda module, args, output: normalized.setdefault("y", output))
+    loss = tn.functional.cross_entropy(net(x), target)
+    normalized["y"].register_hook(
+        lambda g: print(f"tensor hook: d loss / d BatchNorm output has norm "
+                        f"{np.linalg.norm(g.numpy()):.4g}"))
     print("\n== backward ==")
     loss.backward()
     handle.remove()
