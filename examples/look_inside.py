@@ -69,7 +69,6 @@ def main():
                 f.write(dot)
             print(f"{e}\nwrote {args.out}.dot instead")
 
-    print("\n== hooks ==")
     bn = net[1]
     handle = bn.register_full_backward_hook(
         lambda module, grad_input, grad_output: print(
@@ -81,7 +80,7 @@ def main():
     normalized["y"].register_hook(
         lambda g: print(f"tensor hook: d loss / d BatchNorm output has norm "
                         f"{np.linalg.norm(g.numpy()):.4g}"))
-    print("\n== backward ==")
+    print("\n== backward, with a tensor hook and a module backward hook ==")
     loss.backward()
     handle.remove()
     print(f"conv weight grad norm {np.linalg.norm(net[0].weight.grad.numpy()):.4g}")
