@@ -12,7 +12,8 @@ ranges inside it):
 
 * every Function's forward (``BatchNorm``, ``Mul``, named by its class) and
   backward (``NativeBatchNormBackward0``, named as ``grad_fn.name()``);
-* every kernel call through ``kernels_for`` (``kernel:batch_norm.bn_stats``),
+* every kernel call through ``kernels_for`` (``kernel:batch_norm.bn_stats``) and every
+  matrix product of ``tinynorm.blas`` (``kernel:blas.matmul``),
   with the bytes of the arrays it is handed (read or written), hence GB/s;
   a Function's bytes are those of the kernels inside it, where it calls any;
 * ``Optimizer.step`` (``Optimizer.step#Adam.step``) and each batch drawn from a
@@ -240,6 +241,19 @@ class profile:
             if _on_gpu(grad):
                 _sync()
             self._pop()
+
+    def call(self, label, fn, *args):
+        """``fn(*args)`` as a kernel range; its bytes are those of the arrays in and out."""
+        gpu = any(_on_gpu(a) for a in args)
+        self._push(label, "kernel")
+        out = None
+        try:
+            out = fn(*args)
+            return out
+        finally:
+            if gpu:
+                _sync()
+            self._pop(_nbytes(args) + _nbytes((out,)))
 
     def kernels(self, module, family):
         proxy = self._kernels.get(module.__name__)
