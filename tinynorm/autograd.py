@@ -18,6 +18,7 @@ from .backend import get_array_module
 
 _state = {"grad_enabled": True}
 _tape_position = itertools.count()
+_profiler = None
 
 
 def is_grad_enabled():
@@ -47,9 +48,14 @@ def enable_grad():
 
 
 class Node:
-    """One entry of the tape: the Function that ran and the tensors it read."""
+    """One entry of the tape: the Function that ran and the tensors it read.
 
-    __slots__ = ("fn", "inputs", "parents", "index", "freed", "saved_versions")
+    It is also ``Tensor.grad_fn``: :meth:`name` and :attr:`next_functions`
+    are PyTorch's (see :mod:`tinynorm.tape`).
+    """
+
+    __slots__ = ("fn", "inputs", "parents", "index", "freed", "saved_versions", "hooks",
+                 "retained")
 
     def __init__(self, fn, inputs):
         self.fn = fn
@@ -58,9 +64,20 @@ class Node:
         self.index = next(_tape_position)
         self.freed = False
         self.saved_versions = ()
+        self.hooks = None
+        self.retained = None
+
+    def name(self):
+        from .tape import node_name
+        return node_name(self)
+
+    @property
+    def next_functions(self):
+        from .tape import next_functions
+        return next_functions(self)
 
     def __repr__(self):
-        return f"<Node {type(self.fn).__name__} #{self.index}>"
+        return f"<{self.name()} #{self.index}>"
 
 
 def _check_one_device(cls, tensors):
@@ -105,7 +122,10 @@ class Function:
         fn = cls()
         record = _state["grad_enabled"] and any(t.requires_grad for t in tensors)
         fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
-        out = fn.forward(*(t.data for t in tensors), **params)
+        if _profiler is None:
+            out = fn.forward(*(t.data for t in tensors), **params)
+        else:
+            out = _profiler.forward(fn, [t.data for t in tensors], params)
         result = Tensor(out, requires_grad=record)
         versions.share_view_counter(result, tensors)
         if record:
@@ -161,13 +181,42 @@ def backward(root, grad=None, retain_graph=False):
         if grad.shape != root.shape:
             raise ValueError(f"grad shape {grad.shape} does not match tensor shape {root.shape}")
     if root._node is None:
+        if "_hooks" in root.__dict__:
+            grad = hooks.run_leaf_hooks(root, grad)
         _accumulate_leaf(root, grad)
         return
+    order = _collect(root._node)
+    plan = hooks.Plan(order) if hooks.armed() else None
     grads = {id(root._node): grad}
     handed = {_owner(grad): 2}
-    for node in _collect(root._node):
+
+    def send(t, parent, gi, node):
+        if gi.shape != t.shape:
+            raise RuntimeError(
+                f"{type(node.fn).__name__}.backward returned a gradient of shape "
+                f"{gi.shape} for an input of shape {t.shape}")
+        owner = _owner(gi)
+        handed[owner] = handed.get(owner, 0) + 1
+        if parent is None:
+            if plan is not None and plan.holds(t):
+                plan.add_leaf(t, gi)
+            else:
+                _accumulate_leaf(t, gi, adoptable=handed[owner] == 1)
+        else:
+            key = id(parent)
+            prev = grads.get(key)
+            grads[key] = gi if prev is None else prev + gi
+
+    for node in order:
         g = grads.pop(id(node), None)
+        if g is not None and (node.hooks is not None or node.retained is not None):
+            g = hooks.run_node_hooks(node, g)
+        if plan is not None and plan.is_member(node):
+            plan.member(node, g, send, retain_graph)
+            continue
         if g is None:
+            if plan is not None:
+                plan.after(node)
             continue
         if node.freed:
             raise RuntimeError(
@@ -175,7 +224,10 @@ def backward(root, grad=None, retain_graph=False):
                 "pass retain_graph=True to the first backward call")
         if node.saved_versions:
             versions.check(node)
-        input_grads = node.fn.backward(g)
+        if _profiler is None:
+            input_grads = node.fn.backward(g)
+        else:
+            input_grads = _profiler.backward(node, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
@@ -183,20 +235,18 @@ def backward(root, grad=None, retain_graph=False):
             node.freed = True
         for t, parent, gi, need in zip(node.inputs, node.parents, input_grads,
                                        node.fn.needs_input_grad):
-            if gi is None or not need:
-                continue
-            if gi.shape != t.shape:
-                raise RuntimeError(
-                    f"{type(node.fn).__name__}.backward returned a gradient of shape "
-                    f"{gi.shape} for an input of shape {t.shape}")
-            owner = _owner(gi)
-            handed[owner] = handed.get(owner, 0) + 1
-            if parent is None:
-                _accumulate_leaf(t, gi, adoptable=handed[owner] == 1)
-            else:
-                key = id(parent)
-                prev = grads.get(key)
-                grads[key] = gi if prev is None else prev + gi
+            if gi is not None and need:
+                send(t, parent, gi, node)
+        if plan is not None:
+            plan.after(node)
+    if plan is not None:
+        plan.flush()
+
+
+def format_tape(t):
+    """One line per node leading to ``t`` in tape order, with the bytes saved for backward."""
+    from .tape import format_tape as fmt
+    return fmt(t)
 
 
 def unbroadcast(grad, shape):
@@ -212,7 +262,7 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
-from . import versions  # noqa: E402  (uses Function and Node)
+from . import hooks, versions  # noqa: E402  (use Function and Node)
 
 __all__ = ["Function", "Node", "backward", "no_grad", "enable_grad", "is_grad_enabled",
-           "unbroadcast"]
+           "unbroadcast", "format_tape"]

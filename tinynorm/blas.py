@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from . import kernels as _kernels
 from . import memory
 
 PARALLEL_MIN_FLOPS = 1 << 23
@@ -80,6 +81,12 @@ def matmul(a, b):
 
     Other NumPy operands still run with OpenBLAS held to one thread.
     """
+    if _kernels._profiler is not None:
+        return _kernels._profiler.call("kernel:blas.matmul", _matmul, a, b)
+    return _matmul(a, b)
+
+
+def _matmul(a, b):
     if _found is None or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
         return a @ b
     fns, set_threads, get_threads = _found

@@ -85,6 +85,9 @@ def _parser():
                    help="seconds a worker waits at an exchange before failing (multiprocessing)")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="cuda trains on the GPU through CuPy and numba.cuda kernels")
+    t.add_argument("--profile", action="store_true",
+                   help="record every op, kernel, optimizer step and batch (tinynorm.profiler) and "
+                        "print the table after training (this process only)")
     _study_parser(sub)
     from .gradcheck_cli import add_parser
     add_parser(sub)
@@ -158,12 +161,19 @@ def main(argv=None):
                                   renorm_schedule=(args.renorm_warmup, args.renorm_rmax_steps,
                                                    args.renorm_dmax_steps),
                                   placement=args.placement)
+            prof = None
+            if args.profile:
+                from .profiler import profile
+                prof = profile().__enter__()
             train(model=args.model, norm=args.norm, epochs=args.epochs, batch_size=args.batch_size,
                   lr=args.lr, optimizer=args.optimizer, seed=args.seed, data=args.data, save=args.save,
                   workers=args.workers, backend=args.backend, timeout=args.timeout, options=options,
                   subdivisions=args.subdivisions, pixels=args.pixels or args.permuted,
                   permuted=args.permuted, device=args.device, bn_stats=args.bn_stats,
                   resume=args.resume)
+            if prof is not None:
+                prof.stop()
+                print(prof.key_averages().table(sort_by="self_time_total", row_limit=20))
         except (ValueError, OSError, ImportError, DistributedError) as e:
             if args.backend == "mpi":
                 print(f"tinynorm train: rank {rank}: {e}", file=sys.stderr, flush=True)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from . import versions
+from . import profiler, versions
 from .backend import get_array_module
 from .kernels import kernels_for
 
@@ -45,6 +45,7 @@ class Optimizer:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
+    @profiler.step
     def step(self):
         for i, p in enumerate(self.params):
             if p.grad is not None and p.grad.shape != p.shape:

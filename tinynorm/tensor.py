@@ -1,7 +1,7 @@
 """``Tensor``: an array, an optional ``.grad`` and the tape node that made it."""
 import numpy as np
 
-from . import autograd, versions
+from . import autograd, hooks, versions
 from .backend import get_array_module
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
@@ -102,6 +102,18 @@ class Tensor:
     # ---- autograd ---------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         autograd.backward(self, grad, retain_graph)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
+        return hooks.register_tensor_hook(self, hook)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` (a no-op on leaves)."""
+        hooks.retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        return hooks.retains_grad(self)
 
     def detach(self):
         out = Tensor(self.data)

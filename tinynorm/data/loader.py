@@ -7,6 +7,8 @@ import operator
 
 import numpy as np
 
+from ..profiler import record_batches
+
 __all__ = ["DataLoader", "PairedBatchLoader"]
 
 
@@ -72,6 +74,7 @@ class DataLoader(_Seeded):
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
 
+    @record_batches
     def __iter__(self):
         # Draw the permutation now, not at the first next(), so epochs are
         # numbered by calls to iter().
@@ -124,6 +127,7 @@ class PairedBatchLoader(_Seeded):
     def __len__(self):
         return self._pairs // (self.batch_size // 2)
 
+    @record_batches
     def __iter__(self):
         rng = self._rng
         pairs = np.concatenate([rng.permutation(idx)[:len(idx) // 2 * 2].reshape(-1, 2)

@@ -8,6 +8,7 @@ import importlib
 import os
 
 _cache = {}
+_profiler = None
 
 
 def kernels_for(family, array):
@@ -19,6 +20,8 @@ def kernels_for(family, array):
     if mod is None:
         mod = importlib.import_module(f"tinynorm.kernels.{device}.{family}")
         _cache[key] = mod
+    if _profiler is not None:
+        return _profiler.kernels(mod, family if device == "cpu" else f"cuda.{family}")
     return mod
 
 

@@ -3,7 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import versions
+from .. import hooks, versions
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
@@ -208,7 +208,23 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        registered = self.__dict__.get("_hook_dicts")
+        if registered is None:
+            return self.forward(*args, **kwargs)
+        return hooks.call_module(self, registered, args, kwargs)
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args)`` before ``forward``; a returned value replaces ``args``."""
+        return hooks.register_module_hook(self, "forward_pre", hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output)`` after ``forward``; a returned value replaces ``output``."""
+        return hooks.register_module_hook(self, "forward", hook)
+
+    def register_full_backward_hook(self, hook):
+        """``hook(module, grad_input, grad_output)`` once the gradients of the inputs are known;
+        a returned tuple replaces ``grad_input``."""
+        return hooks.register_module_hook(self, "backward", hook)
 
     def extra_repr(self):
         return ""

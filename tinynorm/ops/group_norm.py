@@ -64,7 +64,7 @@ class GroupNorm(Function):
             stats_out["mean"], stats_out["rstd"] = mean, rstd
         self.save_for_backward(x4, w)
         self.mean, self.rstd = mean, rstd
-        self.shape = x.shape
+        self.shape, self.view = x.shape, view
         self.weight_meta = None if weight is None else (weight.shape, weight.dtype)
         self.bias_meta = None if bias is None else (bias.shape, bias.dtype)
         return y4.reshape(x.shape)
