@@ -154,7 +154,7 @@ CASES = [
     ("cross_entropy probabilities with ignore_index", lambda p: F.cross_entropy(x(2, 3), x(2, 3), ignore_index=1),
      ValueError, "ignore_index is not supported for floating point"),
     ("cross_entropy string target", lambda p: F.cross_entropy(x(2, 3), np.array(["a", "b"])), ValueError,
-     "integer class indices or float class probabilities"),
+     "a Tensor holds numbers (bool, integer, float or complex), got an array of dtype <U1"),
     ("cross_entropy bad reduction", lambda p: F.cross_entropy(x(2, 3), [0, 1], reduction="avg"), ValueError,
      "reduction must be 'mean', 'sum' or 'none'"),
     ("log_softmax int input", lambda p: F.log_softmax(tn.tensor([1, 2])), ValueError,
@@ -270,7 +270,7 @@ CASES = [
      "eps must be >= 0.0"),
     ("LocalResponseNorm(0)", lambda p: nn.LocalResponseNorm(0), ValueError, "size must be a positive integer"),
     ("CrossMiniBatchNorm subdivisions 0", lambda p: nn.CrossMiniBatchNorm(3, subdivisions=0), ValueError,
-     "subdivisions must be >= 1"),
+     "subdivisions must be a positive integer"),
     ("load_state_dict missing keys", lambda p: nn.Linear(2, 2).load_state_dict({}), KeyError, "missing keys"),
     ("load_state_dict wrong shape", lambda p: nn.Linear(2, 2).load_state_dict(
         {"weight": np.ones((3, 2)), "bias": np.ones(2)}), ValueError, "weight has shape (3, 2) in the file"),

@@ -304,10 +304,14 @@ def test_errors_name_the_problem():
         CrossIterationBatchNorm(nn.Linear(3, 2))
     with pytest.raises(ValueError, match="needs a Conv2d or Linear layer, got ReLU"):
         CrossIterationBatchNorm(nn.ReLU())
-    with pytest.raises(ValueError, match="window must be >= 1"):
+    with pytest.raises(ValueError, match="window must be a positive integer"):
         CrossIterationBatchNorm(nn.Linear(3, 2, bias=False), window=0)
-    with pytest.raises(ValueError, match="subdivisions must be >= 1"):
+    with pytest.raises(ValueError, match="subdivisions must be a positive integer"):
         CrossMiniBatchNorm(3, subdivisions=0)
+    with pytest.raises(ValueError, match="subdivisions must be a positive integer, got 2.5"):
+        CrossMiniBatchNorm(3, subdivisions=2.5)
+    with pytest.raises(ValueError, match="window must be a positive integer, got 1.5"):
+        CrossIterationBatchNorm(nn.Linear(3, 2, bias=False), window=1.5)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         CrossMiniBatchNorm(3)(tn.tensor(np.ones((1, 3), np.float32)))
     with pytest.raises(ValueError, match="3 channels"):

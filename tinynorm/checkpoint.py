@@ -66,6 +66,12 @@ def _encode(meta):
 
 def save(path, model, optimizer, loader, epoch, settings, history):
     """Write a checkpoint after ``epoch`` (1-based count of finished epochs) to ``path``."""
+    for obj, what, method in ((model, "model", "state_dict"), (optimizer, "optimizer", "state_dict"),
+                              (loader, "loader", "rng_state")):
+        if not callable(getattr(obj, method, None)):
+            raise TypeError(f"checkpoint.save: {what} must have a .{method}() (a tinynorm "
+                            f"{'Module' if what == 'model' else what.capitalize() if what == 'optimizer' else 'DataLoader'}), "
+                            f"got {type(obj).__name__}")
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     for name, module in model.named_modules():
         for key, value in module.get_extra_state().items():

@@ -87,6 +87,9 @@ def param(t, shape, what, name):
     if t is None:
         return
     from .backend import check_float_dtype
+    from .tensor import Tensor
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: {what} must be a Tensor, got {type(t).__name__}")
     check_float_dtype(t.data, f"{name}: {what}")
     if tuple(t.shape) != tuple(shape):
         extra = f" for {shape[0]} channels" if len(shape) == 1 else ""

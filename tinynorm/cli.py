@@ -1,6 +1,7 @@
 """``tinynorm`` command line: ``tinynorm train ...``, ``tinynorm study ...`` and ``tinynorm gradcheck ...`` (also ``python -m tinynorm``)."""
 import argparse
 import math
+import os
 import sys
 
 from .models import NORMS, NormOptions
@@ -123,13 +124,17 @@ def _study(args):
         return 0
     if args.seeds is None:
         args.seeds = 1 if args.quick else 3
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"tinynorm study: --out {args.out} is a file; give a directory for the results",
+              file=sys.stderr)
+        return 2
     from .kernels import compiled_cache_present
     if not compiled_cache_present():
         print("compiling kernels, first run only...", flush=True)
     try:
         run_study(args.experiments or None, seeds=args.seeds, quick=args.quick, out=args.out,
                   data=args.data, jobs=args.jobs)
-    except (ValueError, FileNotFoundError, StudyError) as e:
+    except (ValueError, OSError, StudyError) as e:
         print(f"tinynorm study: {e}", file=sys.stderr)
         return 2
     return 0

@@ -96,6 +96,13 @@ def stack(tensors, dim=0):
 
 def linear(input, weight, bias=None):
     """``y = x W^T + b``."""
+    input, weight = (t if isinstance(t, Tensor) else as_tensor(t) for t in (input, weight))
+    if weight.ndim != 2:
+        raise ValueError(f"linear expects weight of shape (out_features, in_features), got shape "
+                         f"{tuple(weight.shape)}")
+    if input.ndim < 1:
+        raise ValueError("linear expects input of shape (*, in_features), got a 0-d tensor")
+    check_float_dtype(input.data, "linear input")
     if input.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]}")
@@ -214,6 +221,9 @@ def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothi
 def dropout(input, p=0.5, training=True):
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not isinstance(input, Tensor):
+        input = as_tensor(input)
+    check_float_dtype(input.data, "dropout input")
     if not training or p == 0:
         return input
     if p == 1:
@@ -340,6 +350,9 @@ def adaptive_avg_pool2d(input, output_size):
 
     def pool(x):
         check_float_dtype(x.data, "adaptive_avg_pool2d")
+        if 0 in x.shape[1:]:
+            raise ValueError(f"adaptive_avg_pool2d: input of shape {tuple(x.shape)} has an empty "
+                             "channel or spatial axis, so a window has no values to average")
         size = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(items))
         size = _pair(size, "adaptive_avg_pool2d: output_size")
         return _pool.AdaptiveAvgPool2d.apply(x, out_size=size)

@@ -165,6 +165,9 @@ def build_model(name, image_shape, num_classes=10, norm="bn", options=None, pixe
     c, h, w = image_shape
     if permuted and name != "lstm":
         raise ValueError("--permuted reorders the pixels of --model lstm's sequences")
+    if pixels and name != "lstm":
+        raise ValueError(f"--pixels reads --model lstm's sequences one pixel per step; --model "
+                         f"{name} takes whole images")
     if name == "mlp":
         return MLP(c * h * w, num_classes, norm=norm, options=options)
     if name == "cnn":

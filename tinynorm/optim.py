@@ -25,7 +25,11 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors, but got a Tensor")
-        self.params = [p for p in params]
+        try:
+            self.params = [p for p in params]
+        except TypeError:
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors (e.g. model.parameters()), but got {type(params).__name__}") from None
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
         for p in self.params:
@@ -33,6 +37,12 @@ class Optimizer:
                 raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
             if p._node is not None:
                 raise ValueError("can't optimize a non-leaf Tensor")
+            if p.dtype.kind != "f":
+                raise ValueError(f"optimizer can only optimize floating point Tensors (an update "
+                                 f"would be truncated), got {p.dtype}")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError("some parameters appear more than once in the parameter list; each "
+                             "would be updated once per appearance")
         self.defaults = dict(defaults)
         for key, value in defaults.items():
             setattr(self, key, value)

@@ -20,7 +20,7 @@ from .backend import to_numpy
 
 NUMERIC_KINDS = "biuf"
 _NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip (save({}))
 
 
 def is_safetensors(path):
@@ -48,6 +48,8 @@ def _check_array(key, arr, path):
 def check_target(path):
     """Raise ValueError unless ``path`` names a file that can be written (its folder exists)."""
     name = os.fspath(path)
+    if not name:
+        raise ValueError("save: the path is empty; give a file name such as model.npz")
     if os.path.isdir(name):
         raise ValueError(f"{name}: is a directory; give a file name such as {os.path.join(name, 'model.npz')}")
     folder = os.path.dirname(os.path.abspath(name))
@@ -108,12 +110,17 @@ class RefusedFile(ValueError):
 
 def _read_member(z, key, path):
     try:
-        return z[key]
+        arr = z[key]
     except ValueError as e:
         if "pickle" in str(e):
             raise RefusedFile(f"{path}: {key} holds Python objects (a pickle); refused: only plain "
                            "numeric arrays are loaded") from None
         raise
+    if not isinstance(arr, np.ndarray):
+        raise RefusedFile(f"{path}: member {key!r} is not a .npy array, so this zip is not an .npz "
+                          "state_dict (a torch.save file? load it with torch.load and pass the dict "
+                          "of tensors, or save it as .safetensors)")
+    return arr
 
 
 def load(path):
@@ -127,7 +134,7 @@ def load(path):
         raise ValueError(f"{name}: is a single .npy array, not a state_dict; read it with "
                          "numpy.load, or write a dict of arrays with tinynorm.serialization.save")
     try:
-        if is_safetensors(name) or not head.startswith(_ZIP_MAGIC):
+        if is_safetensors(name) or not head.startswith(_ZIP_MAGICS):
             if not is_safetensors(name):
                 raise ValueError("neither an .npz (zip) archive nor a .safetensors file")
             raw = _safetensors_numpy().load_file(name)

@@ -5,6 +5,7 @@ from . import autograd, hooks, versions
 from .backend import get_array_module
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
+_NUMERIC_KINDS = "biufc"
 
 
 class Tensor:
@@ -19,6 +20,9 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         if not hasattr(data, "dtype"):
             data = _array_from_python(data)
+        if data.dtype.kind not in _NUMERIC_KINDS:
+            raise ValueError(f"a Tensor holds numbers (bool, integer, float or complex), got an array "
+                            f"of dtype {data.dtype}")
         self.data = data
         self.grad = None
         self._node = None
@@ -31,6 +35,9 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if not value and getattr(self, "_node", None) is not None and self._requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; to use "
+                               "a computed tensor without its graph, use y = x.detach()")
         if value and self.data.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients, "
                                f"got {self.data.dtype}")
@@ -69,7 +76,7 @@ class Tensor:
         return self.data.ndim
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.data.shape if dim is None else self.data.shape[_dim(dim, self.ndim, "size")]
 
     def numel(self):
         return int(self.data.size)
@@ -281,10 +288,20 @@ class Tensor:
         return _ops().Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def argmax(self, dim=None):
-        return Tensor(self.data.argmax(axis=dim))
+        return Tensor(self.data.argmax(axis=self._reduced_dim(dim, "argmax")))
 
     def max(self, dim=None):
-        return Tensor(self.data.max(axis=dim))
+        return Tensor(self.data.max(axis=self._reduced_dim(dim, "max")))
+
+    def _reduced_dim(self, dim, name):
+        """``dim`` checked as PyTorch's max/argmax do: in range, and over a non-empty extent."""
+        if dim is not None:
+            dim = _dim(dim, self.ndim, name)
+        if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
+            raise IndexError(f"{name}(): cannot reduce an empty extent (input shape "
+                             f"{tuple(self.shape)}{'' if dim is None else f', dim {dim}'}): "
+                             "it has no maximum")
+        return dim
 
     # ---- shape ------------------------------------------------------------
     def reshape(self, *shape):
@@ -298,7 +315,10 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         nd = self.ndim
-        s, e = start_dim % nd, end_dim % nd
+        s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                             f"for a tensor of {nd} dims")
         merged = 1
         for d in self.shape[s:e + 1]:
             merged *= d
@@ -334,6 +354,22 @@ def _array_from_python(data):
     except (TypeError, ValueError) as e:
         raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
                         f"{type(data).__name__}: {e}") from None
+
+
+def _dim(dim, ndim, name):
+    """``dim`` as a non-negative axis of an ``ndim``-d tensor (a 0-d tensor takes 0 and -1), PyTorch's IndexError otherwise."""
+    n = max(ndim, 1)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+        raise IndexError(f"{name}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim!r})")
+    return int(dim) % n
+
+
+def _shape_arg(shape, name):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    from . import checks
+    return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)
 
 
 def _raw(x):
@@ -389,14 +425,12 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
 
 def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+    shape = _shape_arg(shape, "zeros")
     return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad).to(device)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+    shape = _shape_arg(shape, "ones")
     return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad).to(device)
 
 

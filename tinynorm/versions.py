@@ -19,6 +19,7 @@ from .autograd import Function, Node, unbroadcast
 
 MODIFIED = "one of the variables needed for gradient computation has been modified by an inplace operation"
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
+VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
 
 
 class VersionCounter:
@@ -79,12 +80,25 @@ class CopyInto(Function):
         return None, unbroadcast(g, self.src_shape)
 
 
+def _viewed_leaf(tensor):
+    """True when ``tensor`` views (shares the version counter of) a leaf that requires grad."""
+    t = tensor
+    while t._node is not None:
+        base = [i for i in t._node.inputs if i._version_counter is t._version_counter]
+        if not base:
+            return False
+        t = base[0]
+    return t.requires_grad
+
+
 def inplace(tensor, src, write):
     """Run ``write()`` (which overwrites ``tensor.data`` with ``src``) as PyTorch's in-place copy."""
     from .tensor import Tensor
     recording = autograd.is_grad_enabled()
     if recording and tensor.requires_grad and tensor._node is None:
         raise RuntimeError(LEAF)
+    if recording and tensor.requires_grad and _viewed_leaf(tensor):
+        raise RuntimeError(VIEW_OF_LEAF)
     write()
     tensor._version_counter.value += 1
     if not recording or not (tensor.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):

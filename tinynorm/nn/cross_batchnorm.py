@@ -6,6 +6,7 @@ neither op, so the names follow its style.
 """
 import numpy as np
 
+from .. import checks
 from .. import functional as F
 from ..ops.cross_batch_norm import (CrossIterationCombine, CrossMiniBatchCombine, IterationRecord,
                                     layer_stat_gradients, new_history)
@@ -27,8 +28,7 @@ class CrossMiniBatchNorm(_BatchNorm):
 
     def __init__(self, num_features, subdivisions=4, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
-        if subdivisions < 1:
-            raise ValueError(f"subdivisions must be >= 1, got {subdivisions}")
+        checks.integer(subdivisions, "CrossMiniBatchNorm: subdivisions", 1)
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self.subdivisions = subdivisions
         self._step_stats = []
@@ -84,8 +84,8 @@ class CrossIterationBatchNorm(_BatchNorm):
         if layer.bias is not None:
             raise ValueError("CrossIterationBatchNorm needs its layer without bias (bias=False): "
                              "BN's beta replaces it, and the Taylor step covers the weight only")
-        if window < 1 or burn_in < 0:
-            raise ValueError(f"window must be >= 1 and burn_in >= 0, got {window}, {burn_in}")
+        checks.integer(window, "CrossIterationBatchNorm: window", 1)
+        checks.integer(burn_in, "CrossIterationBatchNorm: burn_in", 0)
         super().__init__(features, eps, momentum, affine, track_running_stats,
                          layer.weight.data.dtype.type)
         self.layer, self.kind = layer, kind

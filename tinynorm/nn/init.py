@@ -34,7 +34,12 @@ def constant_(tensor, value):
 
 
 def kaiming_uniform_(tensor, a=0.0):
-    """Uniform(-bound, bound), ``bound = sqrt(6 / ((1 + a^2) * fan_in))`` (He et al. 2015)."""
+    """Uniform(-bound, bound), ``bound = sqrt(6 / ((1 + a^2) * fan_in))`` (He et al. 2015).
+
+    A tensor with no elements (``Linear(0, n)``) is left as it is, as PyTorch does.
+    """
+    if tensor.data.size == 0:
+        return tensor
     gain = math.sqrt(2.0 / (1 + a * a))
     bound = gain * math.sqrt(3.0 / _fan_in(tensor.shape))
     return uniform_(tensor, -bound, bound)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import checks
 from .. import functional as F
+from ..backend import check_float_dtype
 from . import init
 from .module import Module, Parameter
 
@@ -16,6 +17,7 @@ class Linear(Module):
         super().__init__()
         checks.integer(in_features, "Linear: in_features", 0)
         checks.integer(out_features, "Linear: out_features", 0)
+        check_float_dtype(np.empty(0, dtype=dtype), "Linear: dtype")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -39,6 +41,7 @@ class Conv2d(Module):
         checks.integer(in_channels, "Conv2d: in_channels", 1)
         checks.integer(out_channels, "Conv2d: out_channels", 1)
         checks.integer(groups, "Conv2d: groups", 1)
+        check_float_dtype(np.empty(0, dtype=dtype), "Conv2d: dtype")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} "
                              f"must be divisible by groups {groups}")

@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from .. import checks
 from .. import functional as F
 from .. import random
 from ..backend import check_float_dtype, get_array_module
@@ -198,8 +199,7 @@ class LSTM(Module):
                  dropout=0.0, dtype=np.float32):
         super().__init__()
         _check_sizes("LSTM", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"LSTM: dropout must be in [0, 1], got {dropout}")
+        checks.number(dropout, "LSTM: dropout", 0.0, 1.0)
         check_float_dtype(np.empty(0, dtype=dtype), "LSTM")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
@@ -305,6 +305,11 @@ class BNLSTM(Module):
                  momentum=0.1, gamma_init=0.1, forget_bias=1.0, dtype=np.float32):
         super().__init__()
         _check_sizes("BNLSTM", input_size=input_size, hidden_size=hidden_size, max_length=max_length)
+        checks.eps(eps, "BNLSTM: eps")
+        if momentum is not None:
+            checks.momentum(momentum, "BNLSTM: momentum")
+        checks.number(gamma_init, "BNLSTM: gamma_init")
+        checks.number(forget_bias, "BNLSTM: forget_bias")
         check_float_dtype(np.empty(0, dtype=dtype), "BNLSTM")
         self.input_size, self.hidden_size, self.max_length = input_size, hidden_size, max_length
         self.batch_first, self.eps, self.momentum = batch_first, eps, momentum
@@ -399,6 +404,8 @@ class LNLSTM(Module):
                  dtype=np.float32):
         super().__init__()
         _check_sizes("LNLSTM", input_size=input_size, hidden_size=hidden_size)
+        checks.eps(eps, "LNLSTM: eps")
+        checks.number(forget_bias, "LNLSTM: forget_bias")
         check_float_dtype(np.empty(0, dtype=dtype), "LNLSTM")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.batch_first, self.eps, self.forget_bias = batch_first, eps, forget_bias

@@ -1,5 +1,6 @@
 """``Module`` and ``Parameter``, with PyTorch's registration and state_dict rules."""
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -140,6 +141,9 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into parameters and buffers; shape mismatches and, if strict, missing or extra keys raise."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict expects a dict of arrays (a state_dict), got "
+                            f"{type(state_dict).__name__}")
         own = OrderedDict()
         for mprefix, m in self.named_modules():
             for store in (m._parameters, m._buffers):

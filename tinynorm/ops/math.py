@@ -62,7 +62,7 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """``a ** p`` for a Python scalar exponent ``p``."""
+    """``a ** p`` for a Python scalar exponent ``p``; ``d/da = p a^(p-1)``, and 0 for ``p = 0`` (as PyTorch, not 0 * inf at a = 0)."""
 
     def forward(self, a, *, exponent):
         self.exponent = exponent
@@ -72,6 +72,8 @@ class Pow(Function):
     def backward(self, g):
         (a,) = self.saved
         p = self.exponent
+        if p == 0:
+            return get_array_module(a).zeros_like(a)
         return g * (p * a ** (p - 1)).astype(a.dtype, copy=False)
 
 

@@ -1,10 +1,29 @@
 """Reshape, permute, indexing, concatenation and stacking."""
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 
 
+def check_shape(shape, numel):
+    """A reshape target as PyTorch takes it: ints >= -1, at most one -1, the same number of elements."""
+    if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in shape):
+        raise TypeError(f"reshape: shape must be a sequence of ints, got {tuple(shape)}")
+    if any(d < -1 for d in shape):
+        raise ValueError(f"reshape: invalid shape dimension {min(shape)} in {tuple(shape)} "
+                         "(sizes are >= 0, or -1 for the one inferred)")
+    if sum(d == -1 for d in shape) > 1:
+        raise ValueError(f"reshape: only one dimension can be inferred (-1), got {tuple(shape)}")
+    known = 1
+    for d in shape:
+        known *= d if d != -1 else 1
+    if (-1 in shape and (known == 0 or numel % known)) or (-1 not in shape and known != numel):
+        raise ValueError(f"reshape: shape {tuple(shape)} is invalid for an input of {numel} elements")
+
+
 class Reshape(Function):
     def forward(self, a, *, shape):
+        check_shape(shape, a.size)
         self.in_shape = a.shape
         return a.reshape(shape)
 
