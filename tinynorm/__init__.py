@@ -10,6 +10,7 @@ from . import nn
 from . import optim
 from . import cuda
 from . import serialization
+from . import utils
 from .saving import load, save
 import numpy as _np
 
