@@ -237,7 +237,7 @@ class Extremum(Function):
         xp = get_array_module(a)
         idx = (a.argmax if op == "max" else a.argmin)(axis=dim)
         idx = xp.expand_dims(idx, dim)
-        self.shape, self.dim, self.keepdim, self.idx = a.shape, dim, keepdim, idx
+        self.op, self.shape, self.dim, self.keepdim, self.idx = op, a.shape, dim, keepdim, idx
         values = xp.take_along_axis(a, idx, axis=dim)
         indices_out["indices"] = idx if keepdim else xp.squeeze(idx, dim)
         return values if keepdim else xp.squeeze(values, dim)
@@ -257,6 +257,7 @@ class ExtremumAll(Function):
     def forward(self, a, *, op):
         xp = get_array_module(a)
         y = a.max() if op == "max" else a.min()
+        self.op = op
         self.save_for_backward(a)
         self.y = y
         return xp.asarray(y)
