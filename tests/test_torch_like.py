@@ -49,13 +49,16 @@ def test_view_view_as_flatten_and_casts():
     assert float(tn.tensor(2.5)) == 2.5 and int(tn.tensor(3)) == 3
 
 
-def test_manual_seed_repeats_initialization_and_dropout():
+def test_manual_seed_repeats_initialization_dropout_and_shuffling():
     def draw():
         tn.manual_seed(7)
-        return nn.Linear(3, 2).weight.numpy().copy(), F.dropout(tn.ones(8), 0.5).numpy()
-    (w1, d1), (w2, d2) = draw(), draw()
+        order = np.concatenate([b[0].numpy() for b in DataLoader((np.arange(20),), 4, shuffle=True)])
+        return nn.Linear(3, 2).weight.numpy().copy(), F.dropout(tn.ones(8), 0.5).numpy(), order
+    (w1, d1, o1), (w2, d2, o2) = draw(), draw()
     np.testing.assert_array_equal(w1, w2)
     np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(o1, o2)
+    assert not np.array_equal(o1, np.arange(20))
 
 
 def test_device_selection_as_scripts_write_it():

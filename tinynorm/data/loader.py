@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from .. import random
 from ..profiler import record_batches
 from ..tensor import Tensor
 from .dataset import TensorDataset, default_collate
@@ -33,8 +34,9 @@ class DataLoader(_Seeded):
     them), or any object with ``__len__`` and ``__getitem__`` (a ``TensorDataset``, a
     ``Dataset``), whose samples ``collate_fn`` (``default_collate``) stacks. Each
     iteration is one epoch. With ``shuffle`` each epoch uses a new permutation from
-    one ``np.random.Generator`` created from ``seed`` at construction, so equal seeds
-    give equal epoch sequences. ``drop_last`` drops a final short batch; ``len()`` is
+    one ``np.random.Generator`` created from ``seed`` at construction (without a seed,
+    from a draw of the global generator, so ``tinynorm.manual_seed`` fixes the order as
+    ``torch.manual_seed`` does), so equal seeds give equal epoch sequences. ``drop_last`` drops a final short batch; ``len()`` is
     the number of batches per epoch. Batches are always loaded in the calling
     process: ``num_workers``, ``pin_memory`` and ``persistent_workers`` are accepted
     (so PyTorch scripts run unchanged) and change nothing but speed.
@@ -79,6 +81,8 @@ class DataLoader(_Seeded):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        if seed is None:
+            seed = random.default_generator().integers(2**63)
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:

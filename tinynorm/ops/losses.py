@@ -7,7 +7,7 @@ gradient is PyTorch's closed form, finite where PyTorch's is.
 import numpy as np
 
 from ..autograd import Function
-from ..backend import check_float_dtype, get_array_module
+from ..backend import check_float_dtype, get_array_module, to_numpy
 from ..tensor import Tensor, as_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -49,7 +49,8 @@ def _weight(weight, input, name):
     except ValueError:
         raise ValueError(f"{name}: weight of shape {tuple(w.shape)} does not broadcast to the "
                          f"input's {tuple(input.shape)}") from None
-    return w if w.dtype == input.dtype else Tensor(w.data.astype(input.dtype))
+    xp = get_array_module(input.data)
+    return Tensor(xp.asarray(w.data, dtype=input.dtype))
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -158,7 +159,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     (broadcast along the last axis)."""
     _reduction(reduction, "binary_cross_entropy_with_logits")
     input, target = _pair(input, target, "binary_cross_entropy_with_logits")
-    pw = np.ones((), input.dtype)
+    pw = input.dtype.type(1)
     if pos_weight is not None:
         pw = _weight(pos_weight, input, "binary_cross_entropy_with_logits: pos_weight").data
     per = BinaryCrossEntropyWithLogits.apply(input, Tensor(target.data), Tensor(pw))
@@ -188,7 +189,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if tuple(target.shape) != expect:
         raise ValueError(f"nll_loss: target shape {tuple(target.shape)} does not match input "
                          f"{tuple(input.shape)}; expected {expect}")
-    t = target.data.astype(np.int64)
+    xp = get_array_module(input.data)
+    t = to_numpy(target.data).astype(np.int64)
     valid = t != ignore_index
     if valid.any() and (t[valid].min() < 0 or t[valid].max() >= c):
         bad = t[valid][(t[valid] < 0) | (t[valid] >= c)][0]
@@ -196,7 +198,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                          f"[0, {c}) or equal ignore_index {ignore_index}")
     w = np.ones(c, input.dtype)
     if weight is not None:
-        w = np.asarray(as_tensor(weight).data, dtype=input.dtype)
+        w = np.asarray(to_numpy(as_tensor(weight).data), dtype=input.dtype)
         if w.shape != (c,):
             raise ValueError(f"nll_loss: weight should be defined for all {c} classes, got weight "
                              f"of shape {w.shape}")
@@ -208,8 +210,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     tf, vf = t.reshape(-1), valid.reshape(-1)
     safe = np.where(vf, tf, 0)
     wt = (w[safe] * vf).astype(input.dtype)
-    picked = flat[np.arange(len(safe)), safe]
-    per = picked * Tensor(-wt)
+    picked = flat[xp.arange(len(safe)), xp.asarray(safe)]
+    per = picked * Tensor(xp.asarray(-wt))
     if reduction == "none":
         return per.reshape(expect)
     total = per.sum()

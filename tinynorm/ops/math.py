@@ -246,9 +246,10 @@ class Extremum(Function):
         xp = get_array_module(g)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
-        out = xp.zeros(self.shape, dtype=g.dtype)
-        xp.put_along_axis(out, self.idx, g, axis=self.dim)
-        return out
+        shape = [1] * len(self.shape)
+        shape[self.dim] = self.shape[self.dim]
+        hit = xp.arange(self.shape[self.dim]).reshape(shape) == self.idx
+        return xp.where(hit, g, g.dtype.type(0))
 
 
 class ExtremumAll(Function):
