@@ -34,12 +34,13 @@ class DataLoader(_Seeded):
     them), or any object with ``__len__`` and ``__getitem__`` (a ``TensorDataset``, a
     ``Dataset``), whose samples ``collate_fn`` (``default_collate``) stacks. Each
     iteration is one epoch. With ``shuffle`` each epoch uses a new permutation from
-    one ``np.random.Generator`` created from ``seed`` at construction (without a seed,
-    from a draw of the global generator, so ``tinynorm.manual_seed`` fixes the order as
-    ``torch.manual_seed`` does), so equal seeds give equal epoch sequences. ``drop_last`` drops a final short batch; ``len()`` is
-    the number of batches per epoch. Batches are always loaded in the calling
-    process: ``num_workers``, ``pin_memory`` and ``persistent_workers`` are accepted
-    (so PyTorch scripts run unchanged) and change nothing but speed.
+    one ``np.random.Generator`` created at construction from ``seed`` (without one, from
+    a draw of the global generator, so ``tinynorm.manual_seed`` fixes the order as
+    ``torch.manual_seed`` does); equal seeds give equal epoch sequences. ``drop_last``
+    drops a final short batch; ``len()`` is the number of batches per epoch. Batches are
+    always loaded in the calling process: ``num_workers``, ``pin_memory`` and
+    ``persistent_workers`` are accepted (so PyTorch scripts run unchanged) and change
+    nothing but speed.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
