@@ -21,5 +21,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "no_grad", "enable_grad",
            "is_grad_enabled", "manual_seed", "functional", "nn", "optim", "autograd", "cuda",
-           "serialization", "flatten", "device", "accelerator", "save", "load", "float32",
-           "float64", "int64", "int32", "bool", "float", "double", "long"]
+           "serialization", "utils", "flatten", "device", "accelerator", "save", "load",
+           "float32", "float64", "int64", "int32"]
