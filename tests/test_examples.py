@@ -11,9 +11,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
-def run(args, launcher=(), timeout=300):
+def run(args, launcher=(), timeout=300, cwd=ROOT):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([*launcher, sys.executable, *args], cwd=ROOT, env=env,
+    proc = subprocess.run([*launcher, sys.executable, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -26,7 +26,7 @@ def script(name):
 def test_every_example_says_what_it_teaches():
     names = sorted(n for n in os.listdir(EXAMPLES) if n.endswith(".py"))
     mine = {"mlp_digits.py", "small_batch.py", "custom_op.py", "sync_bn_workers.py",
-            "sync_bn_mpi.py", "bn_lstm.py", "gpu_train.py"}
+            "sync_bn_mpi.py", "bn_lstm.py", "gpu_train.py", "port_from_pytorch.py"}
     assert mine <= set(names)
     for n in sorted(mine):
         with open(os.path.join(EXAMPLES, n)) as f:
@@ -38,6 +38,15 @@ def test_mlp_digits_quick_and_full_run_reaches_97_percent():
     assert "epoch  1" in out and "final test accuracy" in out
     acc = float(re.search(r"final test accuracy (\S+)", run([script("mlp_digits.py")])).group(1))
     assert acc >= 0.97
+
+
+def test_port_from_pytorch_quick(tmp_path):
+    out = run([script("port_from_pytorch.py"), "--quick", "--save-model"], cwd=tmp_path)
+    assert "Train Epoch: 1 [0/256 (0%)]" in out
+    acc = int(re.search(r"Accuracy: (\d+)/360", out).group(1))
+    assert acc > 36, out
+    import tinynorm as tn
+    assert "fc1.weight" in tn.load(tmp_path / "mnist_cnn.pt")
 
 
 def test_small_batch_quick():

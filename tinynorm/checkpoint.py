@@ -77,7 +77,7 @@ def save(path, model, optimizer, loader, epoch, settings, history):
         for key, value in module.get_extra_state().items():
             arrays[f"extra/{name}/{key}"] = value
     scalars = {}
-    for i, state in optimizer.state.items():
+    for i, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
             if np.ndim(value) == 0:
                 scalars.setdefault(str(i), {})[key] = value.item() if hasattr(value, "item") else value

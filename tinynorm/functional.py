@@ -2,6 +2,8 @@
 
 Names and defaults mirror ``torch.nn.functional``.
 """
+import warnings
+
 import numpy as np
 
 from . import checks
@@ -18,6 +20,8 @@ from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
 from .ops.frn import filter_response_norm, tlu  # noqa: F401
 from .ops.group_norm import group_norm, instance_norm, layer_norm  # noqa: F401
 from .ops.lrn import local_response_norm  # noqa: F401
+from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
+                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401
 
@@ -229,6 +233,32 @@ def dropout(input, p=0.5, training=True):
     if p == 1:
         return input * 0
     return _dropout.Dropout.apply(input, p=p)
+
+
+def dropout2d(input, p=0.5, training=True):
+    """Zero whole channels (axis 1) of ``input`` with probability ``p`` and scale by ``1/(1-p)``,
+    as PyTorch's ``dropout2d`` does: an (N, C) input loses single elements, (N, C, L) whole rows."""
+    from . import random
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    input = input if isinstance(input, Tensor) else as_tensor(input)
+    check_float_dtype(input.data, "dropout2d input")
+    if input.ndim not in (2, 3, 4):
+        raise ValueError(f"dropout2d expects input of shape (N, C, H, W), (N, C, L) or (N, C), got shape "
+                         f"{tuple(input.shape)}")
+    if input.ndim == 2:
+        warnings.warn("dropout2d: Received a 2-D input to dropout2d, which is deprecated (as in "
+                      "PyTorch); like PyTorch it drops single elements then. Use dropout instead.",
+                      UserWarning, stacklevel=3)
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    channels = input.shape[:2]
+    keep = random.default_generator().random(channels) >= p
+    mask = (keep.astype(input.dtype) / input.dtype.type(1 - p)).reshape(
+        channels + (1,) * (input.ndim - len(channels)))
+    return input * get_array_module(input.data).asarray(mask)
 
 
 def conv_geometry(kernel_size, stride=1, padding=0, dilation=1):

@@ -30,7 +30,8 @@ _FIXED = {
     "AdaptiveAvgPool2d": "AdaptiveAvgPool2DBackward0", "LogSoftmax": "LogSoftmaxBackward0",
     "Dropout": "NativeDropoutBackward0", "BatchNorm": "NativeBatchNormBackward0",
     "WeightNorm": "WeightNormInterfaceBackward0", "CopyInto": "CopyBackwards",
-    "BackwardHookFunction": "BackwardHookFunctionBackward",
+    "BackwardHookFunction": "BackwardHookFunctionBackward", "Abs": "AbsBackward0",
+    "Cast": "ToCopyBackward0",
 }
 
 
@@ -62,7 +63,9 @@ def _group_norm(node):
 
 
 _BY_NODE = {"Sum": lambda n: _reduction(n, "Sum"), "Mean": lambda n: _reduction(n, "Mean"),
-            "MatMul": _matmul, "GetItem": _getitem, "GroupNorm": _group_norm}
+            "MatMul": _matmul, "GetItem": _getitem, "GroupNorm": _group_norm,
+            "Extremum": lambda n: f"{n.fn.op.capitalize()}Backward0",
+            "ExtremumAll": lambda n: f"{n.fn.op.capitalize()}Backward1"}
 
 
 def node_name(node):

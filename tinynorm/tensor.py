@@ -18,6 +18,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.data
         if not hasattr(data, "dtype"):
             data = _array_from_python(data)
         if data.dtype.kind not in _NUMERIC_KINDS:
@@ -62,7 +64,8 @@ class Tensor:
 
     @property
     def device(self):
-        return "cuda" if get_array_module(self.data) is not np else "cpu"
+        from .device import device
+        return device("cuda" if get_array_module(self.data) is not np else "cpu")
 
     @property
     def is_leaf(self):
@@ -85,7 +88,16 @@ class Tensor:
         return len(self.data)
 
     def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to a "
+                             "Python scalar")
         return self.data.item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
 
     def numpy(self):
         if self.device != "cpu":
@@ -149,6 +161,15 @@ class Tensor:
     def astype(self, dtype):
         return Tensor(self.data.astype(dtype), requires_grad=False)
 
+    def _cast(self, dtype):
+        """A float-to-float cast is recorded on the tape (as in PyTorch); others are not."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.kind == "f" and self.dtype.kind == "f":
+            return _ops().Cast.apply(self, dtype=dtype)
+        return self.astype(dtype)
+
     def cuda(self):
         return self.to("cuda")
 
@@ -156,12 +177,29 @@ class Tensor:
         return self.to("cpu")
 
     def float(self):
-        return self.astype(np.float32)
+        return self._cast(np.float32)
 
     def double(self):
-        return self.astype(np.float64)
+        return self._cast(np.float64)
+
+    def long(self):
+        return self._cast(np.int64)
+
+    def int(self):
+        return self._cast(np.int32)
+
+    def bool(self):
+        return self._cast(np.bool_)
+
+    def type_as(self, other):
+        return self._cast(other.dtype)
 
     def to(self, device=None, dtype=None):
+        """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``; ``device`` is a string or a ``tinynorm.device``."""
+        if device is not None and not isinstance(device, str) and dtype is None:
+            device, dtype = None, device
+        if dtype is not None and device is None:
+            return self._cast(dtype)
         data = self.data
         if dtype is not None:
             data = data.astype(dtype)
@@ -254,6 +292,24 @@ class Tensor:
     def __ne__(self, other):
         return Tensor(self.data != _raw(other))
 
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
     __hash__ = object.__hash__
 
     def __bool__(self):
@@ -287,11 +343,43 @@ class Tensor:
     def mean(self, dim=None, keepdim=False):
         return _ops().Mean.apply(self, dim=dim, keepdim=keepdim)
 
-    def argmax(self, dim=None):
-        return Tensor(self.data.argmax(axis=self._reduced_dim(dim, "argmax")))
+    def abs(self):
+        return _ops().Abs.apply(self)
 
-    def max(self, dim=None):
-        return Tensor(self.data.max(axis=self._reduced_dim(dim, "max")))
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the first maximum (of the flattened tensor when ``dim`` is None), int64."""
+        return self._arg("argmax", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg("argmin", dim, keepdim)
+
+    def _arg(self, name, dim, keepdim):
+        axis = self._reduced_dim(dim, name)
+        xp = get_array_module(self.data)
+        out = getattr(self.data, name)(axis=axis).astype(np.int64)
+        if keepdim:
+            out = out.reshape((1,) * self.ndim) if axis is None else xp.expand_dims(out, axis)
+        return Tensor(out)
+
+    def max(self, dim=None, keepdim=False):
+        """The largest element; with ``dim``, ``(values, indices)`` along it (PyTorch's ``max``);
+        with a Tensor, the elementwise maximum."""
+        return self._extremum("max", dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return self._extremum("min", dim, keepdim)
+
+    def _extremum(self, op, dim, keepdim):
+        if isinstance(dim, Tensor):
+            return self.maximum(dim) if op == "max" else -((-self).maximum(-dim))
+        axis = self._reduced_dim(dim, op)
+        if axis is None:
+            return _ops().ExtremumAll.apply(self, op=op)
+        if self.ndim == 0:
+            return MinMax(self, Tensor(np.zeros((), np.int64)))
+        found = {}
+        values = _ops().Extremum.apply(self, op=op, dim=axis, keepdim=bool(keepdim), indices_out=found)
+        return MinMax(values, Tensor(found["indices"].astype(np.int64)))
 
     def _reduced_dim(self, dim, name):
         """``dim`` checked as PyTorch's max/argmax do: in range, and over a non-empty extent."""
@@ -310,6 +398,12 @@ class Tensor:
         return _shape().Reshape.apply(self, shape=shape)
 
     view = reshape
+
+    def view_as(self, other):
+        return self.reshape(tuple(other.shape))
+
+    def reshape_as(self, other):
+        return self.reshape(tuple(other.shape))
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
@@ -347,6 +441,21 @@ class Tensor:
         return _shape().GetItem.apply(self, index=index)
 
 
+class MinMax(tuple):
+    """``(values, indices)`` of ``max(dim)``/``min(dim)``, as PyTorch's ``torch.return_types.max``."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
 def _array_from_python(data):
     """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values."""
     try:
@@ -363,13 +472,6 @@ def _dim(dim, ndim, name):
         raise IndexError(f"{name}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
                          f"but got {dim!r})")
     return int(dim) % n
-
-
-def _shape_arg(shape, name):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    from . import checks
-    return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)
 
 
 def _raw(x):
@@ -392,50 +494,4 @@ def _shape():
     return shape
 
 
-def as_tensor(x, dtype=None):
-    """Wrap ``x`` without copying when it is already an array of the right dtype."""
-    if isinstance(x, Tensor):
-        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
-    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
-        return Tensor(x if dtype is None else x.astype(dtype))
-    arr = np.asarray(x, dtype=dtype)
-    if dtype is None and arr.dtype == np.float64 and not isinstance(x, np.ndarray):
-        arr = arr.astype(_DEFAULT_FLOAT)
-    return Tensor(arr)
-
-
-def tensor(data, requires_grad=False, dtype=None, device=None):
-    """A new leaf Tensor holding a copy of ``data``.
-
-    NumPy arrays keep their dtype; Python floats become float32, as in PyTorch.
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
-        arr = data.astype(dtype) if dtype is not None else data.copy()
-    else:
-        try:
-            arr = np.array(data, dtype=dtype)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"tensor(): data must be an array or a rectangular nested sequence of "
-                            f"numbers: {e}") from None
-        if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
-            arr = arr.astype(_DEFAULT_FLOAT)
-    return Tensor(arr, requires_grad=requires_grad).to(device)
-
-
-def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
-    shape = _shape_arg(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad).to(device)
-
-
-def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
-    shape = _shape_arg(shape, "ones")
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad).to(device)
-
-
-def from_numpy(array):
-    """A Tensor sharing memory with ``array`` (like ``torch.from_numpy``)."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor(array)
+from .factories import as_tensor, from_numpy, ones, tensor, zeros  # noqa: E402,F401

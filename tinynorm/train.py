@@ -253,6 +253,7 @@ def _train_rank(model, norm, epochs, batch_size, lr, optimizer, seed, data, save
         bar = None if quiet else Progress(stream, len(loader), f"epoch {epoch:>3}/{epochs}")
         loss_sum = correct = seen = 0
         for step, (xb, yb) in enumerate(loader, 1):
+            xb, yb = np.asarray(xb), np.asarray(yb)
             if world > 1:
                 xb, yb = np.array_split(xb, world)[rank], np.array_split(yb, world)[rank]
             opt.zero_grad()

@@ -1,4 +1,4 @@
-"""Minibatch iteration over a tuple of equally long NumPy arrays: i.i.d. batches, or batches of same-label pairs."""
+"""Minibatch iteration: i.i.d. batches of Tensors (``DataLoader``), or NumPy batches of same-label pairs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import operator
 
 import numpy as np
 
+from .. import random
 from ..profiler import record_batches
+from ..tensor import Tensor
+from .dataset import TensorDataset, default_collate
 
 __all__ = ["DataLoader", "PairedBatchLoader"]
 
@@ -25,31 +28,27 @@ class _Seeded:
 
 
 class DataLoader(_Seeded):
-    """Iterate over ``dataset`` (a tuple of arrays sharing their first axis) in batches.
+    """Iterate over ``dataset`` in batches of Tensors, as ``torch.utils.data.DataLoader``.
 
-    Each iteration is one epoch and yields tuples of arrays, one per dataset
-    array. Without shuffle the batches are slices (views) in order; with
-    shuffle each epoch uses a new permutation from one ``np.random.Generator``
-    created from ``seed`` at construction, so equal seeds give equal epoch
-    sequences. ``drop_last`` drops a final short batch. ``len()`` is the
-    number of batches per epoch.
+    ``dataset`` is a tuple of arrays sharing their first axis (batches are slices of
+    them), or any object with ``__len__`` and ``__getitem__`` (a ``TensorDataset``, a
+    ``Dataset``), whose samples ``collate_fn`` (``default_collate``) stacks. Each
+    iteration is one epoch. With ``shuffle`` each epoch uses a new permutation from
+    one ``np.random.Generator`` created at construction from ``seed`` (without one, from
+    a draw of the global generator, so ``tinynorm.manual_seed`` fixes the order as
+    ``torch.manual_seed`` does); equal seeds give equal epoch sequences. ``drop_last``
+    drops a final short batch; ``len()`` is the number of batches per epoch. Batches are
+    always loaded in the calling process: ``num_workers``, ``pin_memory`` and
+    ``persistent_workers`` are accepted (so PyTorch scripts run unchanged) and change
+    nothing but speed.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed=None):
-        if isinstance(dataset, np.ndarray) or not isinstance(dataset, (tuple, list)):
-            raise ValueError(
-                f"dataset must be a tuple of arrays, got {type(dataset).__name__}"
-            )
-        if len(dataset) == 0:
-            raise ValueError("dataset must contain at least one array")
-        arrays = tuple(np.asarray(a) for a in dataset)
-        for i, a in enumerate(arrays):
-            if a.ndim == 0:
-                raise ValueError(f"dataset[{i}] is 0-d; every array needs a first (sample) axis")
-        lengths = [a.shape[0] for a in arrays]
-        if len(set(lengths)) != 1:
-            raise ValueError(f"dataset arrays must have equal lengths, got {lengths}")
+                 drop_last: bool = False, seed=None, num_workers: int = 0, collate_fn=None,
+                 pin_memory: bool = False, persistent_workers: bool = False):
+        if isinstance(dataset, np.ndarray):
+            raise ValueError("dataset must be a tuple of arrays or an indexable dataset (__len__ "
+                             "and __getitem__), got a bare ndarray; wrap it as (array,)")
         if isinstance(batch_size, bool):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         try:
@@ -58,15 +57,33 @@ class DataLoader(_Seeded):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
-
-        self.dataset = arrays
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) \
+                or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
+        self.collate_fn = collate_fn
+        self.arrays = None
+        if isinstance(dataset, (tuple, list)):
+            self.arrays = _arrays(dataset)
+            self.num_samples = self.arrays[0].shape[0]
+        elif isinstance(dataset, TensorDataset) and collate_fn is None:
+            self.arrays = tuple(t.data for t in dataset.tensors)
+            self.num_samples = len(dataset)
+        elif callable(getattr(dataset, "__getitem__", None)) and callable(getattr(dataset, "__len__", None)):
+            self.num_samples = len(dataset)
+        else:
+            raise ValueError(f"dataset must be a tuple of arrays or have __len__ and __getitem__, "
+                             f"got {type(dataset).__name__}")
+        self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.num_samples = lengths[0]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        if seed is None:
+            seed = random.default_generator().integers(2**63)
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -82,18 +99,34 @@ class DataLoader(_Seeded):
         return self._batches(order)
 
     def _batches(self, order):
-        bs, arrays = self.batch_size, self.dataset
+        bs, arrays = self.batch_size, self.arrays
+        collate = self.collate_fn or default_collate
         for b in range(len(self)):
             start, stop = b * bs, min((b + 1) * bs, self.num_samples)
-            if order is None:
-                yield tuple(a[start:stop] for a in arrays)
+            idx = range(start, stop) if order is None else order[start:stop]
+            if arrays is None:
+                yield collate([self.dataset[int(i)] for i in idx])
+            elif order is None:
+                yield tuple(Tensor(a[start:stop]) for a in arrays)
             else:
-                idx = order[start:stop]
-                yield tuple(a[idx] for a in arrays)
+                yield tuple(Tensor(a[idx]) for a in arrays)
 
     def __repr__(self) -> str:
         return (f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+def _arrays(dataset):
+    if len(dataset) == 0:
+        raise ValueError("dataset must contain at least one array")
+    arrays = tuple(a.data if isinstance(a, Tensor) else np.asarray(a) for a in dataset)
+    for i, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise ValueError(f"dataset[{i}] is 0-d; every array needs a first (sample) axis")
+    lengths = [a.shape[0] for a in arrays]
+    if len(set(lengths)) != 1:
+        raise ValueError(f"dataset arrays must have equal lengths, got {lengths}")
+    return arrays
 
 
 class PairedBatchLoader(_Seeded):

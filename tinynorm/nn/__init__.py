@@ -5,8 +5,10 @@ from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .cross_batchnorm import CrossIterationBatchNorm, CrossMiniBatchNorm
 from .frn import TLU, FilterResponseNorm2d
 from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Flatten,
-                     Identity, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh)
+from .containers import ModuleDict, ModuleList
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Dropout2d,
+                     Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh)
+from .loss import BCELoss, BCEWithLogitsLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
 from .lrn import LocalResponseNorm
 from .lstm import BNLSTM, LNLSTM, LSTM
 from .module import Module, Parameter
@@ -21,4 +23,5 @@ __all__ = ["init", "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgP
            "CrossIterationBatchNorm", "CrossMiniBatchNorm", "utils", "weight_norm",
            "remove_weight_norm", "init_weight_norm_", "GroupNorm", "LayerNorm", "InstanceNorm1d",
            "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "FilterResponseNorm2d", "TLU",
-           "LocalResponseNorm", "LSTM", "BNLSTM", "LNLSTM"]
+           "LocalResponseNorm", "LSTM", "BNLSTM", "LNLSTM", "Dropout2d", "ModuleList", "ModuleDict",
+           "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss"]

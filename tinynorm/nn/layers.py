@@ -139,6 +139,13 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Dropout2d(Dropout):
+    """Zero whole channels (``torch.nn.Dropout2d``)."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
+
+
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()

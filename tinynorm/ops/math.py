@@ -226,3 +226,67 @@ class MatMul(Function):
         if self.needs_input_grad[1]:
             gb = unbroadcast(blas.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
         return ga, gb
+
+
+class Extremum(Function):
+    """``max`` or ``min`` along ``dim`` (``op`` is 'max' or 'min'); the gradient goes to the
+    first extremal element of each slice, whose index is written to ``indices_out['indices']``
+    (PyTorch's ``max(dim)``/``min(dim)``)."""
+
+    def forward(self, a, *, op, dim, keepdim, indices_out):
+        xp = get_array_module(a)
+        idx = (a.argmax if op == "max" else a.argmin)(axis=dim)
+        idx = xp.expand_dims(idx, dim)
+        self.op, self.shape, self.dim, self.keepdim, self.idx = op, a.shape, dim, keepdim, idx
+        values = xp.take_along_axis(a, idx, axis=dim)
+        indices_out["indices"] = idx if keepdim else xp.squeeze(idx, dim)
+        return values if keepdim else xp.squeeze(values, dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.dim)
+        shape = [1] * len(self.shape)
+        shape[self.dim] = self.shape[self.dim]
+        hit = xp.arange(self.shape[self.dim]).reshape(shape) == self.idx
+        return xp.where(hit, g, g.dtype.type(0))
+
+
+class ExtremumAll(Function):
+    """``max()`` or ``min()`` of every element; ties share the gradient evenly (as PyTorch)."""
+
+    def forward(self, a, *, op):
+        xp = get_array_module(a)
+        y = a.max() if op == "max" else a.min()
+        self.op = op
+        self.save_for_backward(a)
+        self.y = y
+        return xp.asarray(y)
+
+    def backward(self, g):
+        (a,) = self.saved
+        mask = (a == self.y).astype(g.dtype)
+        return mask * (g / mask.sum())
+
+
+class Cast(Function):
+    """``a.astype(dtype)`` between float dtypes; the gradient is cast back."""
+
+    def forward(self, a, *, dtype):
+        self.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
+
+
+class Abs(Function):
+    """``|a|``; the gradient is ``sign(a)``, 0 at 0 (as PyTorch)."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return get_array_module(a).abs(a)
+
+    def backward(self, g):
+        (a,) = self.saved
+        return g * get_array_module(a).sign(a).astype(g.dtype, copy=False)

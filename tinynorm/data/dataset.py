@@ -1,0 +1,58 @@
+"""``Dataset``, ``TensorDataset`` and ``default_collate``, as in ``torch.utils.data``."""
+import numbers
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Dataset:
+    """Anything with ``__getitem__(i)`` and ``__len__`` is a dataset; subclassing this is optional."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+
+class TensorDataset(Dataset):
+    """Samples ``(t[i] for t in tensors)`` of arrays or Tensors that share their first axis."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors)
+        sizes = [t.shape[0] if t.ndim else None for t in self.tensors]
+        if None in sizes or len(set(sizes)) != 1:
+            raise ValueError(f"Size mismatch between tensors: first dimensions {sizes}")
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+
+def default_collate(batch):
+    """Stack a list of samples into a batch, as ``torch.utils.data.default_collate``: Tensors and
+    arrays are stacked, ints become an int64 Tensor, floats a float64 one, and tuples, lists and
+    dicts are collated field by field."""
+    first = batch[0]
+    if isinstance(first, Tensor):
+        return Tensor(np.stack([b.data for b in batch]))
+    if isinstance(first, np.ndarray):
+        return Tensor(np.stack(batch))
+    if isinstance(first, (bool, np.bool_)):
+        return Tensor(np.array(batch, dtype=np.bool_))
+    if isinstance(first, numbers.Integral):
+        return Tensor(np.array(batch, dtype=np.int64))
+    if isinstance(first, numbers.Real):
+        return Tensor(np.array(batch, dtype=np.float64))
+    if isinstance(first, str):
+        return list(batch)
+    if isinstance(first, dict):
+        return {k: default_collate([b[k] for b in batch]) for k in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(b) != len(first) for b in batch):
+            raise RuntimeError("each element in list of batch should be of equal size")
+        return [default_collate(list(field)) for field in zip(*batch)]
+    raise TypeError(f"default_collate: batch must contain Tensors, arrays, numbers, dicts or "
+                    f"lists; found {type(first).__name__}")

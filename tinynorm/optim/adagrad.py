@@ -1,0 +1,40 @@
+"""Adagrad, as ``torch.optim.Adagrad``."""
+from ..backend import get_array_module
+from .optimizer import Optimizer, non_negative
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011), ``torch.optim.Adagrad``.
+
+    ``g += weight_decay * p``; ``clr = lr / (1 + (t - 1) lr_decay)``; ``s += g^2``
+    (``s`` starts at ``initial_accumulator_value``); ``p -= clr * g / (sqrt(s) + eps)``.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10, maximize=False):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                      maximize=maximize))
+
+    @classmethod
+    def _check(cls, group):
+        non_negative(group["lr"], "learning rate")
+        non_negative(group["lr_decay"], "lr_decay value")
+        non_negative(group["weight_decay"], "weight_decay value")
+        non_negative(group["initial_accumulator_value"], "initial_accumulator_value value")
+        non_negative(group["eps"], "epsilon value")
+
+    def _update(self, p, g, state, group):
+        xp = get_array_module(p)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        if not state:
+            state["step"] = 0
+            state["sum"] = xp.full_like(p, group["initial_accumulator_value"])
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        s = state["sum"]
+        s += g * g
+        p -= (clr * (g / (xp.sqrt(s) + group["eps"]))).astype(p.dtype, copy=False)

@@ -1,0 +1,68 @@
+"""Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (fused kernel for contiguous arrays)."""
+import math
+
+from ..backend import get_array_module
+from ..kernels import kernels_for
+from .optimizer import Optimizer, non_negative, require
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), ``torch.optim.Adam``.
+
+    ``g += weight_decay * p``; ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @classmethod
+    def _check(cls, group):
+        non_negative(group["lr"], "learning rate")
+        non_negative(group["eps"], "epsilon value")
+        non_negative(group["weight_decay"], "weight_decay value")
+        betas = group["betas"]
+        require(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas (expected two values)",
+                betas)
+        for i, b in enumerate(betas):
+            require(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
+        group["betas"] = tuple(betas)
+
+    def _update(self, p, g, state, group):
+        xp = get_array_module(p)
+        (b1, b2), lr, eps, wd = group["betas"], group["lr"], group["eps"], group["weight_decay"]
+        if wd:
+            if self.decoupled:
+                p *= 1 - lr * wd
+            else:
+                g = g + wd * p
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p)
+            state["exp_avg_sq"] = xp.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        step_size = lr / (1 - b1 ** t)
+        bias2_sqrt = math.sqrt(1 - b2 ** t)
+        if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            kernels_for("adam", p).adam_update(p, xp.ascontiguousarray(g, dtype=p.dtype), m, v,
+                                               b1, b2, step_size, bias2_sqrt, eps)
+            return
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        denom = xp.sqrt(v) / bias2_sqrt + eps
+        p -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter 2019), ``torch.optim.AdamW``: Adam with ``p *= 1 - lr * weight_decay`` first."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)

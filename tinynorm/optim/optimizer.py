@@ -1,0 +1,188 @@
+"""``Optimizer``: parameter groups, per-parameter state and state_dict, as ``torch.optim.Optimizer``."""
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from .. import autograd, profiler, versions
+from ..backend import get_array_module
+
+
+def require(ok, what, value):
+    """PyTorch's optimizer checks, written so that NaN fails them (every comparison with NaN is False)."""
+    if not ok:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def non_negative(value, what):
+    require(isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+            and 0.0 <= value < math.inf, what, value)
+
+
+def fraction(value, what, high_open=False):
+    """A number in [0, 1] (or [0, 1) with ``high_open``)."""
+    non_negative(value, what)
+    require(value < 1.0 if high_open else value <= 1.0, what, value)
+
+
+class Optimizer:
+    """Base class: ``param_groups`` (dicts holding ``params`` and their hyperparameters) and ``state``.
+
+    ``params`` is an iterable of Tensors, or of dicts each with a ``params`` entry
+    and hyperparameters that override the constructor's defaults for that group
+    (per-layer learning rates, no weight decay on norms and biases). ``state`` is
+    keyed by parameter, as in PyTorch; :meth:`state_dict` numbers the parameters
+    in group order.
+    """
+
+    def __init__(self, params, defaults):
+        from ..tensor import Tensor
+        self._check(defaults)
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors, but got a Tensor")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs; use a list")
+        if isinstance(params, Mapping):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got a dict; wrap a single group in a list")
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors (e.g. model.parameters()), but got {type(params).__name__}") from None
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        groups = params if isinstance(params[0], Mapping) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    @classmethod
+    def _check(cls, group):
+        """Raise ValueError for a bad hyperparameter in ``group`` (each optimizer checks its own)."""
+
+    @property
+    def params(self):
+        """Every parameter, in group order (the numbering of :meth:`state_dict`)."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def add_param_group(self, param_group):
+        """Add a group: a dict with ``params`` and optional hyperparameters (the rest take the defaults)."""
+        from ..tensor import Tensor
+        if not isinstance(param_group, Mapping):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs; use a list")
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+            if p._node is not None:
+                raise ValueError("can't optimize a non-leaf Tensor")
+            if p.dtype.kind != "f":
+                raise ValueError(f"optimizer can only optimize floating point Tensors (an update "
+                                 f"would be truncated), got {p.dtype}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear more than once in the parameter list; each "
+                             "would be updated once per appearance")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check(group)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    @profiler.step
+    def step(self, closure=None):
+        """One update of every parameter that has a ``.grad``; ``closure`` re-evaluates the loss first."""
+        loss = None
+        if closure is not None:
+            with autograd.enable_grad():
+                loss = closure()
+        params = self.params
+        for i, p in enumerate(params):
+            if p.grad is not None and p.grad.shape != p.shape:
+                raise RuntimeError(f"optimizer: parameter {i} has shape {p.shape} but its .grad has "
+                                   f"shape {p.grad.shape}")
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+        versions.bump(params)
+        return loss
+
+    def _update(self, p, g, state, group):
+        raise NotImplementedError(f"{type(self).__name__} must implement _update")
+
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, as PyTorch."""
+        index = {id(p): i for i, p in enumerate(self.params)}
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if s}
+        groups = [dict(g, params=[index[id(p)] for p in g["params"]]) for g in self.param_groups]
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore :meth:`state_dict`: per-parameter state (copied; shapes must match) and, when
+        given, each group's hyperparameters (the groups must hold as many parameters as before)."""
+        if not isinstance(state_dict, Mapping) or not isinstance(state_dict.get("state"), Mapping):
+            raise ValueError("optimizer.load_state_dict expects the dict of state_dict(), with a "
+                             "'state' entry")
+        params = self.params
+        groups = state_dict.get("param_groups")
+        if groups is not None:
+            if len(groups) != len(self.param_groups):
+                raise ValueError(f"loaded state dict has {len(groups)} parameter groups, the "
+                                 f"optimizer has {len(self.param_groups)}")
+            for ours, saved in zip(self.param_groups, groups):
+                if len(saved["params"]) != len(ours["params"]):
+                    raise ValueError("loaded state dict contains a parameter group that doesn't "
+                                     "match the size of optimizer's group")
+        state = {}
+        for i, entry in state_dict["state"].items():
+            i = int(i)
+            if not 0 <= i < len(params):
+                raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
+                                 f"{len(params)}")
+            p = params[i].data
+            xp = get_array_module(p)
+            state[params[i]] = own = {}
+            for key, value in entry.items():
+                if value is None or np.ndim(value) == 0:
+                    own[key] = value if value is None or isinstance(value, (int, float)) else value.item()
+                    continue
+                if tuple(np.shape(value)) != p.shape:
+                    raise ValueError(f"optimizer state {i}.{key} has shape {tuple(np.shape(value))}, "
+                                     f"parameter {i} has {p.shape}")
+                own[key] = xp.array(value, dtype=p.dtype)
+        if groups is not None:
+            for ours, saved in zip(self.param_groups, groups):
+                ours.update({k: (tuple(v) if k == "betas" else v)
+                             for k, v in saved.items() if k != "params"})
+        self.state = state
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])

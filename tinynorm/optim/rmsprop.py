@@ -1,0 +1,58 @@
+"""RMSprop, as ``torch.optim.RMSprop``."""
+from ..backend import get_array_module
+from .optimizer import Optimizer, non_negative
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), ``torch.optim.RMSprop``.
+
+    ``g += weight_decay * p``; ``v = alpha v + (1 - alpha) g^2``; ``avg = sqrt(v) + eps``, or
+    with ``centered`` ``gbar = gbar + (1 - alpha)(g - gbar)`` and ``avg = sqrt(v - gbar^2) + eps``;
+    with momentum ``buf = momentum * buf + g / avg`` and ``p -= lr * buf``, else
+    ``p -= lr * g / avg``.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    @classmethod
+    def _check(cls, group):
+        non_negative(group["lr"], "learning rate")
+        non_negative(group["eps"], "epsilon value")
+        non_negative(group["momentum"], "momentum value")
+        non_negative(group["weight_decay"], "weight_decay value")
+        non_negative(group["alpha"], "alpha value")
+
+    def _update(self, p, g, state, group):
+        xp = get_array_module(p)
+        alpha, eps, wd, momentum = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
+        if group["maximize"]:
+            g = -g
+        if wd:
+            g = g + wd * p
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p)
+            if momentum > 0:
+                state["momentum_buffer"] = xp.zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(p)
+        state["step"] += 1
+        v = state["square_avg"]
+        v *= alpha
+        v += (1 - alpha) * g * g
+        if group["centered"]:
+            gbar = state["grad_avg"]
+            gbar += (1 - alpha) * (g - gbar)
+            avg = xp.sqrt(v - gbar * gbar) + eps
+        else:
+            avg = xp.sqrt(v) + eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += g / avg
+            p -= (group["lr"] * buf).astype(p.dtype, copy=False)
+        else:
+            p -= (group["lr"] * (g / avg)).astype(p.dtype, copy=False)

@@ -1,0 +1,41 @@
+"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
+from .optimizer import Optimizer, non_negative
+
+
+class SGD(Optimizer):
+    """SGD (``torch.optim.SGD``).
+
+    ``g += weight_decay * p``; with momentum ``buf = momentum * buf + (1 - dampening) * g``
+    (``buf = g`` on the first step) and ``g = g + momentum * buf`` if ``nesterov`` else
+    ``g = buf``; then ``p -= lr * g``.
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    @classmethod
+    def _check(cls, group):
+        non_negative(group["lr"], "learning rate")
+        non_negative(group["momentum"], "momentum value")
+        non_negative(group["dampening"], "dampening value")
+        non_negative(group["weight_decay"], "weight_decay value")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, p, g, state, group):
+        momentum, wd = group["momentum"], group["weight_decay"]
+        if group["maximize"]:
+            g = -g
+        if wd:
+            g = g + wd * p
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * g
+            g = g + momentum * buf if group["nesterov"] else buf
+        p -= group["lr"] * g
