@@ -165,8 +165,15 @@ def _accumulate_leaf(tensor, grad, adoptable=False):
         tensor.grad.data += grad
 
 
-def backward(root, grad=None, retain_graph=False):
-    """Reverse-mode sweep from ``root`` over the tape."""
+def backward(root, grad=None, retain_graph=None, create_graph=False):
+    """Reverse-mode sweep from ``root`` over the tape.
+
+    ``create_graph=True`` runs the sweep of :mod:`tinynorm.graph` instead, so
+    that the gradients are Tensors on the tape; ``retain_graph`` defaults to
+    ``create_graph``, as in PyTorch.
+    """
+    if create_graph:
+        return graph.backward(root, grad, True if retain_graph is None else retain_graph, True)
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     xp = get_array_module(root.data)
@@ -262,7 +269,8 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
-from . import hooks, versions  # noqa: E402  (use Function and Node)
+from . import graph, hooks, versions  # noqa: E402  (use Function and Node)
+from .graph import grad  # noqa: E402
 
-__all__ = ["Function", "Node", "backward", "no_grad", "enable_grad", "is_grad_enabled",
+__all__ = ["Function", "Node", "backward", "grad", "no_grad", "enable_grad", "is_grad_enabled",
            "unbroadcast", "format_tape"]
