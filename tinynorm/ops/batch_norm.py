@@ -130,3 +130,10 @@ class BatchNorm(Function):
         if self.has_bias:
             grads.append(sum_dy.astype(dtype))
         return tuple(grads)
+
+    def backward_graph(self, g, inputs):
+        """With create_graph: :class:`~tinynorm.ops.norm_double_backward.BatchNormGrad` (its backward is the double backward)."""
+        if self.batch_stats and not isinstance(self.combine, IdentityCombine):
+            return NotImplemented
+        from .norm_double_backward import BatchNormGrad, graph_grads
+        return graph_grads(self, g, inputs, BatchNormGrad)
