@@ -191,7 +191,7 @@ class ReLU(Function):
 
     def backward_graph(self, g, inputs):
         y = self.saved[0]
-        return g * Tensor((y > 0).astype(y.dtype))
+        return MaskedGrad.apply(g, inputs[0], mask=(y > 0).astype(y.dtype))
 
 
 class Maximum(Function):
@@ -210,7 +210,28 @@ class Maximum(Function):
     def backward_graph(self, g, inputs):
         a, b = self.saved
         wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype)
-        return sum_to(g * Tensor(wa), a.shape), sum_to(g * Tensor(1 - wa), b.shape)
+        return (sum_to(MaskedGrad.apply(g, *inputs, mask=wa), a.shape),
+                sum_to(MaskedGrad.apply(g, *inputs, mask=1 - wa), b.shape))
+
+
+class MaskedGrad(Function):
+    """``g * mask`` for a mask that is piecewise constant in the other inputs (ReLU, Maximum).
+
+    Those inputs are on the tape with a zero derivative, as in PyTorch
+    (``threshold_backward``), so a second order through them is zeros, not "unused".
+    """
+
+    def forward(self, g, *others, mask):
+        self.mask, self.other_shapes = mask, tuple(o.shape for o in others)
+        return g * mask
+
+    def backward(self, u):
+        xp = get_array_module(u)
+        return (u * self.mask,) + tuple(xp.zeros(s, dtype=u.dtype) for s in self.other_shapes)
+
+    def backward_graph(self, u, inputs):
+        return (MaskedGrad.apply(u, *inputs[1:], mask=self.mask),) + tuple(
+            Tensor(get_array_module(u.data).zeros(t.shape, dtype=u.dtype)) for t in inputs[1:])
 
 
 def _normalize_axes(dim, ndim):

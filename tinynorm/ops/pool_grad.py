@@ -27,17 +27,26 @@ def _gather(u, argmax):
 
 
 class MaxPoolScatter(Function):
-    """MaxPool2d's backward: ``g`` added at the argmax positions of a zero input-shaped array."""
+    """MaxPool2d's backward: ``g`` added at the argmax positions of a zero input-shaped array.
 
-    def forward(self, g, *, argmax, shape):
-        self.argmax = argmax
+    The pool's input, when given after ``g``, is on the tape with a zero
+    derivative (the argmax is piecewise constant in it), as in PyTorch.
+    """
+
+    def forward(self, g, *others, argmax, shape):
+        self.argmax, self.other_shapes = argmax, tuple(o.shape for o in others)
         return _scatter(g, argmax, shape)
 
     def backward(self, u):
-        return _gather(u, self.argmax)
+        xp = get_array_module(u)
+        return (_gather(u, self.argmax),) + tuple(xp.zeros(s, dtype=u.dtype)
+                                                  for s in self.other_shapes)
 
     def backward_graph(self, u, inputs):
-        return MaxPoolGather.apply(u, argmax=self.argmax)
+        from ..tensor import Tensor
+        xp = get_array_module(u.data)
+        return (MaxPoolGather.apply(u, argmax=self.argmax),) + tuple(
+            Tensor(xp.zeros(s, dtype=u.dtype)) for s in self.other_shapes)
 
 
 class MaxPoolGather(Function):

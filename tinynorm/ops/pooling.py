@@ -30,7 +30,7 @@ class MaxPool2d(Function):
 
     def backward_graph(self, g, inputs):
         from .pool_grad import MaxPoolScatter
-        return MaxPoolScatter.apply(g, argmax=self.argmax, shape=self.in_shape)
+        return MaxPoolScatter.apply(g, inputs[0], argmax=self.argmax, shape=self.in_shape)
 
 
 class AvgPool2d(Function):
