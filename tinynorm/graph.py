@@ -111,6 +111,8 @@ def _node_grads(node, g, create_graph):
     if not create_graph:
         return tuple(None if a is None else Tensor(a) for a in raw)
     name = node_name(node)
+    if getattr(fn, "second_order_detail", None):
+        name = f"{name} ({fn.second_order_detail})"
     return tuple(None if a is None else NoSecondOrder.apply(g, *node.inputs, value=a, op=name)
                  for a in raw)
 
