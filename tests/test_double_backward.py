@@ -398,3 +398,22 @@ def test_gradgradcheck_catches_wrong_weight_norm_conv_and_generic_second_orders(
     monkeypatch.setattr(math.Tanh, "backward_graph", lambda self, g, i: g * (1 - i[0].tanh()))
     with pytest.raises(AssertionError, match="tanh"):
         gradgradcheck(lambda x: x.tanh(), [rand(3, 0)], name="tanh")
+
+
+def test_in_place_copy_into_a_graph_tensor_has_a_second_order():
+    def fn(x, y):
+        h = x * 1
+        h.copy_(y * y)
+        return h * x
+    gradgradcheck(fn, [rand((2, 3), 0), rand(3, 1)], name="copy_")
+
+
+def test_bn_lstm_has_a_second_order():
+    tn.manual_seed(0)
+    cell = tn.nn.BNLSTM(3, 4, max_length=4)
+    x = tn.tensor(rand((4, 2, 3), 0).astype(np.float32), requires_grad=True)
+    out = cell(x)
+    out = out[0] if isinstance(out, tuple) else out
+    (g,) = grad((out ** 2).sum(), x, create_graph=True)
+    (gg,) = grad((g ** 2).sum(), x)
+    assert np.all(np.isfinite(gg.numpy()))
