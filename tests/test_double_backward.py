@@ -107,7 +107,7 @@ def test_cross_entropy(n, c, smoothing, weighted, reduction, seed):
        stride=st.integers(1, 2), padding=st.integers(0, 1), dilation=st.integers(1, 2),
        bias=st.booleans(), seed=SEEDS)
 def test_conv2d(n, groups, k, stride, padding, dilation, bias, seed):
-    x, w = rand((n, 2, 5, 4), seed), rand((2, 2 // groups, k, k), seed + 1)
+    x, w = rand((n, 2, 5, 5), seed), rand((2, 2 // groups, k, k), seed + 1)
     inputs = [x, w] + ([rand(2, seed + 2)] if bias else [])
 
     def fn(x, w, b=None):
@@ -417,3 +417,21 @@ def test_bn_lstm_has_a_second_order():
     (g,) = grad((out ** 2).sum(), x, create_graph=True)
     (gg,) = grad((g ** 2).sum(), x)
     assert np.all(np.isfinite(gg.numpy()))
+
+
+def test_grad_runs_only_the_backward_that_leads_to_its_inputs():
+    x = leaf()
+    h = x.tanh()
+    loss = (h * h).sum()
+    (gh,) = grad(loss, h)
+    np.testing.assert_allclose(gh.numpy(), 2 * h.numpy())
+    assert not h.grad_fn.freed
+
+
+def test_leaf_hooks_run_once_on_the_summed_gradient_under_create_graph():
+    x = leaf()
+    calls = []
+    x.register_hook(lambda g: calls.append(g.numpy().copy()))
+    (x * x + x).sum().backward(create_graph=True)
+    assert len(calls) == 1
+    np.testing.assert_allclose(calls[0], 2 * x.numpy() + 1)

@@ -133,7 +133,8 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
 
     ``targets`` None: accumulate into ``.grad`` of the leaves (``backward``).
     Otherwise return a dict id(target) -> gradient Tensor for the targets
-    only, leaving ``.grad`` alone (``autograd.grad``).
+    only, leaving ``.grad`` alone (``autograd.grad``). A leaf's hooks run once,
+    on its gradient summed over every use.
     """
     from .tensor import Tensor
     grads, found = {}, {}
@@ -144,19 +145,23 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
         prev = store.get(key)
         store[key] = gi if prev is None else prev + gi
 
+    leaves = {}
+
     def to_leaf(t, gi):
-        if targets is not None:
-            if id(t) in want_leaf:
-                add(found, id(t), gi)
-            return
-        if "_hooks" in t.__dict__:
-            gi = _run_hooks(t.__dict__["_hooks"], gi)
-        if not create_graph:
-            autograd._accumulate_leaf(t, gi.data)
-        elif t.grad is None:
-            t.grad = gi
-        else:
-            t.grad = t.grad + gi
+        if targets is None or id(t) in want_leaf:
+            prev = leaves.get(id(t))
+            leaves[id(t)] = (t, gi if prev is None else prev[1] + gi)
+
+    def finish_leaves():
+        for key, (t, gi) in leaves.items():
+            if "_hooks" in t.__dict__:
+                gi = _run_hooks(t.__dict__["_hooks"], gi)
+            if targets is not None:
+                found[key] = gi
+            elif not create_graph:
+                autograd._accumulate_leaf(t, gi.data)
+            else:
+                t.grad = gi if t.grad is None else t.grad + gi
 
     nodes = [r._node for r in roots if r._node is not None]
     with _GradMode(create_graph):
@@ -166,6 +171,7 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
             else:
                 add(grads, id(r._node), g)
         order = _collect_many(nodes)
+        through = None if targets is None else _leading_to(order, want_leaf, want_node)
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -177,6 +183,8 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
                 t.grad = g if t.grad is None else t.grad + g
             if id(node) in want_node:
                 add(found, id(want_node[id(node)]), g)
+            if through is not None and id(node) not in through:
+                continue
             if node.freed:
                 raise RuntimeError("Trying to backward through the graph a second time; "
                                    "pass retain_graph=True to the first backward call")
@@ -199,7 +207,21 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
                     to_leaf(t, gi)
                 else:
                     add(grads, id(parent), gi)
+        finish_leaves()
     return found
+
+
+def _leading_to(order, want_leaf, want_node):
+    """The ids of the nodes whose backward leads to a target (``autograd.grad`` runs no other)."""
+    through, needed = set(), set()
+    for node in reversed(order):
+        if any(p is None and id(t) in want_leaf or p is not None and id(p) in needed
+               for t, p in zip(node.inputs, node.parents)):
+            through.add(id(node))
+            needed.add(id(node))
+        elif id(node) in want_node:
+            needed.add(id(node))
+    return through
 
 
 def _collect_many(nodes):
