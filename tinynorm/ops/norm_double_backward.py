@@ -76,7 +76,7 @@ def double_backward(x, g, u, u_gamma, u_beta, gamma, mean, sigma, axes, batch_st
             gx = gx + sigma * proj(q)
     else:
         pu = u
-        gx = sigma * q if u_gamma is not None else np.zeros_like(x)
+        gx = sigma * q if u_gamma is not None else x * 0
     gg = gam * sigma * pu
     if u_gamma is not None:
         gg = gg + u_gamma * xhat
@@ -159,7 +159,7 @@ class GroupNormGrad(_NormGrad):
         slot, row = (1, gr, k, 1), (n, gr, 1, 1)
         u, u_gamma = parts[0], parts[1] if w is not None else None
         u_beta = parts[-1] if has_bias else None
-        u = np.zeros(x4.shape) if u is None else u.reshape(x4.shape)
+        u = get_array_module(x4).zeros(x4.shape) if u is None else u.reshape(x4.shape)
         gx, gg, ggamma = double_backward(
             x4.astype(np.float64), g.reshape(x4.shape).astype(np.float64), u,
             None if u_gamma is None else u_gamma.reshape(slot),
@@ -182,7 +182,7 @@ class RMSNormGrad(_NormGrad):
         x2, g = self.saved
         rstd, w = self.stats
         u, u_gamma = parts[0], parts[1] if w is not None else None
-        u = np.zeros(x2.shape) if u is None else u.reshape(x2.shape)
+        u = get_array_module(x2).zeros(x2.shape) if u is None else u.reshape(x2.shape)
         gx, gg, ggamma = double_backward(
             x2.astype(np.float64), g.reshape(x2.shape).astype(np.float64), u,
             None if u_gamma is None else u_gamma.reshape(1, -1), None,

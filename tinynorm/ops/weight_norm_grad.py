@@ -22,6 +22,7 @@ A third order raises. Reference: Salimans & Kingma 2016; PyTorch's
 import numpy as np
 
 from ..autograd import Function
+from ..backend import get_array_module
 from ..graph import pack, unpack, unpack_arrays
 from .weight_norm import as_dim_3d
 
@@ -42,14 +43,14 @@ class WeightNormGrad(Function):
         u, u_g = unpack_arrays(flat, self.shapes)
         v3 = as_dim_3d(v, self.dim).astype(np.float64)
         gw3 = as_dim_3d(gw, self.dim).astype(np.float64)
-        u3 = np.zeros_like(v3) if u is None else as_dim_3d(u.reshape(v.shape), self.dim)
+        u3 = v3 * 0 if u is None else as_dim_3d(u.reshape(v.shape), self.dim)
         col = (1, -1, 1)
         u_g = u_g.reshape(col)
 
         def dot(a, b):
             return (a * b).sum(axis=(0, 2), keepdims=True)
 
-        n = np.sqrt(dot(v3, v3))
+        n = get_array_module(v3).sqrt(dot(v3, v3))
         vh = v3 / n
         s = self.g64.reshape(col) / n
 
