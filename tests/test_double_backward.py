@@ -435,3 +435,11 @@ def test_leaf_hooks_run_once_on_the_summed_gradient_under_create_graph():
     (x * x + x).sum().backward(create_graph=True)
     assert len(calls) == 1
     np.testing.assert_allclose(calls[0], 2 * x.numpy() + 1)
+
+
+def test_module_backward_hooks_refuse_create_graph_clearly():
+    lin = tn.nn.Linear(3, 2, dtype=np.float64)
+    lin.register_full_backward_hook(lambda m, gi, go: None)
+    x = leaf()
+    with pytest.raises(RuntimeError, match="module full backward hooks"):
+        grad(lin(x).sum(), x, create_graph=True)

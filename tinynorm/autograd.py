@@ -8,6 +8,8 @@ position on the tape, so the nodes form a Wengert list ordered by
 them in reverse tape order, calls each Function's ``backward`` and
 accumulates (``+=``) into ``.grad`` of the leaves, as micrograd's engine does.
 Saved arrays are freed after use unless ``retain_graph=True``.
+``backward(create_graph=True)`` and ``grad`` walk the same tape with Tensor
+gradients instead (:mod:`tinynorm.graph`); this first-order sweep is unchanged.
 """
 import contextlib
 import itertools
@@ -97,6 +99,14 @@ class Function:
     per positional input. Arrays needed by backward are stored on ``self``
     through :meth:`save_for_backward`; ``self.needs_input_grad`` tells which
     inputs want a gradient.
+
+    For a second order, a Function may also define
+    ``backward_graph(self, grad, inputs)``: the same gradients, built with tape
+    ops from the Tensor ``grad`` and the input Tensors, so that they can be
+    differentiated again (used under ``create_graph=True``, see
+    :mod:`tinynorm.graph`; returning ``NotImplemented`` means "no second
+    order here"). Without it, ``backward`` runs and a second order through
+    its result raises, naming the op.
     """
 
     needs_input_grad = ()
