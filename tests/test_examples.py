@@ -26,7 +26,8 @@ def script(name):
 def test_every_example_says_what_it_teaches():
     names = sorted(n for n in os.listdir(EXAMPLES) if n.endswith(".py"))
     mine = {"mlp_digits.py", "small_batch.py", "custom_op.py", "sync_bn_workers.py",
-            "sync_bn_mpi.py", "bn_lstm.py", "gpu_train.py", "port_from_pytorch.py"}
+            "sync_bn_mpi.py", "bn_lstm.py", "gpu_train.py", "port_from_pytorch.py",
+            "second_order.py"}
     assert mine <= set(names)
     for n in sorted(mine):
         with open(os.path.join(EXAMPLES, n)) as f:
@@ -80,6 +81,11 @@ def test_sync_bn_mpi_two_ranks():
     m = re.search(r"on 2 MPI ranks .* max \|y diff\| (\S+), max \|dx diff\| (\S+)", out)
     assert m and float(m.group(1)) < 1e-12 and float(m.group(2)) < 1e-12
     assert out.count("SyncBatchNorm on") == 1
+
+
+def test_second_order_quick():
+    out = run([script("second_order.py"), "--quick"])
+    assert "Hessian-vector product" in out and "final gradient penalty" in out
 
 
 def test_bn_lstm_quick():

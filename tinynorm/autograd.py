@@ -8,6 +8,8 @@ position on the tape, so the nodes form a Wengert list ordered by
 them in reverse tape order, calls each Function's ``backward`` and
 accumulates (``+=``) into ``.grad`` of the leaves, as micrograd's engine does.
 Saved arrays are freed after use unless ``retain_graph=True``.
+``backward(create_graph=True)`` and ``grad`` walk the same tape with Tensor
+gradients instead (:mod:`tinynorm.graph`); this first-order sweep is unchanged.
 """
 import contextlib
 import itertools
@@ -97,6 +99,14 @@ class Function:
     per positional input. Arrays needed by backward are stored on ``self``
     through :meth:`save_for_backward`; ``self.needs_input_grad`` tells which
     inputs want a gradient.
+
+    For a second order, a Function may also define
+    ``backward_graph(self, grad, inputs)``: the same gradients, built with tape
+    ops from the Tensor ``grad`` and the input Tensors, so that they can be
+    differentiated again (used under ``create_graph=True``, see
+    :mod:`tinynorm.graph`; returning ``NotImplemented`` means "no second
+    order here"). Without it, ``backward`` runs and a second order through
+    its result raises, naming the op.
     """
 
     needs_input_grad = ()
@@ -165,8 +175,15 @@ def _accumulate_leaf(tensor, grad, adoptable=False):
         tensor.grad.data += grad
 
 
-def backward(root, grad=None, retain_graph=False):
-    """Reverse-mode sweep from ``root`` over the tape."""
+def backward(root, grad=None, retain_graph=None, create_graph=False):
+    """Reverse-mode sweep from ``root`` over the tape.
+
+    ``create_graph=True`` runs the sweep of :mod:`tinynorm.graph` instead, so
+    that the gradients are Tensors on the tape; ``retain_graph`` defaults to
+    ``create_graph``, as in PyTorch.
+    """
+    if create_graph:
+        return graph.backward(root, grad, True if retain_graph is None else retain_graph, True)
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     xp = get_array_module(root.data)
@@ -262,7 +279,8 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
-from . import hooks, versions  # noqa: E402  (use Function and Node)
+from . import graph, hooks, versions  # noqa: E402  (use Function and Node)
+from .graph import grad  # noqa: E402
 
-__all__ = ["Function", "Node", "backward", "no_grad", "enable_grad", "is_grad_enabled",
+__all__ = ["Function", "Node", "backward", "grad", "no_grad", "enable_grad", "is_grad_enabled",
            "unbroadcast", "format_tape"]

@@ -119,8 +119,13 @@ class Tensor:
         return f"tensor({body}, dtype={self.dtype}{where}{extra})"
 
     # ---- autograd ---------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
-        autograd.backward(self, grad, retain_graph)
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        """Accumulate the gradient of this tensor into ``.grad`` of the leaves.
+
+        ``create_graph=True`` records the backward pass on the tape, so the
+        gradients can be differentiated again; ``retain_graph`` defaults to it.
+        """
+        autograd.backward(self, grad, retain_graph, create_graph)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""

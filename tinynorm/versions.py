@@ -79,6 +79,10 @@ class CopyInto(Function):
     def backward(self, g):
         return None, unbroadcast(g, self.src_shape)
 
+    def backward_graph(self, g, inputs):
+        from .graph import sum_to
+        return None, sum_to(g, self.src_shape)
+
 
 def _viewed_leaf(tensor):
     """True when ``tensor`` views (shares the version counter of) a leaf that requires grad."""

@@ -130,3 +130,11 @@ class BatchNorm(Function):
         if self.has_bias:
             grads.append(sum_dy.astype(dtype))
         return tuple(grads)
+
+    def backward_graph(self, g, inputs):
+        """With create_graph: :class:`~tinynorm.ops.norm_double_backward.BatchNormGrad` (its backward is the double backward)."""
+        if self.batch_stats and not isinstance(self.combine, IdentityCombine):
+            self.second_order_detail = f"statistics combined by {type(self.combine).__name__}"
+            return NotImplemented
+        from .norm_double_backward import BatchNormGrad, graph_grads
+        return graph_grads(self, g, inputs, BatchNormGrad)

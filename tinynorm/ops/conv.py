@@ -54,3 +54,14 @@ class Conv2d(Function):
         if self.has_bias and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+    def backward_graph(self, g, inputs):
+        """With create_graph: the two products of :mod:`tinynorm.ops.conv_grad`, differentiable to any order."""
+        from .conv_grad import Conv2dInputGrad, Conv2dWeightGrad
+        x, weight = inputs[0], inputs[1]
+        need = self.needs_input_grad
+        gx = Conv2dInputGrad.apply(g, weight, geometry=self.geometry) if need[0] else None
+        gw = Conv2dWeightGrad.apply(x, g, geometry=self.geometry) if need[1] else None
+        if not self.has_bias:
+            return gx, gw
+        return gx, gw, g.sum(dim=(0, 2, 3)) if need[2] else None

@@ -6,6 +6,7 @@ repeatable on either device) and is copied to the device for CuPy inputs.
 from ..autograd import Function
 from ..backend import get_array_module
 from .. import random
+from ..tensor import Tensor
 
 
 class Dropout(Function):
@@ -16,3 +17,6 @@ class Dropout(Function):
 
     def backward(self, g):
         return g * self.mask
+
+    def backward_graph(self, g, inputs):
+        return g * Tensor(self.mask)

@@ -85,6 +85,15 @@ class GroupNorm(Function):
                 grads.append(None if d is None else d.astype(meta[1]).reshape(meta[0]))
         return tuple(grads)
 
+    @property
+    def has_weight(self):
+        return self.weight_meta is not None
+
+    def backward_graph(self, g, inputs):
+        """With create_graph: :class:`~tinynorm.ops.norm_double_backward.GroupNormGrad` (its backward is the double backward)."""
+        from .norm_double_backward import GroupNormGrad, graph_grads
+        return graph_grads(self, g, inputs, GroupNormGrad)
+
 
 def _as_input(input, name):
     if not isinstance(input, Tensor):

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..tensor import Tensor
 
 
 def _log_softmax(x, axis):
@@ -36,6 +37,12 @@ class LogSoftmax(Function):
         (y,) = self.saved
         dx = g - xp.exp(y) * g.sum(axis=self.dim, keepdims=True)
         return dx.astype(self.in_dtype, copy=False)
+
+    def backward_graph(self, g, inputs):
+        if self.in_dtype != self.saved[0].dtype:
+            return NotImplemented
+        p = LogSoftmax.apply(inputs[0], dim=self.dim).exp()
+        return g - p * g.sum(dim=self.dim, keepdim=True)
 
 
 class CrossEntropy(Function):
@@ -90,3 +97,21 @@ class CrossEntropy(Function):
             smooth = p * (c if cw is None else cw.sum()) - (1 if cw is None else cw)
             grad += smooth * (self.eps / c * self.valid * gs)[:, None]
         return grad.astype(logp.dtype, copy=False), None
+
+    def backward_graph(self, g, inputs):
+        xp = get_array_module(g.data)
+        logp, t, w = self.saved
+        n, c = logp.shape
+        p = LogSoftmax.apply(inputs[0], dim=1).exp()
+        onehot = xp.zeros_like(logp)
+        onehot[xp.arange(n), t] = 1
+        gs = g * self.scale if self.scale is not None else g
+        gs = gs.reshape(n, 1) if gs.ndim == 1 else gs
+        grad = (p - Tensor(onehot)) * Tensor(((1 - self.eps) * w)[:, None]) * gs
+        if self.eps:
+            cw = self.class_weight
+            total = c if cw is None else cw.sum()
+            shift = Tensor(xp.ones_like(logp) if cw is None else xp.broadcast_to(cw, logp.shape))
+            coef = Tensor((self.eps / c * self.valid)[:, None].astype(logp.dtype))
+            grad = grad + (p * total - shift) * coef * gs
+        return grad, None

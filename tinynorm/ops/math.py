@@ -2,11 +2,15 @@
 
 Generic math goes through the array module of the inputs (NumPy or CuPy);
 gradients of broadcast operands are summed back to the operand's shape.
+Each op's ``backward_graph`` states the same gradient with tape ops, for
+``create_graph=True`` (second order).
 """
 import numpy as np
 
 from .. import blas, memory
 from ..autograd import Function, unbroadcast
+from ..graph import sum_to
+from ..tensor import Tensor
 from ..backend import get_array_module
 from ..kernels import kernels_for
 
@@ -19,6 +23,9 @@ class Add(Function):
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
 
+    def backward_graph(self, g, inputs):
+        return sum_to(g, self.shapes[0]), sum_to(g, self.shapes[1])
+
 
 class Sub(Function):
     def forward(self, a, b):
@@ -27,6 +34,9 @@ class Sub(Function):
 
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+    def backward_graph(self, g, inputs):
+        return sum_to(g, self.shapes[0]), sum_to(-g, self.shapes[1])
 
 
 class Mul(Function):
@@ -38,6 +48,12 @@ class Mul(Function):
         a, b = self.saved
         ga = unbroadcast(g * b, a.shape) if self.needs_input_grad[0] else None
         gb = unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+    def backward_graph(self, g, inputs):
+        a, b = inputs
+        ga = sum_to(g * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(g * a, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -52,12 +68,21 @@ class Div(Function):
         gb = unbroadcast(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
+    def backward_graph(self, g, inputs):
+        a, b = inputs
+        ga = sum_to(g / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
 
 class Neg(Function):
     def forward(self, a):
         return -a
 
     def backward(self, g):
+        return -g
+
+    def backward_graph(self, g, inputs):
         return -g
 
 
@@ -76,6 +101,12 @@ class Pow(Function):
             return get_array_module(a).zeros_like(a)
         return g * (p * a ** (p - 1)).astype(a.dtype, copy=False)
 
+    def backward_graph(self, g, inputs):
+        (a,) = inputs
+        if self.exponent == 0:
+            return g * 0
+        return g * (a ** (self.exponent - 1) * self.exponent)
+
 
 class Exp(Function):
     def forward(self, a):
@@ -86,6 +117,9 @@ class Exp(Function):
     def backward(self, g):
         return g * self.saved[0]
 
+    def backward_graph(self, g, inputs):
+        return g * inputs[0].exp()
+
 
 class Log(Function):
     def forward(self, a):
@@ -94,6 +128,9 @@ class Log(Function):
 
     def backward(self, g):
         return g / self.saved[0]
+
+    def backward_graph(self, g, inputs):
+        return g / inputs[0]
 
 
 class Tanh(Function):
@@ -104,6 +141,10 @@ class Tanh(Function):
 
     def backward(self, g):
         y = self.saved[0]
+        return g * (1 - y * y)
+
+    def backward_graph(self, g, inputs):
+        y = inputs[0].tanh()
         return g * (1 - y * y)
 
 
@@ -119,6 +160,10 @@ class Sigmoid(Function):
 
     def backward(self, g):
         y = self.saved[0]
+        return g * y * (1 - y)
+
+    def backward_graph(self, g, inputs):
+        y = inputs[0].sigmoid()
         return g * y * (1 - y)
 
 
@@ -144,6 +189,10 @@ class ReLU(Function):
                 return kernels_for("activation", y).relu_backward(g, y, dx)
         return g * (y > 0)
 
+    def backward_graph(self, g, inputs):
+        y = self.saved[0]
+        return MaskedGrad.apply(g, inputs[0], mask=(y > 0).astype(y.dtype))
+
 
 class Maximum(Function):
     """Elementwise maximum; on ties the gradient is split evenly (as PyTorch)."""
@@ -157,6 +206,32 @@ class Maximum(Function):
         a, b = self.saved
         wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype)
         return unbroadcast(g * wa, a.shape), unbroadcast(g * (1 - wa), b.shape)
+
+    def backward_graph(self, g, inputs):
+        a, b = self.saved
+        wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype)
+        return (sum_to(MaskedGrad.apply(g, *inputs, mask=wa), a.shape),
+                sum_to(MaskedGrad.apply(g, *inputs, mask=1 - wa), b.shape))
+
+
+class MaskedGrad(Function):
+    """``g * mask`` for a mask that is piecewise constant in the other inputs (ReLU, Maximum).
+
+    Those inputs are on the tape with a zero derivative, as in PyTorch
+    (``threshold_backward``), so a second order through them is zeros, not "unused".
+    """
+
+    def forward(self, g, *others, mask):
+        self.mask, self.other_shapes = mask, tuple(o.shape for o in others)
+        return g * mask
+
+    def backward(self, u):
+        xp = get_array_module(u)
+        return (u * self.mask,) + tuple(xp.zeros(s, dtype=u.dtype) for s in self.other_shapes)
+
+    def backward_graph(self, u, inputs):
+        return (MaskedGrad.apply(u, *inputs[1:], mask=self.mask),) + tuple(
+            Tensor(get_array_module(u.data).zeros(t.shape, dtype=u.dtype)) for t in inputs[1:])
 
 
 def _normalize_axes(dim, ndim):
@@ -180,6 +255,13 @@ def _expand_back(g, shape, axes, keepdim):
     return xp.broadcast_to(g, shape)
 
 
+def _expand_back_graph(g, shape, axes, keepdim):
+    from .shape import BroadcastTo
+    if not keepdim and axes:
+        g = g.reshape(tuple(1 if i in axes else s for i, s in enumerate(shape)))
+    return BroadcastTo.apply(g, shape=shape)
+
+
 class Sum(Function):
     def forward(self, a, *, dim=None, keepdim=False):
         self.shape = a.shape
@@ -189,6 +271,9 @@ class Sum(Function):
 
     def backward(self, g):
         return _expand_back(g, self.shape, self.axes, self.keepdim).copy()
+
+    def backward_graph(self, g, inputs):
+        return _expand_back_graph(g, self.shape, self.axes, self.keepdim)
 
 
 class Mean(Function):
@@ -203,6 +288,9 @@ class Mean(Function):
 
     def backward(self, g):
         return _expand_back(g / self.count, self.shape, self.axes, self.keepdim).copy()
+
+    def backward_graph(self, g, inputs):
+        return _expand_back_graph(g / self.count, self.shape, self.axes, self.keepdim)
 
 
 class MatMul(Function):
@@ -227,6 +315,14 @@ class MatMul(Function):
             gb = unbroadcast(blas.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
         return ga, gb
 
+    def backward_graph(self, g, inputs):
+        a, b = inputs
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(MatMul.apply(g, b.transpose(-1, -2)), a.shape)
+        if self.needs_input_grad[1]:
+            gb = sum_to(MatMul.apply(a.transpose(-1, -2), g), b.shape)
+        return ga, gb
 
 class Extremum(Function):
     """``max`` or ``min`` along ``dim`` (``op`` is 'max' or 'min'); the gradient goes to the
@@ -251,6 +347,14 @@ class Extremum(Function):
         hit = xp.arange(self.shape[self.dim]).reshape(shape) == self.idx
         return xp.where(hit, g, g.dtype.type(0))
 
+    def backward_graph(self, g, inputs):
+        xp = get_array_module(g.data)
+        shape = [1] * len(self.shape)
+        shape[self.dim] = self.shape[self.dim]
+        hit = (xp.arange(self.shape[self.dim]).reshape(shape) == self.idx).astype(g.dtype)
+        return MaskedGrad.apply(_expand_back_graph(g, self.shape, (self.dim,), self.keepdim),
+                                inputs[0], mask=hit)
+
 
 class ExtremumAll(Function):
     """``max()`` or ``min()`` of every element; ties share the gradient evenly (as PyTorch)."""
@@ -268,6 +372,11 @@ class ExtremumAll(Function):
         mask = (a == self.y).astype(g.dtype)
         return mask * (g / mask.sum())
 
+    def backward_graph(self, g, inputs):
+        mask = (inputs[0].data == self.y).astype(g.dtype)
+        return MaskedGrad.apply(_expand_back_graph(g, mask.shape, (), True), inputs[0],
+                                mask=mask / mask.sum())
+
 
 class Cast(Function):
     """``a.astype(dtype)`` between float dtypes; the gradient is cast back."""
@@ -278,6 +387,9 @@ class Cast(Function):
 
     def backward(self, g):
         return g.astype(self.in_dtype)
+
+    def backward_graph(self, g, inputs):
+        return Cast.apply(g, dtype=self.in_dtype)
 
 
 class Abs(Function):
@@ -290,3 +402,7 @@ class Abs(Function):
     def backward(self, g):
         (a,) = self.saved
         return g * get_array_module(a).sign(a).astype(g.dtype, copy=False)
+
+    def backward_graph(self, g, inputs):
+        a = inputs[0].data
+        return MaskedGrad.apply(g, inputs[0], mask=get_array_module(a).sign(a).astype(g.dtype))

@@ -1,4 +1,7 @@
-"""Max, average and adaptive-average 2-D pooling on Numba kernels (PyTorch's rules)."""
+"""Max, average and adaptive-average 2-D pooling on Numba kernels (PyTorch's rules).
+
+With ``create_graph=True`` each backward is a Function of :mod:`tinynorm.ops.pool_grad`.
+"""
 from .. import memory
 from ..autograd import Function
 from ..backend import get_array_module
@@ -25,6 +28,10 @@ class MaxPool2d(Function):
         kernels_for("pooling", g).max_pool2d_backward(xp.ascontiguousarray(g), self.argmax, dx)
         return dx
 
+    def backward_graph(self, g, inputs):
+        from .pool_grad import MaxPoolScatter
+        return MaxPoolScatter.apply(g, inputs[0], argmax=self.argmax, shape=self.in_shape)
+
 
 class AvgPool2d(Function):
     def forward(self, x, *, kernel_size, stride, padding, count_include_pad, out_size):
@@ -43,6 +50,10 @@ class AvgPool2d(Function):
         kernels_for("pooling", g).avg_pool2d_backward(xp.ascontiguousarray(g), *self.params, dx)
         return dx
 
+    def backward_graph(self, g, inputs):
+        from .pool_grad import AvgPoolGrad
+        return AvgPoolGrad.apply(g, params=self.params, shape=self.in_shape)
+
 
 class AdaptiveAvgPool2d(Function):
     def forward(self, x, *, out_size):
@@ -58,3 +69,7 @@ class AdaptiveAvgPool2d(Function):
         dx = memory.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).adaptive_avg_pool2d_backward(xp.ascontiguousarray(g), dx)
         return dx
+
+    def backward_graph(self, g, inputs):
+        from .pool_grad import AdaptiveAvgPoolGrad
+        return AdaptiveAvgPoolGrad.apply(g, shape=self.in_shape)

@@ -56,6 +56,11 @@ class RMSNorm(Function):
             grads.append(dw.astype(x2.dtype).reshape(self.weight_shape) if need_dw else None)
         return tuple(grads)
 
+    def backward_graph(self, g, inputs):
+        """With create_graph: :class:`~tinynorm.ops.norm_double_backward.RMSNormGrad` (its backward is the double backward)."""
+        from .norm_double_backward import RMSNormGrad, graph_grads
+        return graph_grads(self, g, inputs, RMSNormGrad)
+
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """RMS normalization (Zhang & Sennrich 2019), ``torch.nn.functional.rms_norm``.

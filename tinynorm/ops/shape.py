@@ -1,7 +1,7 @@
 """Reshape, permute, indexing, concatenation and stacking."""
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
 
 
@@ -30,6 +30,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape)
 
+    def backward_graph(self, g, inputs):
+        return g.reshape(tuple(self.in_shape))
+
 
 class Permute(Function):
     def forward(self, a, *, dims):
@@ -39,10 +42,16 @@ class Permute(Function):
         return a.transpose(self.dims)
 
     def backward(self, g):
+        return g.transpose(self._inverse())
+
+    def backward_graph(self, g, inputs):
+        return g.permute(tuple(self._inverse()))
+
+    def _inverse(self):
         inverse = [0] * len(self.dims)
         for i, d in enumerate(self.dims):
             inverse[d] = i
-        return g.transpose(inverse)
+        return inverse
 
 
 def _is_basic_index(index):
@@ -58,13 +67,49 @@ class GetItem(Function):
         return a[index]
 
     def backward(self, g):
-        xp = get_array_module(g)
-        out = xp.zeros(self.in_shape, dtype=g.dtype)
-        if _is_basic_index(self.index):
-            out[self.index] = g
-        else:
-            xp.add.at(out, self.index, g)
-        return out
+        return _scatter(g, self.index, self.in_shape)
+
+    def backward_graph(self, g, inputs):
+        return IndexScatter.apply(g, index=self.index, shape=self.in_shape)
+
+
+def _scatter(g, index, shape):
+    xp = get_array_module(g)
+    out = xp.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        out[index] = g
+    else:
+        xp.add.at(out, index, g)
+    return out
+
+
+class IndexScatter(Function):
+    """``zeros(shape)`` with ``g`` added at ``index``: the adjoint of ``a[index]`` (GetItem's backward on the tape)."""
+
+    def forward(self, g, *, index, shape):
+        self.index = index
+        return _scatter(g, index, shape)
+
+    def backward(self, u):
+        return u[self.index]
+
+    def backward_graph(self, u, inputs):
+        return GetItem.apply(u, index=self.index)
+
+
+class BroadcastTo(Function):
+    """``a`` broadcast (and copied) to ``shape``; the backward sums back (Sum and Mean's backward on the tape)."""
+
+    def forward(self, a, *, shape):
+        self.in_shape = a.shape
+        return get_array_module(a).broadcast_to(a, shape).copy()
+
+    def backward(self, g):
+        return unbroadcast(g, self.in_shape)
+
+    def backward_graph(self, g, inputs):
+        from ..graph import sum_to
+        return sum_to(g, self.in_shape)
 
 
 class Concat(Function):
@@ -82,6 +127,14 @@ class Concat(Function):
             bounds.append(total)
         return tuple(xp.split(g, bounds, axis=self.dim))
 
+    def backward_graph(self, g, inputs):
+        out, start = [], 0
+        lead = (slice(None),) * (self.dim % g.ndim)
+        for s in self.sizes:
+            out.append(g[lead + (slice(start, start + s),)])
+            start += s
+        return tuple(out)
+
 
 class Stack(Function):
     def forward(self, *arrays, dim=0):
@@ -93,3 +146,7 @@ class Stack(Function):
         xp = get_array_module(g)
         n = g.shape[self.dim]
         return tuple(xp.take(g, i, axis=self.dim) for i in range(n))
+
+    def backward_graph(self, g, inputs):
+        lead = (slice(None),) * (self.dim % g.ndim)
+        return tuple(g[lead + (i,)] for i in range(g.shape[self.dim]))

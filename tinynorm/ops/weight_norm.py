@@ -94,6 +94,11 @@ class WeightNorm(Function):
             grad_v = gv3.reshape(self.v_shape)
         return grad_v, grad_g.astype(self.g_dtype).reshape(self.g_shape)
 
+    def backward_graph(self, grad, inputs):
+        """With create_graph: :class:`~tinynorm.ops.weight_norm_grad.WeightNormGrad` (its backward is the double backward)."""
+        from .weight_norm_grad import graph_grads
+        return graph_grads(self, grad, inputs)
+
 
 def norm_except_dim(v, dim=0):
     """The 2-norm of ``v`` over every axis but ``dim`` (None: the whole tensor), as a Tensor of ``v``'s dtype.
