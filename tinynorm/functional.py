@@ -4,7 +4,7 @@ Names and defaults mirror ``torch.nn.functional``.
 """
 import numpy as np
 
-from . import checks
+from . import checks, dims, dtypes
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
 from .ops import batch_norm as _bn
@@ -75,13 +75,13 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("cat expects a non-empty sequence of tensors")
     ndim = tensors[0].ndim
-    axis = _axis(dim, ndim, "cat")
+    axis = dims.dim(dim, ndim, "cat")
     for t in tensors:
         if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
                 tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
             raise ValueError(f"cat: sizes must match except in dimension {axis}, got "
                              f"{[tuple(u.shape) for u in tensors]}")
-    return _shape.Concat.apply(*tensors, dim=dim)
+    return _shape.Concat.apply(*tensors, dim=axis)
 
 
 def stack(tensors, dim=0):
@@ -91,7 +91,8 @@ def stack(tensors, dim=0):
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack expects tensors of equal shape, got {sorted(shapes)}")
-    return _shape.Stack.apply(*tensors, dim=dim)
+    axis = dims.dim(dim, tensors[0].ndim, "stack", extra=1)
+    return _shape.Stack.apply(*tensors, dim=axis)
 
 
 def linear(input, weight, bias=None):
@@ -112,25 +113,18 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
-def _axis(dim, ndim, name):
-    dim = checks.integer(dim, f"{name}: dim")
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise IndexError(f"{name}: dimension out of range (expected to be in range of "
-                         f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}], but got {dim})")
-    return dim % max(ndim, 1)
-
-
 def log_softmax(input, dim=-1, dtype=None):
     """``x - log(sum(exp(x)))`` along ``dim``; ``dtype`` casts the input first, as in PyTorch."""
     input = as_tensor(input)
     check_float_dtype(input.data, "log_softmax input")
     if dtype is not None:
-        dtype = np.dtype(dtype)
+        dtype = dtypes.parse(dtype, "log_softmax")
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"log_softmax: dtype must be float32 or float64, got {dtype}")
     if input.ndim == 0:
+        dims.dim(dim, 0, "log_softmax")
         return _loss.LogSoftmax.apply(input.reshape(1), dim=0, dtype=dtype).reshape(())
-    return _loss.LogSoftmax.apply(input, dim=_axis(dim, input.ndim, "log_softmax"), dtype=dtype)
+    return _loss.LogSoftmax.apply(input, dim=dims.dim(dim, input.ndim, "log_softmax"), dtype=dtype)
 
 
 def softmax(input, dim=-1, dtype=None):

@@ -20,6 +20,8 @@ def _non_negative(value, what):
 
 
 class Optimizer:
+    state_keys = frozenset()
+
     def __init__(self, params, defaults):
         from .tensor import Tensor
         if isinstance(params, Tensor):
@@ -74,12 +76,23 @@ class Optimizer:
         if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
             raise ValueError("optimizer.load_state_dict expects the dict of state_dict(), with a "
                              "'state' entry")
+        name = type(self).__name__
+        defaults = state_dict.get("defaults")
+        if defaults is not None and (not isinstance(defaults, dict) or set(defaults) != set(self.defaults)):
+            theirs = sorted(defaults) if isinstance(defaults, dict) else defaults
+            raise ValueError(f"{name}.load_state_dict: the state comes from another optimizer: its "
+                             f"hyperparameters are {theirs}, {name}'s are {sorted(self.defaults)}")
         state = {}
         for i, entry in state_dict["state"].items():
             i = int(i)
             if not 0 <= i < len(self.params):
                 raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
                                  f"{len(self.params)}")
+            if not isinstance(entry, dict) or set(entry) not in (set(), set(self.state_keys)):
+                keys = sorted(entry) if isinstance(entry, dict) else entry
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {i} holds {keys}, "
+                                 f"{name} keeps {sorted(self.state_keys)}; is it another "
+                                 "optimizer's state?")
             p = self.params[i].data
             xp = get_array_module(p)
             state[i] = {}
@@ -96,6 +109,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     """``buf = momentum*buf + (1-dampening)*g``; ``p -= lr * (g + momentum*buf if nesterov else buf)``."""
+
+    state_keys = frozenset({"momentum_buffer"})
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         _non_negative(lr, "learning rate")
@@ -125,6 +140,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction; ``weight_decay`` adds L2 to the gradient."""
 
     decoupled = False
+    state_keys = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         _non_negative(lr, "learning rate")

@@ -1,11 +1,14 @@
 """``Tensor``: an array, an optional ``.grad`` and the tape node that made it."""
+import operator
+
 import numpy as np
 
-from . import autograd, hooks, versions
+from . import autograd, dims, dtypes, hooks, versions
 from .backend import get_array_module
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
 _NUMERIC_KINDS = "biufc"
+_PY_SCALARS = frozenset((int, float, bool))
 
 
 class Tensor:
@@ -24,7 +27,7 @@ class Tensor:
             raise ValueError(f"a Tensor holds numbers (bool, integer, float or complex), got an array "
                             f"of dtype {data.dtype}")
         self.data = data
-        self.grad = None
+        self._grad = None
         self._node = None
         self._version_counter = versions.VersionCounter()
         self.requires_grad = requires_grad
@@ -35,6 +38,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if value is not False and value is not True and not isinstance(value, np.bool_):
+            raise RuntimeError(f"requires_grad must be a bool, got {type(value).__name__} {value!r}")
         if not value and getattr(self, "_node", None) is not None and self._requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; to use "
                                "a computed tensor without its graph, use y = x.detach()")
@@ -42,6 +47,16 @@ class Tensor:
             raise RuntimeError("only Tensors of floating point dtype can require gradients, "
                                f"got {self.data.dtype}")
         self._requires_grad = bool(value)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            _check_grad(self, value)
+        self._grad = value
 
     @property
     def _version(self):
@@ -76,13 +91,20 @@ class Tensor:
         return self.data.ndim
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[_dim(dim, self.ndim, "size")]
+        return self.data.shape if dim is None else self.data.shape[dims.dim(dim, self.ndim, "size")]
 
     def numel(self):
         return int(self.data.size)
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def item(self):
         return self.data.item()
@@ -139,6 +161,11 @@ class Tensor:
         return versions.inplace(self, None, write)
 
     def copy_(self, other):
+        if not isinstance(other, Tensor):
+            src, other = other, self._coerce(other)
+            if other is None:
+                raise TypeError(f"copy_(): argument 'other' must be a Tensor or an array of numbers, "
+                                f"not {type(src).__name__}")
         def write():
             self.data[...] = other.data if isinstance(other, Tensor) else other
         return versions.inplace(self, other, write)
@@ -147,7 +174,7 @@ class Tensor:
         return _ops().Mul.apply(self, Tensor(self.data.dtype.type(1)))
 
     def astype(self, dtype):
-        return Tensor(self.data.astype(dtype), requires_grad=False)
+        return Tensor(self.data.astype(dtypes.parse(dtype, "astype")), requires_grad=False)
 
     def cuda(self):
         return self.to("cuda")
@@ -164,7 +191,9 @@ class Tensor:
     def to(self, device=None, dtype=None):
         data = self.data
         if dtype is not None:
-            data = data.astype(dtype)
+            dtype = dtypes.parse(dtype, "to")
+            if dtype != data.dtype:
+                data = data.astype(dtype)
         if device is not None and str(device) != self.device:
             if str(device) in ("cuda", "cuda:0"):
                 from . import cuda
@@ -181,37 +210,54 @@ class Tensor:
 
     # ---- arithmetic -------------------------------------------------------
     def _coerce(self, other):
+        """``other`` as a Tensor operand, or None when it is not a number or an array of numbers."""
         if isinstance(other, Tensor):
             return other
+        if type(other) not in _PY_SCALARS:
+            kind = getattr(getattr(other, "dtype", None), "kind", None)
+            if kind is None:
+                try:
+                    other = np.asarray(other)
+                except (TypeError, ValueError):
+                    return None
+                kind = other.dtype.kind
+            if kind not in _NUMERIC_KINDS:
+                return None
         xp = get_array_module(self.data)
         dtype = self.dtype if self.dtype.kind == "f" else None
         if xp is not np and np.ndim(other) == 0 and not hasattr(other, "__cuda_array_interface__"):
             return Tensor(np.asarray(other, dtype=dtype)[()])
         return Tensor(xp.asarray(other, dtype=dtype))
 
+    def _binary(self, op, other, reflected=False):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        return op.apply(other, self) if reflected else op.apply(self, other)
+
     def __add__(self, other):
-        return _ops().Add.apply(self, self._coerce(other))
+        return self._binary(_ops().Add, other)
 
     def __radd__(self, other):
-        return _ops().Add.apply(self._coerce(other), self)
+        return self._binary(_ops().Add, other, True)
 
     def __sub__(self, other):
-        return _ops().Sub.apply(self, self._coerce(other))
+        return self._binary(_ops().Sub, other)
 
     def __rsub__(self, other):
-        return _ops().Sub.apply(self._coerce(other), self)
+        return self._binary(_ops().Sub, other, True)
 
     def __mul__(self, other):
-        return _ops().Mul.apply(self, self._coerce(other))
+        return self._binary(_ops().Mul, other)
 
     def __rmul__(self, other):
-        return _ops().Mul.apply(self._coerce(other), self)
+        return self._binary(_ops().Mul, other, True)
 
     def __truediv__(self, other):
-        return _ops().Div.apply(self, self._coerce(other))
+        return self._binary(_ops().Div, other)
 
     def __rtruediv__(self, other):
-        return _ops().Div.apply(self._coerce(other), self)
+        return self._binary(_ops().Div, other, True)
 
     def __neg__(self):
         return _ops().Neg.apply(self)
@@ -219,10 +265,15 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
             raise TypeError("tensor ** tensor is not supported; use exp(b * log(a))")
+        if type(exponent) not in _PY_SCALARS and (
+                not isinstance(exponent, (int, float, np.number)) or isinstance(exponent, np.complexfloating)):
+            return NotImplemented
         return _ops().Pow.apply(self, exponent=exponent)
 
     def __matmul__(self, other):
         other = self._coerce(other)
+        if other is None:
+            return NotImplemented
         a, b = self, other
         if a.ndim == 1 and b.ndim == 1:
             return (a.reshape(1, -1) @ b.reshape(-1, 1)).reshape(())
@@ -234,25 +285,30 @@ class Tensor:
         return _ops().MatMul.apply(a, b)
 
     def __rmatmul__(self, other):
-        return self._coerce(other) @ self
+        other = self._coerce(other)
+        return NotImplemented if other is None else other @ self
+
+    def _compare(self, op, other):
+        other = self._coerce(other)
+        return NotImplemented if other is None else Tensor(op(self.data, other.data))
 
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return self._compare(operator.lt, other)
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return self._compare(operator.le, other)
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return self._compare(operator.gt, other)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return self._compare(operator.ge, other)
 
     def __eq__(self, other):
-        return Tensor(self.data == _raw(other))
+        return self._compare(operator.eq, other)
 
     def __ne__(self, other):
-        return Tensor(self.data != _raw(other))
+        return self._compare(operator.ne, other)
 
     __hash__ = object.__hash__
 
@@ -279,7 +335,11 @@ class Tensor:
         return self ** 0.5
 
     def maximum(self, other):
-        return _ops().Maximum.apply(self, self._coerce(other))
+        operand = self._coerce(other)
+        if operand is None:
+            raise TypeError(f"maximum(): argument 'other' must be a Tensor or a number, "
+                            f"not {type(other).__name__}")
+        return _ops().Maximum.apply(self, operand)
 
     def sum(self, dim=None, keepdim=False):
         return _ops().Sum.apply(self, dim=dim, keepdim=keepdim)
@@ -296,7 +356,7 @@ class Tensor:
     def _reduced_dim(self, dim, name):
         """``dim`` checked as PyTorch's max/argmax do: in range, and over a non-empty extent."""
         if dim is not None:
-            dim = _dim(dim, self.ndim, name)
+            dim = dims.dim(dim, self.ndim, name)
         if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
             raise IndexError(f"{name}(): cannot reduce an empty extent (input shape "
                              f"{tuple(self.shape)}{'' if dim is None else f', dim {dim}'}): "
@@ -315,7 +375,7 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         nd = self.ndim
-        s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
+        s, e = dims.dim(start_dim, nd, "flatten"), dims.dim(end_dim, nd, "flatten")
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                              f"for a tensor of {nd} dims")
@@ -324,19 +384,17 @@ class Tensor:
             merged *= d
         return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
-    def permute(self, *dims):
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return _shape().Permute.apply(self, dims=dims)
+    def permute(self, *order):
+        if len(order) == 1 and isinstance(order[0], (tuple, list)):
+            order = tuple(order[0])
+        return _shape().Permute.apply(self, dims=_permutation(order, self.ndim))
 
     def transpose(self, dim0, dim1):
-        for d in (dim0, dim1):
-            if not -max(self.ndim, 1) <= d < max(self.ndim, 1):
-                raise IndexError(f"transpose: dimension {d} out of range for a tensor of "
-                                 f"{self.ndim} dims")
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(dims)
+        dim0, dim1 = dims.dim(dim0, self.ndim, "transpose"), dims.dim(dim1, self.ndim, "transpose")
+        order = list(range(self.ndim))
+        if self.ndim:
+            order[dim0], order[dim1] = order[dim1], order[dim0]
+        return self.permute(order)
 
     @property
     def T(self):
@@ -348,21 +406,49 @@ class Tensor:
 
 
 def _array_from_python(data):
-    """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values."""
+    """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values; ``Tensor(n)``
+    for a Python int ``n`` is n float32 zeros (torch's size-n tensor, zeroed rather than uninitialized)."""
+    if type(data) is int:
+        return np.zeros(_shape_arg((data,), "Tensor"), dtype=_DEFAULT_FLOAT)
+    if isinstance(data, (bool, float, complex, np.generic)) or data is None:
+        raise TypeError(f"Tensor(): data must be a sequence of numbers or an int size, got "
+                        f"{type(data).__name__} {data!r}; use tn.tensor({data!r}) for a 0-d tensor")
     try:
-        return np.array(data, dtype=_DEFAULT_FLOAT)
+        arr = np.array(data)
     except (TypeError, ValueError) as e:
         raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
                         f"{type(data).__name__}: {e}") from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
+                        f"{type(data).__name__} holding {arr.dtype}")
+    return arr.astype(_DEFAULT_FLOAT)
 
 
-def _dim(dim, ndim, name):
-    """``dim`` as a non-negative axis of an ``ndim``-d tensor (a 0-d tensor takes 0 and -1), PyTorch's IndexError otherwise."""
-    n = max(ndim, 1)
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
-        raise IndexError(f"{name}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                         f"but got {dim!r})")
-    return int(dim) % n
+def _permutation(order, ndim):
+    """``order`` checked as PyTorch's permute checks it: one in-range dim per axis, each once."""
+    if len(order) != ndim:
+        raise RuntimeError(f"permute(): number of dims don't match: the input has {ndim} dims, "
+                           f"the ordering {tuple(order)} has {len(order)}")
+    axes = tuple(dims.dim(d, ndim, "permute") for d in order)
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"permute(): duplicate dims are not allowed, got {tuple(order)}")
+    return axes
+
+
+def _check_grad(t, g):
+    """An assigned ``.grad`` as PyTorch checks it: a Tensor of ``t``'s shape, dtype and device."""
+    if not isinstance(g, Tensor):
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                        f"{type(g).__name__}")
+    if g.data.shape != t.data.shape:
+        raise RuntimeError(f"assigned grad has data of a different size: {tuple(g.shape)}, the "
+                           f"tensor has {tuple(t.shape)}")
+    if g.data.dtype != t.data.dtype:
+        raise RuntimeError(f"assigned grad has data of a different type: {g.dtype}, the tensor "
+                           f"has {t.dtype}")
+    if type(g.data) is not type(t.data) and g.device != t.device:
+        raise RuntimeError(f"assigned grad has data located on a different device: {g.device}, "
+                           f"the tensor is on {t.device}")
 
 
 def _shape_arg(shape, name):
@@ -394,6 +480,8 @@ def _shape():
 
 def as_tensor(x, dtype=None):
     """Wrap ``x`` without copying when it is already an array of the right dtype."""
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "as_tensor")
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype == dtype else x.astype(dtype)
     if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
@@ -409,6 +497,8 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
     NumPy arrays keep their dtype; Python floats become float32, as in PyTorch.
     """
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "tensor")
     if isinstance(data, Tensor):
         data = data.data
     if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
@@ -426,12 +516,12 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
 def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad).to(device)
+    return Tensor(np.zeros(shape, dtype=dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "ones")
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad).to(device)
+    return Tensor(np.ones(shape, dtype=dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
 
 
 def from_numpy(array):
