@@ -147,6 +147,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError("cross_entropy expects logits of shape (N, C, ...) or (C,), got a scalar")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
     checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     w = None
@@ -375,12 +376,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     eps = checks.eps(eps, "batch_norm: eps")
     if training and running_mean is not None:
         checks.momentum(momentum, "batch_norm: momentum")
+    if not training:
+        for t, what in ((running_mean, "running_mean"), (running_var, "running_var")):
+            if t is None:
+                raise RuntimeError(f"batch_norm: {what} must be defined in evaluation mode "
+                                   "(training=False); pass training=True to use batch statistics")
     c = input.shape[1]
     for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
         checks.param(t, (c,), what, "batch_norm")
     xp = get_array_module(input.data)
-    use_batch = training or running_mean is None or running_var is None
+    use_batch = bool(training)
     combine = combine or _bn.IdentityCombine()
     if use_batch:
         identity = isinstance(combine, _bn.IdentityCombine)

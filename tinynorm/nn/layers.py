@@ -179,8 +179,12 @@ class Sequential(Module):
 class CrossEntropyLoss(Module):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
-        self.weight, self.ignore_index = weight, ignore_index
-        self.reduction, self.label_smoothing = reduction, label_smoothing
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.weight = weight
+        self.ignore_index = checks.integer(ignore_index, "CrossEntropyLoss: ignore_index")
+        self.reduction = reduction
+        self.label_smoothing = checks.number(label_smoothing, "CrossEntropyLoss: label_smoothing", 0.0, 1.0)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,

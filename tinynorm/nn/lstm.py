@@ -112,7 +112,7 @@ def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh
             s = min(t, rows - 1)
             mean = Tensor(running_stats[2 * which][s])
             var = Tensor(running_stats[2 * which + 1][s])
-        return F.batch_norm(x, mean, var, weight, b, training, momentum, eps)
+        return F.batch_norm(x, mean, var, weight, b, training or mean is None, momentum, eps)
 
     h, c, hs = h0, c0, []
     for t, x_t in enumerate(_steps(input)):

@@ -115,6 +115,9 @@ class Module:
 
     # ---- modes and state ----------------------------------------------------
     def train(self, mode=True):
+        if mode is not True and mode is not False and not isinstance(mode, np.bool_):
+            raise ValueError(f"training mode is expected to be boolean, got {type(mode).__name__} "
+                             f"{mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
