@@ -18,11 +18,14 @@ def dim(d, ndim, name, *, extra=0):
 
 
 def dims(ds, ndim, name):
-    """An int, a sequence of ints or ``None`` (every axis) as a sorted tuple of distinct axes."""
+    """An int, a sequence of ints or ``None`` (every axis) as a sorted tuple of distinct axes
+    (a 0-d tensor's 0 or -1 names no axis of its array)."""
     if ds is None:
         return tuple(range(ndim))
     items = ds if isinstance(ds, (tuple, list)) else (ds,)
     out = tuple(dim(d, ndim, name) for d in items)
+    if ndim == 0:
+        return ()
     if len(set(out)) != len(out):
         repeated = next(d for d in out if out.count(d) > 1)
         raise RuntimeError(f"{name}: dim {repeated} appears multiple times in the list of dims")

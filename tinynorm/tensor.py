@@ -152,7 +152,7 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf:
             raise RuntimeError("requires_grad_ can only be changed on leaf tensors")
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
 
     def zero_(self):
@@ -229,35 +229,35 @@ class Tensor:
             return Tensor(np.asarray(other, dtype=dtype)[()])
         return Tensor(xp.asarray(other, dtype=dtype))
 
-    def _binary(self, op, other, reflected=False):
-        other = self._coerce(other)
-        if other is None:
-            return NotImplemented
-        return op.apply(other, self) if reflected else op.apply(self, other)
+    def _binary(self, op, symbol, other, reflected=False):
+        operand = self._coerce(other)
+        if operand is None:
+            _refuse(symbol, other, reflected)
+        return op.apply(operand, self) if reflected else op.apply(self, operand)
 
     def __add__(self, other):
-        return self._binary(_ops().Add, other)
+        return self._binary(_ops().Add, "+", other)
 
     def __radd__(self, other):
-        return self._binary(_ops().Add, other, True)
+        return self._binary(_ops().Add, "+", other, True)
 
     def __sub__(self, other):
-        return self._binary(_ops().Sub, other)
+        return self._binary(_ops().Sub, "-", other)
 
     def __rsub__(self, other):
-        return self._binary(_ops().Sub, other, True)
+        return self._binary(_ops().Sub, "-", other, True)
 
     def __mul__(self, other):
-        return self._binary(_ops().Mul, other)
+        return self._binary(_ops().Mul, "*", other)
 
     def __rmul__(self, other):
-        return self._binary(_ops().Mul, other, True)
+        return self._binary(_ops().Mul, "*", other, True)
 
     def __truediv__(self, other):
-        return self._binary(_ops().Div, other)
+        return self._binary(_ops().Div, "/", other)
 
     def __rtruediv__(self, other):
-        return self._binary(_ops().Div, other, True)
+        return self._binary(_ops().Div, "/", other, True)
 
     def __neg__(self):
         return _ops().Neg.apply(self)
@@ -267,14 +267,14 @@ class Tensor:
             raise TypeError("tensor ** tensor is not supported; use exp(b * log(a))")
         if type(exponent) not in _PY_SCALARS and (
                 not isinstance(exponent, (int, float, np.number)) or isinstance(exponent, np.complexfloating)):
-            return NotImplemented
+            _refuse("** or pow()", exponent)
         return _ops().Pow.apply(self, exponent=exponent)
 
     def __matmul__(self, other):
-        other = self._coerce(other)
-        if other is None:
-            return NotImplemented
-        a, b = self, other
+        b = self._coerce(other)
+        if b is None:
+            _refuse("@", other)
+        a = self
         if a.ndim == 1 and b.ndim == 1:
             return (a.reshape(1, -1) @ b.reshape(-1, 1)).reshape(())
         if a.ndim == 1:
@@ -285,8 +285,10 @@ class Tensor:
         return _ops().MatMul.apply(a, b)
 
     def __rmatmul__(self, other):
-        other = self._coerce(other)
-        return NotImplemented if other is None else other @ self
+        a = self._coerce(other)
+        if a is None:
+            _refuse("@", other, True)
+        return a @ self
 
     def _compare(self, op, other):
         other = self._coerce(other)
@@ -422,6 +424,13 @@ def _array_from_python(data):
         raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
                         f"{type(data).__name__} holding {arr.dtype}")
     return arr.astype(_DEFAULT_FLOAT)
+
+
+def _refuse(symbol, other, reflected=False):
+    """Python's own TypeError for an operand that is not a number or an array of numbers."""
+    names = ("Tensor", type(other).__name__)
+    left, right = reversed(names) if reflected else names
+    raise TypeError(f"unsupported operand type(s) for {symbol}: '{left}' and '{right}'")
 
 
 def _permutation(order, ndim):
