@@ -1,0 +1,62 @@
+"""Tensor factories: ``tensor``, ``as_tensor``, ``zeros``, ``ones``, ``from_numpy``.
+
+Every ``dtype`` goes through :func:`tinynorm.dtypes.parse`; Python floats become float32, as in
+PyTorch.
+"""
+import numpy as np
+
+from . import dtypes
+from .tensor import _DEFAULT_FLOAT, Tensor, _shape_arg
+
+
+def as_tensor(x, dtype=None):
+    """Wrap ``x`` without copying when it is already an array of the right dtype."""
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "as_tensor")
+    if isinstance(x, Tensor):
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+        return Tensor(x if dtype is None else x.astype(dtype))
+    arr = np.asarray(x, dtype=dtype)
+    if dtype is None and arr.dtype == np.float64 and not isinstance(x, np.ndarray):
+        arr = arr.astype(_DEFAULT_FLOAT)
+    return Tensor(arr)
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new leaf Tensor holding a copy of ``data``.
+
+    NumPy arrays keep their dtype; Python floats become float32, as in PyTorch.
+    """
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "tensor")
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+        arr = data.astype(dtype) if dtype is not None else data.copy()
+    else:
+        try:
+            arr = np.array(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"tensor(): data must be an array or a rectangular nested sequence of "
+                            f"numbers: {e}") from None
+        if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
+            arr = arr.astype(_DEFAULT_FLOAT)
+    return Tensor(arr, requires_grad=requires_grad).to(device)
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
+    shape = _shape_arg(shape, "zeros")
+    return Tensor(np.zeros(shape, dtype=dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
+    shape = _shape_arg(shape, "ones")
+    return Tensor(np.ones(shape, dtype=dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with ``array`` (like ``torch.from_numpy``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
