@@ -79,7 +79,23 @@ OPERANDS += [
     ("x.copy_('ab')", lambda: x(2).copy_("ab"), TypeError, "not str"),
 ]
 
-BAD = OPERANDS + [
+MODULES = {"Linear": lambda d: nn.Linear(2, 2, dtype=d), "Conv2d": lambda d: nn.Conv2d(2, 2, 1, dtype=d),
+           "BatchNorm2d": lambda d: nn.BatchNorm2d(3, dtype=d),
+           "BatchRenorm1d": lambda d: nn.BatchRenorm1d(3, dtype=d),
+           "CrossMiniBatchNorm": lambda d: nn.CrossMiniBatchNorm(3, dtype=d),
+           "GroupNorm": lambda d: nn.GroupNorm(1, 3, dtype=d), "LayerNorm": lambda d: nn.LayerNorm(3, dtype=d),
+           "InstanceNorm2d": lambda d: nn.InstanceNorm2d(3, dtype=d),
+           "FilterResponseNorm2d": lambda d: nn.FilterResponseNorm2d(3, dtype=d),
+           "TLU": lambda d: nn.TLU(3, dtype=d), "RMSNorm": lambda d: nn.RMSNorm(3, dtype=d),
+           "LSTM": lambda d: nn.LSTM(2, 2, dtype=d), "BNLSTM": lambda d: nn.BNLSTM(2, 2, 3, dtype=d),
+           "LNLSTM": lambda d: nn.LNLSTM(2, 2, dtype=d), "Module.to": lambda d: nn.Linear(2, 2).to(dtype=d)}
+MODULE_DTYPES = [(f"{name}(dtype={d!r})", (lambda f, d: lambda: f(d))(f, d), exc, f"{name}: {phrase}")
+                 for name, f in MODULES.items()
+                 for d, exc, phrase in (("nope", TypeError, "dtype must be one of bool"),
+                                        ("int64", ValueError, "dtype: unsupported dtype int64"),
+                                        (np.float16, ValueError, "dtype: unsupported dtype float16"))]
+
+BAD = OPERANDS + MODULE_DTYPES + [
     # Tensor() and 0-d tensors
     ("Tensor(2.5)", lambda: tn.Tensor(2.5), TypeError, "data must be a sequence of numbers or an int"),
     ("Tensor(True)", lambda: tn.Tensor(True), TypeError, "got bool"),
@@ -194,7 +210,7 @@ def test_bad_input(call, exc, phrase):
 
 
 def test_the_table_names_each_case_once():
-    assert len({b[0] for b in BAD}) == len(BAD) >= 120
+    assert len({b[0] for b in BAD}) == len(BAD) >= 160
 
 
 def test_tensor_of_an_int_is_that_many_zeros_as_torch_shapes_it():

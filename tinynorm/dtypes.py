@@ -18,7 +18,7 @@ def parse(dtype, name):
     if type(dtype).__module__ == "torch":
         spec = str(dtype).removeprefix("torch.")
     try:
-        dt = None if spec is None or isinstance(spec, Exception) else np.dtype(spec)
+        dt = None if spec is None else np.dtype(spec)
     except (TypeError, ValueError):
         dt = None
     if dt is None or dt.kind not in "biufc" or dt.fields is not None or dt.shape != ():
@@ -29,4 +29,13 @@ def parse(dtype, name):
         _CACHE[dtype] = dt
     except TypeError:
         pass
+    return dt
+
+
+def parameter(dtype, name):
+    """A module's parameter dtype: :func:`parse`, then float32 or float64 (what the kernels take)."""
+    dt = parse(dtype, name)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"{name}: dtype: unsupported dtype {dt}; tinynorm kernels take float32 or "
+                         "float64")
     return dt

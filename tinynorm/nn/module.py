@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import hooks, versions
+from .. import dtypes, hooks, versions
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
@@ -192,6 +192,8 @@ class Module:
 
     def to(self, device=None, dtype=None):
         """Move or cast every parameter and buffer in place; returns ``self``."""
+        if dtype is not None:
+            dtype = dtypes.parameter(dtype, "Module.to")
         for m in self.modules():
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():
