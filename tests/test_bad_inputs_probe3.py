@@ -116,7 +116,17 @@ BAD = OPERANDS + MODULE_DTYPES + [
      "requires_grad must be a bool"),
     ("requires_grad_('no')", lambda: x(2).requires_grad_("no"), RuntimeError,
      "requires_grad must be a bool"),
-    ("Tensor(3, 3)", lambda: tn.Tensor(3, 3), RuntimeError, "requires_grad must be a bool"),
+    ("Tensor(3, 3)", lambda: tn.Tensor(3, 3), TypeError, "tinynorm's Tensor takes one size"),
+    ("bool of 2 values", lambda: bool(x(2)), RuntimeError,
+     "Boolean value of Tensor with more than one value is ambiguous"),
+    ("bool of no values", lambda: bool(x(0)), RuntimeError, "Boolean value of Tensor with no values"),
+    ("float of 2 values", lambda: float(x(2)), ValueError, "only one element tensors can be converted"),
+    ("int of 2 values", lambda: int(x(2)), ValueError, "only one element tensors can be converted"),
+    ("item of 2 values", lambda: x(2).item(), RuntimeError, "a Tensor with 2 elements cannot be converted"),
+    ("sum(keepdim='a')", lambda: x(2, 2).sum(0, keepdim="a"), TypeError, "sum: keepdim must be a bool"),
+    ("mean(keepdim=None)", lambda: x(2, 2).mean(0, keepdim=None), TypeError, "mean: keepdim must be a bool"),
+    ("cat of 0-d tensors", lambda: F.cat([tn.tensor(1.0), tn.tensor(2.0)]), RuntimeError,
+     "zero-dimensional tensor (at position 0) cannot be concatenated"),
     # modules, functional, optimizers
     ("Module.train('no')", lambda: nn.Linear(2, 2).train("no"), ValueError,
      "training mode is expected to be boolean"),
@@ -230,6 +240,18 @@ def test_iteration_and_comparison_with_none_as_torch():
     assert (x(2) == None) is False and (x(2) != None) is True  # noqa: E711
     torch = pytest.importorskip("torch")
     assert (torch.tensor([1.0]) == None) is False  # noqa: E711
+
+
+def test_scalars_sums_over_no_dims_and_complex_operands_as_torch():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert float(tn.tensor(2.5)) == 2.5 and int(tn.tensor([2.7])) == 2 and bool(tn.tensor([1.0]))
+    assert float(x(2, 2).sum(dim=())) == pytest.approx(x(2, 2).data.sum())
+    np.testing.assert_allclose(tn.tensor(a).mean(dim=[]).data, a.mean())
+    np.testing.assert_allclose((tn.tensor(a) + 1j).data, a + 1j)
+    assert tn.ones(2, dtype=None).dtype == np.float32 and tn.tensor(a).to(np.float64).dtype == np.float64
+    torch = pytest.importorskip("torch")
+    assert float(torch.tensor(a).sum(dim=())) == float(tn.tensor(a).sum(dim=()).item())
+    np.testing.assert_allclose((tn.tensor(a) + 1j).data, (torch.tensor(a) + 1j).numpy())
 
 
 def test_numeric_operands_still_work():

@@ -18,9 +18,10 @@ def dim(d, ndim, name, *, extra=0):
 
 
 def dims(ds, ndim, name):
-    """An int, a sequence of ints or ``None`` (every axis) as a sorted tuple of distinct axes
-    (a 0-d tensor's 0 or -1 names no axis of its array)."""
-    if ds is None:
+    """An int, a sequence of ints, or ``None`` or an empty sequence (every axis, as PyTorch's
+    sum and mean read them), as a sorted tuple of distinct axes (a 0-d tensor's 0 or -1 names no
+    axis of its array)."""
+    if ds is None or (isinstance(ds, (tuple, list)) and not ds):
         return tuple(range(ndim))
     items = ds if isinstance(ds, (tuple, list)) else (ds,)
     out = tuple(dim(d, ndim, name) for d in items)

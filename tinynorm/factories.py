@@ -47,12 +47,12 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
 def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
+    return Tensor(np.zeros(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "ones")
-    return Tensor(np.ones(shape, dtype=dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
+    return Tensor(np.ones(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
 
 
 def from_numpy(array):

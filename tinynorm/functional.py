@@ -76,6 +76,10 @@ def cat(tensors, dim=0):
         raise ValueError("cat expects a non-empty sequence of tensors")
     ndim = tensors[0].ndim
     axis = dims.dim(dim, ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated; use stack")
     for t in tensors:
         if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
                 tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:

@@ -22,7 +22,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False):
         if not hasattr(data, "dtype"):
-            data = _array_from_python(data)
+            data = _array_from_python(data, requires_grad)
         if data.dtype.kind not in _NUMERIC_KINDS:
             raise ValueError(f"a Tensor holds numbers (bool, integer, float or complex), got an array "
                             f"of dtype {data.dtype}")
@@ -107,6 +107,20 @@ class Tensor:
         return (self[i] for i in range(len(self.data)))
 
     def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
+        return self.data.item()
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def _scalar(self, what):
+        if self.data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars ({what}() "
+                             f"of a tensor of shape {tuple(self.shape)})")
         return self.data.item()
 
     def numpy(self):
@@ -189,6 +203,8 @@ class Tensor:
         return self.astype(np.float64)
 
     def to(self, device=None, dtype=None):
+        if device is not None and dtype is None and not isinstance(device, str):
+            device, dtype = None, device
         data = self.data
         if dtype is not None:
             dtype = dtypes.parse(dtype, "to")
@@ -223,6 +239,8 @@ class Tensor:
                 kind = other.dtype.kind
             if kind not in _NUMERIC_KINDS:
                 return None
+            if kind == "c":
+                return Tensor(get_array_module(self.data).asarray(other))
         xp = get_array_module(self.data)
         dtype = self.dtype if self.dtype.kind == "f" else None
         if xp is not np and np.ndim(other) == 0 and not hasattr(other, "__cuda_array_interface__"):
@@ -315,6 +333,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'no values' if self.data.size == 0 else 'more than one value'} "
+                               "is ambiguous")
         return bool(self.data)
 
     # ---- math -------------------------------------------------------------
@@ -344,10 +365,10 @@ class Tensor:
         return _ops().Maximum.apply(self, operand)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops().Sum.apply(self, dim=dim, keepdim=keepdim)
+        return _ops().Sum.apply(self, dim=dim, keepdim=_flag(keepdim, "sum: keepdim"))
 
     def mean(self, dim=None, keepdim=False):
-        return _ops().Mean.apply(self, dim=dim, keepdim=keepdim)
+        return _ops().Mean.apply(self, dim=dim, keepdim=_flag(keepdim, "mean: keepdim"))
 
     def argmax(self, dim=None):
         return Tensor(self.data.argmax(axis=self._reduced_dim(dim, "argmax")))
@@ -407,10 +428,13 @@ class Tensor:
         return _shape().GetItem.apply(self, index=index)
 
 
-def _array_from_python(data):
+def _array_from_python(data, requires_grad=False):
     """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values; ``Tensor(n)``
     for a Python int ``n`` is n float32 zeros (torch's size-n tensor, zeroed rather than uninitialized)."""
     if type(data) is int:
+        if type(requires_grad) is int:
+            raise TypeError(f"Tensor({data}, {requires_grad}): tinynorm's Tensor takes one size (its "
+                            f"second argument is requires_grad); use tn.zeros({data}, {requires_grad})")
         return np.zeros(_shape_arg((data,), "Tensor"), dtype=_DEFAULT_FLOAT)
     if isinstance(data, (bool, float, complex, np.generic)) or data is None:
         raise TypeError(f"Tensor(): data must be a sequence of numbers or an int size, got "
@@ -424,6 +448,12 @@ def _array_from_python(data):
         raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
                         f"{type(data).__name__} holding {arr.dtype}")
     return arr.astype(_DEFAULT_FLOAT)
+
+
+def _flag(value, name):
+    if value is not True and value is not False and not isinstance(value, np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def _refuse(symbol, other, reflected=False):
