@@ -247,35 +247,37 @@ class Tensor:
             return Tensor(np.asarray(other, dtype=dtype)[()])
         return Tensor(xp.asarray(other, dtype=dtype))
 
-    def _binary(self, op, symbol, other, reflected=False):
-        operand = self._coerce(other)
-        if operand is None:
-            _refuse(symbol, other, reflected)
-        return op.apply(operand, self) if reflected else op.apply(self, operand)
-
     def __add__(self, other):
-        return self._binary(_ops().Add, "+", other)
+        b = self._coerce(other)
+        return _ops().Add.apply(self, b) if b is not None else _refuse("+", other)
 
     def __radd__(self, other):
-        return self._binary(_ops().Add, "+", other, True)
+        a = self._coerce(other)
+        return _ops().Add.apply(a, self) if a is not None else _refuse("+", other, True)
 
     def __sub__(self, other):
-        return self._binary(_ops().Sub, "-", other)
+        b = self._coerce(other)
+        return _ops().Sub.apply(self, b) if b is not None else _refuse("-", other)
 
     def __rsub__(self, other):
-        return self._binary(_ops().Sub, "-", other, True)
+        a = self._coerce(other)
+        return _ops().Sub.apply(a, self) if a is not None else _refuse("-", other, True)
 
     def __mul__(self, other):
-        return self._binary(_ops().Mul, "*", other)
+        b = self._coerce(other)
+        return _ops().Mul.apply(self, b) if b is not None else _refuse("*", other)
 
     def __rmul__(self, other):
-        return self._binary(_ops().Mul, "*", other, True)
+        a = self._coerce(other)
+        return _ops().Mul.apply(a, self) if a is not None else _refuse("*", other, True)
 
     def __truediv__(self, other):
-        return self._binary(_ops().Div, "/", other)
+        b = self._coerce(other)
+        return _ops().Div.apply(self, b) if b is not None else _refuse("/", other)
 
     def __rtruediv__(self, other):
-        return self._binary(_ops().Div, "/", other, True)
+        a = self._coerce(other)
+        return _ops().Div.apply(a, self) if a is not None else _refuse("/", other, True)
 
     def __neg__(self):
         return _ops().Neg.apply(self)
@@ -309,8 +311,10 @@ class Tensor:
         return a @ self
 
     def _compare(self, op, other):
-        other = self._coerce(other)
-        return NotImplemented if other is None else Tensor(op(self.data, other.data))
+        if type(other) in _PY_SCALARS:
+            return Tensor(op(self.data, other))
+        b = self._coerce(other)
+        return NotImplemented if b is None else Tensor(op(self.data, b.data))
 
     def __lt__(self, other):
         return self._compare(operator.lt, other)
