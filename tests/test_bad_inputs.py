@@ -84,7 +84,8 @@ def step_between_forward_and_backward():
 def adam_step_with_wrong_grad():
     lin = nn.Linear(2, 2)
     opt = optim.Adam(lin.parameters())
-    lin.weight.grad = tn.tensor(np.ones((3, 3), np.float32))
+    lin.weight.grad = tn.zeros(2, 2)
+    lin.weight.grad.data = np.ones((3, 3), np.float32)
     opt.step()
 
 
@@ -132,8 +133,8 @@ CASES = [
      RuntimeError, "backward through the graph a second time"),
     ("grad of wrong shape", lambda p: (x(3, grad=True) * 2).backward(np.ones(4)), ValueError,
      "does not match tensor shape"),
-    ("permute not a permutation", lambda p: x(2, 3).permute(0, 0), ValueError,
-     "not a permutation"),
+    ("permute not a permutation", lambda p: x(2, 3).permute(0, 0), RuntimeError,
+     "duplicate dims are not allowed"),
     # ---- functional ops ----------------------------------------------------------------
     ("cross_entropy int logits", lambda p: F.cross_entropy(tn.tensor([[1, 2]]), [0]), ValueError,
      "cross_entropy input: unsupported dtype int64"),
@@ -160,7 +161,7 @@ CASES = [
     ("log_softmax int input", lambda p: F.log_softmax(tn.tensor([1, 2])), ValueError,
      "log_softmax input: unsupported dtype int64"),
     ("log_softmax dim out of range", lambda p: F.log_softmax(x(2, 3), dim=2), IndexError,
-     "dimension out of range"),
+     "Dimension out of range"),
     ("log_softmax int dtype", lambda p: F.log_softmax(x(2, 3), dtype=np.int32), ValueError,
      "dtype must be float32 or float64"),
     ("max_pool2d negative padding", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2, padding=-1), ValueError,
@@ -361,8 +362,8 @@ CASES = [
      "data must be an array or a rectangular nested sequence"),
     ("complex requires grad", lambda p: tn.tensor(np.array([1 + 2j]), requires_grad=True), RuntimeError,
      "floating point dtype can require gradients, got complex128"),
-    ("mean over a repeated dim", lambda p: x(3, 2).mean(dim=(0, 0)), ValueError, "names an axis more than once"),
-    ("transpose out of range", lambda p: x(3, 2).transpose(0, 3), IndexError, "dimension 3 out of range"),
+    ("mean over a repeated dim", lambda p: x(3, 2).mean(dim=(0, 0)), RuntimeError, "dim 0 appears multiple times"),
+    ("transpose out of range", lambda p: x(3, 2).transpose(0, 3), IndexError, "in range of [-2, 1], but got 3"),
     ("matmul mismatch", lambda p: x(2, 3) @ x(4, 2), ValueError, "cannot be multiplied"),
     ("cat mismatch", lambda p: F.cat([x(2, 3), x(2, 4)]), ValueError, "sizes must match except in dimension 0"),
     ("linear bias of wrong shape", lambda p: F.linear(x(2, 3), x(4, 3), x(5)), ValueError,

@@ -73,20 +73,45 @@ def test_cli_refuses_pairings_that_make_no_sense(argv, message, capsys):
 
 def test_cli_flags_reach_the_layers(monkeypatch):
     import tinynorm.train
-    seen = {}
-    monkeypatch.setattr(tinynorm.train, "train", lambda **kw: seen.update(kw))
+    seen = []
+    monkeypatch.setattr(tinynorm.train, "train", lambda **kw: seen.append(kw))
     assert main(["train", "--model", "cnn", "--norm", "cbn", "--window", "2", "--burn-in", "3",
-                 "--groups", "4", "--subdivisions", "2", "--renorm-warmup", "1",
-                 "--renorm-rmax-steps", "5", "--renorm-dmax-steps", "6", "--pixels"]) == 0
-    opts = seen["options"]
-    assert (opts.window, opts.burn_in, opts.groups, opts.renorm_schedule) == (2, 3, 4, (1, 5, 6))
-    assert seen["subdivisions"] == 2 and seen["pixels"] is True
-    model = build_model("cnn", (1, 8, 8), 10, "cbn", opts)
+                 "--subdivisions", "2"]) == 0
+    assert main(["train", "--model", "cnn", "--norm", "gn", "--groups", "4"]) == 0
+    assert main(["train", "--norm", "brn", "--renorm-warmup", "1", "--renorm-rmax-steps", "5",
+                 "--renorm-dmax-steps", "6"]) == 0
+    assert main(["train", "--model", "lstm", "--pixels"]) == 0
+    cbn_opts, gn_opts, brn_opts = (s["options"] for s in seen[:3])
+    assert (cbn_opts.window, cbn_opts.burn_in, gn_opts.groups, brn_opts.renorm_schedule) == \
+        (2, 3, 4, (1, 5, 6))
+    assert seen[0]["subdivisions"] == 2 and seen[3]["pixels"] is True
+    model = build_model("cnn", (1, 8, 8), 10, "cbn", cbn_opts)
     cbn = next(m for m in model.modules() if isinstance(m, nn.CrossIterationBatchNorm))
     assert (cbn.window, cbn.burn_in) == (2, 3)
-    brn = next(m for m in build_model("mlp", (1, 8, 8), 10, "brn", opts).modules()
+    gn = next(m for m in build_model("cnn", (1, 8, 8), 10, "gn", gn_opts).modules()
+              if isinstance(m, nn.GroupNorm))
+    assert gn.num_groups == 4
+    brn = next(m for m in build_model("mlp", (1, 8, 8), 10, "brn", brn_opts).modules()
                if isinstance(m, nn.BatchRenorm1d))
     assert brn.renorm_limits(1) == (1.0, 0.0) and brn.renorm_limits(6) == (3.0, 5.0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--norm", "ln", "--groups", "4"], "--groups is read only with --norm gn"),
+    (["--norm", "gn", "--groups", "8", "--window", "4"], "--window is read only with --norm cbn"),
+    (["--norm", "bn", "--burn-in", "10"], "--burn-in is read only with --norm cbn"),
+    (["--norm", "bn", "--renorm-warmup", "3"], "--renorm-warmup is read only with --norm brn"),
+    (["--norm", "cbn", "--renorm-rmax-steps", "3"], "--renorm-rmax-steps is read only with --norm brn"),
+    (["--norm", "gn", "--renorm-dmax-steps", "3"], "--renorm-dmax-steps is read only with --norm brn"),
+    (["--norm", "ln", "--bn-stats", "population"], "--bn-stats is read only with --norm bn, cbn or cmbn"),
+    (["--norm", "brn", "--bn-stats", "running"], "--bn-stats is read only with --norm bn, cbn or cmbn"),
+    (["--timeout", "5"], "--timeout is read only with --workers N > 1"),
+])
+def test_cli_refuses_a_flag_the_run_would_ignore(argv, message, capsys, monkeypatch):
+    import tinynorm.train
+    monkeypatch.setattr(tinynorm.train, "train", lambda **kw: pytest.fail("train() was reached"))
+    assert main(["train", "--epochs", "1"] + argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_lstm_pixels_mode_reads_one_pixel_per_step_and_learns():

@@ -92,7 +92,39 @@ def _parser():
     _study_parser(sub)
     from .gradcheck_cli import add_parser
     add_parser(sub)
+    p.train_parser = t
     return p
+
+
+# Train flags that only some runs read: (dest, does this run read it?, what reads it). --pixels,
+# --permuted and --placement are refused by build_model, for the study's calls too.
+_SCOPED = (
+    ("groups", lambda a: a.norm == "gn", "--norm gn"),
+    ("window", lambda a: a.norm == "cbn", "--norm cbn"),
+    ("burn_in", lambda a: a.norm == "cbn", "--norm cbn"),
+    ("renorm_warmup", lambda a: a.norm == "brn", "--norm brn"),
+    ("renorm_rmax_steps", lambda a: a.norm == "brn", "--norm brn"),
+    ("renorm_dmax_steps", lambda a: a.norm == "brn", "--norm brn"),
+    ("bn_stats", lambda a: a.norm in ("bn", "cbn", "cmbn"),
+     "--norm bn, cbn or cmbn (the norms whose running statistics it recomputes)"),
+    ("timeout", lambda a: a.workers > 1 and a.backend == "multiprocessing",
+     "--workers N > 1 with --backend multiprocessing (the exchanges it times)"),
+)
+
+
+def _ignored_flag(argv, args):
+    """The first explicitly given train flag this run would ignore, as an error message; None if none."""
+    p = _parser()
+    for action in p.train_parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(p.parse_args(argv))
+    for dest, reads, scope in _SCOPED:
+        if dest in given and not reads(args):
+            flag = "--" + dest.replace("_", "-")
+            return (f"{flag} is read only with {scope}; this run (--model {args.model} --norm "
+                    f"{args.norm}, --workers {args.workers}, --backend {args.backend}) would "
+                    "ignore it, so drop it")
+    return None
 
 
 def _study_parser(sub):
@@ -148,6 +180,10 @@ def main(argv=None):
         from .gradcheck_cli import run
         return run(args)
     if args.command == "train":
+        ignored = _ignored_flag(argv, args)
+        if ignored:
+            print(f"tinynorm train: {ignored}", file=sys.stderr)
+            return 2
         rank = 0
         if args.backend == "mpi":
             from . import distributed

@@ -1,19 +1,18 @@
-"""Creating Tensors: ``tensor``, ``as_tensor``, ``zeros``, ``ones``, ``from_numpy``, ``flatten``."""
+"""Tensor factories: ``tensor``, ``as_tensor``, ``zeros``, ``ones``, ``from_numpy``, ``flatten``.
+
+Every ``dtype`` goes through :func:`tinynorm.dtypes.parse`; Python floats become float32, as in
+PyTorch.
+"""
 import numpy as np
 
-from .tensor import _DEFAULT_FLOAT, Tensor
-
-
-def _shape_arg(shape, name):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    from . import checks
-    return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)
-
+from . import dtypes
+from .tensor import _DEFAULT_FLOAT, Tensor, _shape_arg
 
 
 def as_tensor(x, dtype=None):
     """Wrap ``x`` without copying when it is already an array of the right dtype."""
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "as_tensor")
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype == dtype else x.astype(dtype)
     if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
@@ -29,6 +28,8 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
     NumPy arrays keep their dtype; Python floats become float32, as in PyTorch.
     """
+    if dtype is not None:
+        dtype = dtypes.parse(dtype, "tensor")
     if isinstance(data, Tensor):
         data = data.data
     if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
@@ -46,12 +47,12 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
 def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad).to(device)
+    return Tensor(np.zeros(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "ones")
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad).to(device)
+    return Tensor(np.ones(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
 
 
 def from_numpy(array):

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from . import checks
+from . import checks, dims, dtypes
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
 from .ops import batch_norm as _bn
@@ -79,13 +79,17 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("cat expects a non-empty sequence of tensors")
     ndim = tensors[0].ndim
-    axis = _axis(dim, ndim, "cat")
+    axis = dims.dim(dim, ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated; use stack")
     for t in tensors:
         if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
                 tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
             raise ValueError(f"cat: sizes must match except in dimension {axis}, got "
                              f"{[tuple(u.shape) for u in tensors]}")
-    return _shape.Concat.apply(*tensors, dim=dim)
+    return _shape.Concat.apply(*tensors, dim=axis)
 
 
 def stack(tensors, dim=0):
@@ -95,7 +99,8 @@ def stack(tensors, dim=0):
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack expects tensors of equal shape, got {sorted(shapes)}")
-    return _shape.Stack.apply(*tensors, dim=dim)
+    axis = dims.dim(dim, tensors[0].ndim, "stack", extra=1)
+    return _shape.Stack.apply(*tensors, dim=axis)
 
 
 def linear(input, weight, bias=None):
@@ -116,25 +121,18 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
-def _axis(dim, ndim, name):
-    dim = checks.integer(dim, f"{name}: dim")
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise IndexError(f"{name}: dimension out of range (expected to be in range of "
-                         f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}], but got {dim})")
-    return dim % max(ndim, 1)
-
-
 def log_softmax(input, dim=-1, dtype=None):
     """``x - log(sum(exp(x)))`` along ``dim``; ``dtype`` casts the input first, as in PyTorch."""
     input = as_tensor(input)
     check_float_dtype(input.data, "log_softmax input")
     if dtype is not None:
-        dtype = np.dtype(dtype)
+        dtype = dtypes.parse(dtype, "log_softmax")
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"log_softmax: dtype must be float32 or float64, got {dtype}")
     if input.ndim == 0:
+        dims.dim(dim, 0, "log_softmax")
         return _loss.LogSoftmax.apply(input.reshape(1), dim=0, dtype=dtype).reshape(())
-    return _loss.LogSoftmax.apply(input, dim=_axis(dim, input.ndim, "log_softmax"), dtype=dtype)
+    return _loss.LogSoftmax.apply(input, dim=dims.dim(dim, input.ndim, "log_softmax"), dtype=dtype)
 
 
 def softmax(input, dim=-1, dtype=None):
@@ -157,6 +155,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError("cross_entropy expects logits of shape (N, C, ...) or (C,), got a scalar")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
     checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     w = None
@@ -411,12 +410,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     eps = checks.eps(eps, "batch_norm: eps")
     if training and running_mean is not None:
         checks.momentum(momentum, "batch_norm: momentum")
+    if not training:
+        for t, what in ((running_mean, "running_mean"), (running_var, "running_var")):
+            if t is None:
+                raise RuntimeError(f"batch_norm: {what} must be defined in evaluation mode "
+                                   "(training=False); pass training=True to use batch statistics")
     c = input.shape[1]
     for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
         checks.param(t, (c,), what, "batch_norm")
     xp = get_array_module(input.data)
-    use_batch = training or running_mean is None or running_var is None
+    use_batch = bool(training)
     combine = combine or _bn.IdentityCombine()
     if use_batch:
         identity = isinstance(combine, _bn.IdentityCombine)

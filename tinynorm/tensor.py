@@ -1,11 +1,14 @@
 """``Tensor``: an array, an optional ``.grad`` and the tape node that made it."""
+import operator
+
 import numpy as np
 
-from . import autograd, hooks, versions
+from . import autograd, dims, dtypes, hooks, versions
 from .backend import get_array_module
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
 _NUMERIC_KINDS = "biufc"
+_PY_SCALARS = frozenset((int, float, bool))
 
 
 class Tensor:
@@ -21,12 +24,12 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if not hasattr(data, "dtype"):
-            data = _array_from_python(data)
+            data = _array_from_python(data, requires_grad)
         if data.dtype.kind not in _NUMERIC_KINDS:
             raise ValueError(f"a Tensor holds numbers (bool, integer, float or complex), got an array "
                             f"of dtype {data.dtype}")
         self.data = data
-        self.grad = None
+        self._grad = None
         self._node = None
         self._version_counter = versions.VersionCounter()
         self.requires_grad = requires_grad
@@ -37,6 +40,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if value is not False and value is not True and not isinstance(value, np.bool_):
+            raise RuntimeError(f"requires_grad must be a bool, got {type(value).__name__} {value!r}")
         if not value and getattr(self, "_node", None) is not None and self._requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; to use "
                                "a computed tensor without its graph, use y = x.detach()")
@@ -44,6 +49,16 @@ class Tensor:
             raise RuntimeError("only Tensors of floating point dtype can require gradients, "
                                f"got {self.data.dtype}")
         self._requires_grad = bool(value)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            _check_grad(self, value)
+        self._grad = value
 
     @property
     def _version(self):
@@ -79,25 +94,37 @@ class Tensor:
         return self.data.ndim
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[_dim(dim, self.ndim, "size")]
+        return self.data.shape if dim is None else self.data.shape[dims.dim(dim, self.ndim, "size")]
 
     def numel(self):
         return int(self.data.size)
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to a "
-                             "Python scalar")
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
         return self.data.item()
 
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar("float"))
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar("int"))
+
+    def _scalar(self, what):
+        if self.data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars ({what}() "
+                             f"of a tensor of shape {tuple(self.shape)})")
+        return self.data.item()
 
     def numpy(self):
         if self.device != "cpu":
@@ -147,7 +174,7 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         if not self.is_leaf:
             raise RuntimeError("requires_grad_ can only be changed on leaf tensors")
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
 
     def zero_(self):
@@ -156,6 +183,11 @@ class Tensor:
         return versions.inplace(self, None, write)
 
     def copy_(self, other):
+        if not isinstance(other, Tensor):
+            src, other = other, self._coerce(other)
+            if other is None:
+                raise TypeError(f"copy_(): argument 'other' must be a Tensor or an array of numbers, "
+                                f"not {type(src).__name__}")
         def write():
             self.data[...] = other.data if isinstance(other, Tensor) else other
         return versions.inplace(self, other, write)
@@ -164,7 +196,7 @@ class Tensor:
         return _ops().Mul.apply(self, Tensor(self.data.dtype.type(1)))
 
     def astype(self, dtype):
-        return Tensor(self.data.astype(dtype), requires_grad=False)
+        return Tensor(self.data.astype(dtypes.parse(dtype, "astype")), requires_grad=False)
 
     def _cast(self, dtype):
         """A float-to-float cast is recorded on the tape (as in PyTorch); others are not."""
@@ -201,13 +233,15 @@ class Tensor:
 
     def to(self, device=None, dtype=None):
         """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``; ``device`` is a string or a ``tinynorm.device``."""
-        if device is not None and not isinstance(device, str) and dtype is None:
+        if device is not None and dtype is None and not isinstance(device, str):
             device, dtype = None, device
         if dtype is not None and device is None:
-            return self._cast(dtype)
+            return self._cast(dtypes.parse(dtype, "to"))
         data = self.data
         if dtype is not None:
-            data = data.astype(dtype)
+            dtype = dtypes.parse(dtype, "to")
+            if dtype != data.dtype:
+                data = data.astype(dtype)
         if device is not None and str(device) != self.device:
             if str(device) in ("cuda", "cuda:0"):
                 from . import cuda
@@ -224,8 +258,21 @@ class Tensor:
 
     # ---- arithmetic -------------------------------------------------------
     def _coerce(self, other):
+        """``other`` as a Tensor operand, or None when it is not a number or an array of numbers."""
         if isinstance(other, Tensor):
             return other
+        if type(other) not in _PY_SCALARS:
+            kind = getattr(getattr(other, "dtype", None), "kind", None)
+            if kind is None:
+                try:
+                    other = np.asarray(other)
+                except (TypeError, ValueError):
+                    return None
+                kind = other.dtype.kind
+            if kind not in _NUMERIC_KINDS:
+                return None
+            if kind == "c":
+                return Tensor(get_array_module(self.data).asarray(other))
         xp = get_array_module(self.data)
         dtype = self.dtype if self.dtype.kind == "f" else None
         if xp is not np and np.ndim(other) == 0 and not hasattr(other, "__cuda_array_interface__"):
@@ -233,28 +280,36 @@ class Tensor:
         return Tensor(xp.asarray(other, dtype=dtype))
 
     def __add__(self, other):
-        return _ops().Add.apply(self, self._coerce(other))
+        b = self._coerce(other)
+        return _ops().Add.apply(self, b) if b is not None else _refuse("+", other)
 
     def __radd__(self, other):
-        return _ops().Add.apply(self._coerce(other), self)
+        a = self._coerce(other)
+        return _ops().Add.apply(a, self) if a is not None else _refuse("+", other, True)
 
     def __sub__(self, other):
-        return _ops().Sub.apply(self, self._coerce(other))
+        b = self._coerce(other)
+        return _ops().Sub.apply(self, b) if b is not None else _refuse("-", other)
 
     def __rsub__(self, other):
-        return _ops().Sub.apply(self._coerce(other), self)
+        a = self._coerce(other)
+        return _ops().Sub.apply(a, self) if a is not None else _refuse("-", other, True)
 
     def __mul__(self, other):
-        return _ops().Mul.apply(self, self._coerce(other))
+        b = self._coerce(other)
+        return _ops().Mul.apply(self, b) if b is not None else _refuse("*", other)
 
     def __rmul__(self, other):
-        return _ops().Mul.apply(self._coerce(other), self)
+        a = self._coerce(other)
+        return _ops().Mul.apply(a, self) if a is not None else _refuse("*", other, True)
 
     def __truediv__(self, other):
-        return _ops().Div.apply(self, self._coerce(other))
+        b = self._coerce(other)
+        return _ops().Div.apply(self, b) if b is not None else _refuse("/", other)
 
     def __rtruediv__(self, other):
-        return _ops().Div.apply(self._coerce(other), self)
+        a = self._coerce(other)
+        return _ops().Div.apply(a, self) if a is not None else _refuse("/", other, True)
 
     def __neg__(self):
         return _ops().Neg.apply(self)
@@ -262,11 +317,16 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
             raise TypeError("tensor ** tensor is not supported; use exp(b * log(a))")
+        if type(exponent) not in _PY_SCALARS and (
+                not isinstance(exponent, (int, float, np.number)) or isinstance(exponent, np.complexfloating)):
+            _refuse("** or pow()", exponent)
         return _ops().Pow.apply(self, exponent=exponent)
 
     def __matmul__(self, other):
-        other = self._coerce(other)
-        a, b = self, other
+        b = self._coerce(other)
+        if b is None:
+            _refuse("@", other)
+        a = self
         if a.ndim == 1 and b.ndim == 1:
             return (a.reshape(1, -1) @ b.reshape(-1, 1)).reshape(())
         if a.ndim == 1:
@@ -277,25 +337,34 @@ class Tensor:
         return _ops().MatMul.apply(a, b)
 
     def __rmatmul__(self, other):
-        return self._coerce(other) @ self
+        a = self._coerce(other)
+        if a is None:
+            _refuse("@", other, True)
+        return a @ self
+
+    def _compare(self, op, other):
+        if type(other) in _PY_SCALARS:
+            return Tensor(op(self.data, other))
+        b = self._coerce(other)
+        return NotImplemented if b is None else Tensor(op(self.data, b.data))
 
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return self._compare(operator.lt, other)
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return self._compare(operator.le, other)
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return self._compare(operator.gt, other)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return self._compare(operator.ge, other)
 
     def __eq__(self, other):
-        return Tensor(self.data == _raw(other))
+        return self._compare(operator.eq, other)
 
     def __ne__(self, other):
-        return Tensor(self.data != _raw(other))
+        return self._compare(operator.ne, other)
 
     def eq(self, other):
         return self == other
@@ -318,6 +387,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'no values' if self.data.size == 0 else 'more than one value'} "
+                               "is ambiguous")
         return bool(self.data)
 
     # ---- math -------------------------------------------------------------
@@ -340,13 +412,17 @@ class Tensor:
         return self ** 0.5
 
     def maximum(self, other):
-        return _ops().Maximum.apply(self, self._coerce(other))
+        operand = self._coerce(other)
+        if operand is None:
+            raise TypeError(f"maximum(): argument 'other' must be a Tensor or a number, "
+                            f"not {type(other).__name__}")
+        return _ops().Maximum.apply(self, operand)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops().Sum.apply(self, dim=dim, keepdim=keepdim)
+        return _ops().Sum.apply(self, dim=dim, keepdim=_flag(keepdim, "sum: keepdim"))
 
     def mean(self, dim=None, keepdim=False):
-        return _ops().Mean.apply(self, dim=dim, keepdim=keepdim)
+        return _ops().Mean.apply(self, dim=dim, keepdim=_flag(keepdim, "mean: keepdim"))
 
     def abs(self):
         return _ops().Abs.apply(self)
@@ -389,7 +465,7 @@ class Tensor:
     def _reduced_dim(self, dim, name):
         """``dim`` checked as PyTorch's max/argmax do: in range, and over a non-empty extent."""
         if dim is not None:
-            dim = _dim(dim, self.ndim, name)
+            dim = dims.dim(dim, self.ndim, name)
         if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
             raise IndexError(f"{name}(): cannot reduce an empty extent (input shape "
                              f"{tuple(self.shape)}{'' if dim is None else f', dim {dim}'}): "
@@ -414,7 +490,7 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         nd = self.ndim
-        s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
+        s, e = dims.dim(start_dim, nd, "flatten"), dims.dim(end_dim, nd, "flatten")
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                              f"for a tensor of {nd} dims")
@@ -423,19 +499,17 @@ class Tensor:
             merged *= d
         return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
-    def permute(self, *dims):
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        return _shape().Permute.apply(self, dims=dims)
+    def permute(self, *order):
+        if len(order) == 1 and isinstance(order[0], (tuple, list)):
+            order = tuple(order[0])
+        return _shape().Permute.apply(self, dims=_permutation(order, self.ndim))
 
     def transpose(self, dim0, dim1):
-        for d in (dim0, dim1):
-            if not -max(self.ndim, 1) <= d < max(self.ndim, 1):
-                raise IndexError(f"transpose: dimension {d} out of range for a tensor of "
-                                 f"{self.ndim} dims")
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(dims)
+        dim0, dim1 = dims.dim(dim0, self.ndim, "transpose"), dims.dim(dim1, self.ndim, "transpose")
+        order = list(range(self.ndim))
+        if self.ndim:
+            order[dim0], order[dim1] = order[dim1], order[dim0]
+        return self.permute(order)
 
     @property
     def T(self):
@@ -461,22 +535,73 @@ class MinMax(tuple):
         return self[1]
 
 
-def _array_from_python(data):
-    """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values."""
+def _array_from_python(data, requires_grad=False):
+    """``Tensor([1., 2.])`` as ``torch.Tensor([..])``: a float32 array of the values; ``Tensor(n)``
+    for a Python int ``n`` is n float32 zeros (torch's size-n tensor, zeroed rather than uninitialized)."""
+    if type(data) is int:
+        if type(requires_grad) is int:
+            raise TypeError(f"Tensor({data}, {requires_grad}): tinynorm's Tensor takes one size (its "
+                            f"second argument is requires_grad); use tn.zeros({data}, {requires_grad})")
+        return np.zeros(_shape_arg((data,), "Tensor"), dtype=_DEFAULT_FLOAT)
+    if isinstance(data, (bool, float, complex, np.generic)) or data is None:
+        raise TypeError(f"Tensor(): data must be a sequence of numbers or an int size, got "
+                        f"{type(data).__name__} {data!r}; use tn.tensor({data!r}) for a 0-d tensor")
     try:
-        return np.array(data, dtype=_DEFAULT_FLOAT)
+        arr = np.array(data)
     except (TypeError, ValueError) as e:
         raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
                         f"{type(data).__name__}: {e}") from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"Tensor() takes an array or a (nested) sequence of numbers, got "
+                        f"{type(data).__name__} holding {arr.dtype}")
+    return arr.astype(_DEFAULT_FLOAT)
 
 
-def _dim(dim, ndim, name):
-    """``dim`` as a non-negative axis of an ``ndim``-d tensor (a 0-d tensor takes 0 and -1), PyTorch's IndexError otherwise."""
-    n = max(ndim, 1)
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
-        raise IndexError(f"{name}: dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                         f"but got {dim!r})")
-    return int(dim) % n
+def _flag(value, name):
+    if value is not True and value is not False and not isinstance(value, np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _refuse(symbol, other, reflected=False):
+    """Python's own TypeError for an operand that is not a number or an array of numbers."""
+    names = ("Tensor", type(other).__name__)
+    left, right = reversed(names) if reflected else names
+    raise TypeError(f"unsupported operand type(s) for {symbol}: '{left}' and '{right}'")
+
+
+def _permutation(order, ndim):
+    """``order`` checked as PyTorch's permute checks it: one in-range dim per axis, each once."""
+    if len(order) != ndim:
+        raise RuntimeError(f"permute(): number of dims don't match: the input has {ndim} dims, "
+                           f"the ordering {tuple(order)} has {len(order)}")
+    axes = tuple(dims.dim(d, ndim, "permute") for d in order)
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"permute(): duplicate dims are not allowed, got {tuple(order)}")
+    return axes
+
+
+def _check_grad(t, g):
+    """An assigned ``.grad`` as PyTorch checks it: a Tensor of ``t``'s shape, dtype and device."""
+    if not isinstance(g, Tensor):
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                        f"{type(g).__name__}")
+    if g.data.shape != t.data.shape:
+        raise RuntimeError(f"assigned grad has data of a different size: {tuple(g.shape)}, the "
+                           f"tensor has {tuple(t.shape)}")
+    if g.data.dtype != t.data.dtype:
+        raise RuntimeError(f"assigned grad has data of a different type: {g.dtype}, the tensor "
+                           f"has {t.dtype}")
+    if type(g.data) is not type(t.data) and g.device != t.device:
+        raise RuntimeError(f"assigned grad has data located on a different device: {g.device}, "
+                           f"the tensor is on {t.device}")
+
+
+def _shape_arg(shape, name):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    from . import checks
+    return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)
 
 
 def _raw(x):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from ..ops.batch_renorm import batch_renorm
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -77,6 +77,7 @@ class _BatchRenorm(Module):
         paper's step counts, see :func:`renorm_schedule`), ``(warmup_steps, rmax_steps,
         dmax_steps)`` or a mapping with those keys, or a callable ``step -> (rmax, dmax)``
         (then ``rmax``/``dmax`` are not used)."""
+        dtype = dtypes.parameter(dtype, type(self).__name__)
         super().__init__()
         name = type(self).__name__
         checks.integer(num_features, f"{name}: num_features", 1)

@@ -4,7 +4,7 @@ See :func:`tinynorm.functional.batch_norm` for the formula (Ioffe & Szegedy 2015
 """
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -20,6 +20,7 @@ class _NormBase(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, type(self).__name__)
         super().__init__()
         name = type(self).__name__
         checks.integer(num_features, f"{name}: num_features", 1)

@@ -6,7 +6,7 @@ neither op, so the names follow its style.
 """
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from .. import functional as F
 from ..ops.cross_batch_norm import (CrossIterationCombine, CrossMiniBatchCombine, IterationRecord,
                                     layer_stat_gradients, new_history)
@@ -28,6 +28,7 @@ class CrossMiniBatchNorm(_BatchNorm):
 
     def __init__(self, num_features, subdivisions=4, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "CrossMiniBatchNorm")
         checks.integer(subdivisions, "CrossMiniBatchNorm: subdivisions", 1)
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self.subdivisions = subdivisions

@@ -20,7 +20,7 @@ Decisions:
 """
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from ..ops.frn import filter_response_norm, tlu
 from .module import Module, Parameter
 
@@ -41,6 +41,7 @@ class FilterResponseNorm2d(Module):
     """FRN over (N, C, H, W) or (N, C), followed by the TLU ``max(y, tau)`` unless ``tlu=False``."""
 
     def __init__(self, num_features, eps=1e-6, learnable_eps=False, tlu=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "FilterResponseNorm2d")
         super().__init__()
         checks.integer(num_features, "FilterResponseNorm2d: num_features", 1)
         checks.eps(eps, "FilterResponseNorm2d: eps")
@@ -79,6 +80,7 @@ class TLU(Module):
     """Thresholded Linear Unit ``max(x, tau[c])`` over (N, C, *), tau initialized to zeros."""
 
     def __init__(self, num_features, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "TLU")
         super().__init__()
         checks.integer(num_features, "TLU: num_features", 1)
         self.num_features = num_features

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from ..ops.group_norm import group_norm, instance_norm, layer_norm
 from .batchnorm import _NormBase
 from .module import Module, Parameter
@@ -20,6 +20,7 @@ class GroupNorm(Module):
     """Group Normalization over (N, C, *) input: ``num_channels`` split into ``num_groups``."""
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "GroupNorm")
         super().__init__()
         checks.integer(num_groups, "GroupNorm: num_groups", 1)
         checks.integer(num_channels, "GroupNorm: num_channels", 1)
@@ -56,6 +57,7 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "LayerNorm")
         super().__init__()
         self.normalized_shape = checks.normalized_shape(normalized_shape, "LayerNorm: normalized_shape")
         checks.eps(eps, "LayerNorm: eps")

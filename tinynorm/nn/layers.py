@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from .. import functional as F
 from ..backend import check_float_dtype
 from . import init
@@ -14,10 +14,10 @@ class Linear(Module):
     """``y = x W^T + b``; weight (out_features, in_features)."""
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "Linear")
         super().__init__()
         checks.integer(in_features, "Linear: in_features", 0)
         checks.integer(out_features, "Linear: out_features", 0)
-        check_float_dtype(np.empty(0, dtype=dtype), "Linear: dtype")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -37,11 +37,11 @@ class Linear(Module):
 class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "Conv2d")
         super().__init__()
         checks.integer(in_channels, "Conv2d: in_channels", 1)
         checks.integer(out_channels, "Conv2d: out_channels", 1)
         checks.integer(groups, "Conv2d: groups", 1)
-        check_float_dtype(np.empty(0, dtype=dtype), "Conv2d: dtype")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} "
                              f"must be divisible by groups {groups}")
@@ -186,8 +186,12 @@ class Sequential(Module):
 class CrossEntropyLoss(Module):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
-        self.weight, self.ignore_index = weight, ignore_index
-        self.reduction, self.label_smoothing = reduction, label_smoothing
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.weight = weight
+        self.ignore_index = checks.integer(ignore_index, "CrossEntropyLoss: ignore_index")
+        self.reduction = reduction
+        self.label_smoothing = checks.number(label_smoothing, "CrossEntropyLoss: label_smoothing", 0.0, 1.0)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,

@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from .. import functional as F
 from .. import random
 from ..backend import check_float_dtype, get_array_module
@@ -112,7 +112,7 @@ def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh
             s = min(t, rows - 1)
             mean = Tensor(running_stats[2 * which][s])
             var = Tensor(running_stats[2 * which + 1][s])
-        return F.batch_norm(x, mean, var, weight, b, training, momentum, eps)
+        return F.batch_norm(x, mean, var, weight, b, training or mean is None, momentum, eps)
 
     h, c, hs = h0, c0, []
     for t, x_t in enumerate(_steps(input)):
@@ -197,10 +197,10 @@ class LSTM(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "LSTM")
         super().__init__()
         _check_sizes("LSTM", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         checks.number(dropout, "LSTM: dropout", 0.0, 1.0)
-        check_float_dtype(np.empty(0, dtype=dtype), "LSTM")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.dtype = np.dtype(dtype)
@@ -303,6 +303,7 @@ class BNLSTM(Module):
 
     def __init__(self, input_size, hidden_size, max_length, batch_first=False, eps=1e-5,
                  momentum=0.1, gamma_init=0.1, forget_bias=1.0, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "BNLSTM")
         super().__init__()
         _check_sizes("BNLSTM", input_size=input_size, hidden_size=hidden_size, max_length=max_length)
         checks.eps(eps, "BNLSTM: eps")
@@ -310,7 +311,6 @@ class BNLSTM(Module):
             checks.momentum(momentum, "BNLSTM: momentum")
         checks.number(gamma_init, "BNLSTM: gamma_init")
         checks.number(forget_bias, "BNLSTM: forget_bias")
-        check_float_dtype(np.empty(0, dtype=dtype), "BNLSTM")
         self.input_size, self.hidden_size, self.max_length = input_size, hidden_size, max_length
         self.batch_first, self.eps, self.momentum = batch_first, eps, momentum
         self.gamma_init, self.forget_bias = gamma_init, forget_bias
@@ -402,11 +402,11 @@ class LNLSTM(Module):
 
     def __init__(self, input_size, hidden_size, batch_first=False, eps=1e-5, forget_bias=1.0,
                  dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "LNLSTM")
         super().__init__()
         _check_sizes("LNLSTM", input_size=input_size, hidden_size=hidden_size)
         checks.eps(eps, "LNLSTM: eps")
         checks.number(forget_bias, "LNLSTM: forget_bias")
-        check_float_dtype(np.empty(0, dtype=dtype), "LNLSTM")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.batch_first, self.eps, self.forget_bias = batch_first, eps, forget_bias
         self.dtype = np.dtype(dtype)

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import hooks, versions
+from .. import dtypes, hooks, versions
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
@@ -125,6 +125,9 @@ class Module:
 
     # ---- modes and state ----------------------------------------------------
     def train(self, mode=True):
+        if mode is not True and mode is not False and not isinstance(mode, np.bool_):
+            raise ValueError(f"training mode is expected to be boolean, got {type(mode).__name__} "
+                             f"{mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -199,6 +202,8 @@ class Module:
 
     def to(self, device=None, dtype=None):
         """Move or cast every parameter and buffer in place; returns ``self``."""
+        if dtype is not None:
+            dtype = dtypes.parameter(dtype, "Module.to")
         for m in self.modules():
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():

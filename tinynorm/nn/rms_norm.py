@@ -4,7 +4,7 @@ See :func:`tinynorm.ops.rms_norm.rms_norm` for the formula (Zhang & Sennrich 201
 """
 import numpy as np
 
-from .. import checks
+from .. import checks, dtypes
 from ..ops.rms_norm import rms_norm
 from .module import Module, Parameter
 
@@ -16,6 +16,7 @@ class RMSNorm(Module):
     """
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float32):
+        dtype = dtypes.parameter(dtype, "RMSNorm")
         super().__init__()
         self.normalized_shape = checks.normalized_shape(normalized_shape, "RMSNorm: normalized_shape")
         if eps is not None:

@@ -49,8 +49,14 @@ class CrossMiniBatchCombine:
         self.state = state
 
     def stats(self, count, mean, m2):
-        self.state.append((count.copy(), mean.copy(), m2.copy()))
-        return chan_merge(*(np.stack([s[k] for s in self.state]) for k in range(3)))
+        """Merge this mini-batch into the step's statistics; it is recorded only when the merge
+        has more than one value per channel (else batch_norm refuses it, and the step must not
+        keep it)."""
+        entries = self.state + [(count.copy(), mean.copy(), m2.copy())]
+        merged = chan_merge(*(np.stack([s[k] for s in entries]) for k in range(3)))
+        if float(merged[0].min()) > 1:
+            self.state.append(entries[-1])
+        return merged
 
     def grad_sums(self, sum_dy, sum_dy_xmu):
         return sum_dy, sum_dy_xmu

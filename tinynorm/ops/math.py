@@ -12,6 +12,7 @@ from ..autograd import Function, unbroadcast
 from ..graph import sum_to
 from ..tensor import Tensor
 from ..backend import get_array_module
+from ..dims import dims
 from ..kernels import kernels_for
 
 
@@ -234,20 +235,6 @@ class MaskedGrad(Function):
             Tensor(get_array_module(u.data).zeros(t.shape, dtype=u.dtype)) for t in inputs[1:])
 
 
-def _normalize_axes(dim, ndim):
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = []
-    for d in dims:
-        if not -ndim <= d < max(ndim, 1):
-            raise IndexError(f"dimension {d} out of range for a tensor of {ndim} dims")
-        out.append(d % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ValueError(f"dim {dims} names an axis more than once")
-    return tuple(sorted(out))
-
-
 def _expand_back(g, shape, axes, keepdim):
     xp = get_array_module(g)
     if not keepdim:
@@ -265,7 +252,7 @@ def _expand_back_graph(g, shape, axes, keepdim):
 class Sum(Function):
     def forward(self, a, *, dim=None, keepdim=False):
         self.shape = a.shape
-        self.axes = _normalize_axes(dim, a.ndim)
+        self.axes = dims(dim, a.ndim, type(self).__name__.lower())
         self.keepdim = keepdim
         return a.sum(axis=self.axes, keepdims=keepdim)
 
@@ -279,7 +266,7 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, a, *, dim=None, keepdim=False):
         self.shape = a.shape
-        self.axes = _normalize_axes(dim, a.ndim)
+        self.axes = dims(dim, a.ndim, type(self).__name__.lower())
         self.keepdim = keepdim
         self.count = 1
         for ax in self.axes:

@@ -13,7 +13,7 @@ A slice whose norm is 0 gives NaN (0/0), as in PyTorch.
 """
 import numpy as np
 
-from .. import memory
+from .. import dims, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -21,15 +21,7 @@ from ..tensor import Tensor, as_tensor
 
 
 def _canonical_dim(dim, ndim, what):
-    if dim is None:
-        return None
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise ValueError(f"{what}: dim must be an int or None, got {dim!r}")
-    if not -ndim <= dim < ndim:
-        raise ValueError(
-            f"{what}: dim {dim} is out of range for a weight of rank {ndim} "
-            f"(expected -{ndim} <= dim < {ndim}, or None)")
-    return int(dim) % ndim
+    return None if dim is None else dims.dim(dim, ndim, what)
 
 
 def norm_shape(shape, dim):

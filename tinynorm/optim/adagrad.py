@@ -10,6 +10,8 @@ class Adagrad(Optimizer):
     (``s`` starts at ``initial_accumulator_value``); ``p -= clr * g / (sqrt(s) + eps)``.
     """
 
+    state_keys = frozenset({"step", "sum"})
+
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10, maximize=False):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

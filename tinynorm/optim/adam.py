@@ -13,6 +13,8 @@ class Adam(Optimizer):
     ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
     """
 
+    state_keys = frozenset({"step", "exp_avg", "exp_avg_sq"})
+
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):

@@ -35,6 +35,8 @@ class Optimizer:
     in group order.
     """
 
+    state_keys = frozenset()
+
     def __init__(self, params, defaults):
         from ..tensor import Tensor
         self._check(defaults)
@@ -148,8 +150,16 @@ class Optimizer:
             raise ValueError("optimizer.load_state_dict expects the dict of state_dict(), with a "
                              "'state' entry")
         params = self.params
+        name = type(self).__name__
         groups = state_dict.get("param_groups")
         if groups is not None:
+            for saved in groups:
+                keys = set(saved) - {"params"} if isinstance(saved, Mapping) else saved
+                if not isinstance(keys, set) or not set(self.defaults) <= keys:
+                    theirs = sorted(keys) if isinstance(keys, set) else keys
+                    raise ValueError(
+                        f"{name}.load_state_dict: the state comes from another optimizer: its "
+                        f"hyperparameters are {theirs}, {name}'s are {sorted(self.defaults)}")
             if len(groups) != len(self.param_groups):
                 raise ValueError(f"loaded state dict has {len(groups)} parameter groups, the "
                                  f"optimizer has {len(self.param_groups)}")
@@ -163,6 +173,11 @@ class Optimizer:
             if not 0 <= i < len(params):
                 raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
                                  f"{len(params)}")
+            if not isinstance(entry, Mapping) or not set(entry) <= self.state_keys:
+                keys = sorted(entry) if isinstance(entry, Mapping) else entry
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {i} holds {keys}, "
+                                 f"{name} keeps {sorted(self.state_keys)}; is it another "
+                                 "optimizer's state?")
             p = params[i].data
             xp = get_array_module(p)
             state[params[i]] = own = {}

@@ -10,6 +10,8 @@ class SGD(Optimizer):
     ``g = buf``; then ``p -= lr * g``.
     """
 
+    state_keys = frozenset({"momentum_buffer"})
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
