@@ -154,6 +154,14 @@ BAD = OPERANDS + MODULE_DTYPES + [
     ("Adam.load_state_dict(SGD's state only)",
      lambda: load_other(optim.SGD, optim.Adam, True, lr=0.1, momentum=0.9), ValueError,
      "holds ['momentum_buffer'], Adam keeps ['exp_avg', 'exp_avg_sq', 'step']"),
+    ("optimizer state key 'a'", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {"a": {}}}), ValueError, "state key 'a' is not a parameter index"),
+    ("optimizer state step 'x'", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {0: {"step": "x", "exp_avg": np.zeros((2, 2)), "exp_avg_sq": np.zeros((2, 2))}}}),
+     ValueError, "state 0.step must hold numbers"),
+    ("optimizer state moments of str", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {0: {"step": 1, "exp_avg": [["a", "b"]] * 2, "exp_avg_sq": np.zeros((2, 2))}}}),
+     ValueError, "state 0.exp_avg must hold numbers"),
     # one dim helper
     ("stack(dim=-4) of 2-d", lambda: F.stack([x(2, 2), x(2, 2)], dim=-4), IndexError,
      "Dimension out of range (expected to be in range of [-3, 2], but got -4)"),

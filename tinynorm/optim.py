@@ -84,7 +84,11 @@ class Optimizer:
                              f"hyperparameters are {theirs}, {name}'s are {sorted(self.defaults)}")
         state = {}
         for i, entry in state_dict["state"].items():
-            i = int(i)
+            try:
+                i = int(i)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}.load_state_dict: state key {i!r} is not a parameter "
+                                 "index") from None
             if not 0 <= i < len(self.params):
                 raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
                                  f"{len(self.params)}")
@@ -97,6 +101,10 @@ class Optimizer:
             xp = get_array_module(p)
             state[i] = {}
             for key, value in entry.items():
+                kind = getattr(getattr(value, "dtype", None), "kind", None) or np.asarray(value).dtype.kind
+                if kind not in "biuf":
+                    raise ValueError(f"{name}.load_state_dict: state {i}.{key} must hold numbers, "
+                                     f"got {type(value).__name__} {value!r:.60}")
                 if np.ndim(value) == 0:
                     state[i][key] = type(value)(value) if isinstance(value, (int, float)) else value.item()
                     continue
