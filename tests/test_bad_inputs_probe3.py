@@ -162,6 +162,12 @@ BAD = OPERANDS + MODULE_DTYPES + [
     ("optimizer state moments of str", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
         {"state": {0: {"step": 1, "exp_avg": [["a", "b"]] * 2, "exp_avg_sq": np.zeros((2, 2))}}}),
      ValueError, "state 0.exp_avg must hold numbers"),
+    ("backward('a')", lambda: (x(3).requires_grad_() * 2).backward("a"), TypeError,
+     "backward: gradient must be a Tensor or an array of real numbers, got str"),
+    ("backward(object())", lambda: (x(3).requires_grad_() * 2).backward(object()), TypeError,
+     "gradient must be a Tensor or an array of real numbers, got object"),
+    ("backward([None] * 3)", lambda: (x(3).requires_grad_() * 2).backward([None] * 3), TypeError,
+     "gradient must be a Tensor or an array of real numbers, got list"),
     # one dim helper
     ("stack(dim=-4) of 2-d", lambda: F.stack([x(2, 2), x(2, 2)], dim=-4), IndexError,
      "Dimension out of range (expected to be in range of [-3, 2], but got -4)"),
