@@ -224,6 +224,8 @@ BAD = OPERANDS + MODULE_DTYPES + [
      "--timeout is read only with --workers N > 1"),
     ("--model mlp --pixels", lambda: cli("--model", "mlp", "--pixels"), CLIError,
      "--pixels reads --model lstm's sequences"),
+    ("--norm none --placement before", lambda: cli("--norm", "none", "--placement", "before"),
+     CLIError, "--placement does not apply to --norm none: there is no norm to place"),
 ]
 
 
