@@ -154,6 +154,20 @@ BAD = OPERANDS + MODULE_DTYPES + [
     ("Adam.load_state_dict(SGD's state only)",
      lambda: load_other(optim.SGD, optim.Adam, True, lr=0.1, momentum=0.9), ValueError,
      "holds ['momentum_buffer'], Adam keeps ['exp_avg', 'exp_avg_sq', 'step']"),
+    ("optimizer state key 'a'", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {"a": {}}}), ValueError, "state key 'a' is not a parameter index"),
+    ("optimizer state step 'x'", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {0: {"step": "x", "exp_avg": np.zeros((2, 2)), "exp_avg_sq": np.zeros((2, 2))}}}),
+     ValueError, "state 0.step must hold numbers"),
+    ("optimizer state moments of str", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
+        {"state": {0: {"step": 1, "exp_avg": [["a", "b"]] * 2, "exp_avg_sq": np.zeros((2, 2))}}}),
+     ValueError, "state 0.exp_avg must hold numbers"),
+    ("backward('a')", lambda: (x(3).requires_grad_() * 2).backward("a"), TypeError,
+     "backward: gradient must be a Tensor or an array of real numbers, got str"),
+    ("backward(object())", lambda: (x(3).requires_grad_() * 2).backward(object()), TypeError,
+     "gradient must be a Tensor or an array of real numbers, got object"),
+    ("backward([None] * 3)", lambda: (x(3).requires_grad_() * 2).backward([None] * 3), TypeError,
+     "gradient must be a Tensor or an array of real numbers, got list"),
     # one dim helper
     ("stack(dim=-4) of 2-d", lambda: F.stack([x(2, 2), x(2, 2)], dim=-4), IndexError,
      "Dimension out of range (expected to be in range of [-3, 2], but got -4)"),
@@ -210,6 +224,8 @@ BAD = OPERANDS + MODULE_DTYPES + [
      "--timeout is read only with --workers N > 1"),
     ("--model mlp --pixels", lambda: cli("--model", "mlp", "--pixels"), CLIError,
      "--pixels reads --model lstm's sequences"),
+    ("--norm none --placement before", lambda: cli("--norm", "none", "--placement", "before"),
+     CLIError, "--placement does not apply to --norm none: there is no norm to place"),
 ]
 
 

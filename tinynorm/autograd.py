@@ -194,7 +194,17 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
         grad = xp.ones_like(root.data)
     else:
         from .tensor import Tensor
-        grad = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
+        raw = grad.data if isinstance(grad, Tensor) else grad
+        kind = getattr(getattr(raw, "dtype", None), "kind", None)
+        if kind is None:
+            try:
+                kind = np.asarray(raw).dtype.kind
+            except (TypeError, ValueError):
+                pass
+        if kind is None or kind not in "biuf":
+            raise TypeError(f"backward: gradient must be a Tensor or an array of real numbers, got "
+                            f"{type(grad).__name__}")
+        grad = xp.asarray(raw, dtype=root.data.dtype)
         if grad.shape != root.shape:
             raise ValueError(f"grad shape {grad.shape} does not match tensor shape {root.shape}")
     if root._node is None:

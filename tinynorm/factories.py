@@ -6,7 +6,8 @@ PyTorch.
 import numpy as np
 
 from . import dtypes
-from .tensor import _DEFAULT_FLOAT, Tensor, _shape_arg
+from .tensor import Tensor
+from .tensor_args import _DEFAULT_FLOAT, _shape_arg
 
 
 def as_tensor(x, dtype=None):

@@ -34,6 +34,8 @@ def _placement(norm, opts, default):
         return default
     if opts.placement not in PLACEMENTS:
         raise ValueError(f"placement must be 'before' or 'after' (the ReLU), got {opts.placement!r}")
+    if norm == "none":
+        raise ValueError("--placement does not apply to --norm none: there is no norm to place")
     if norm not in FEATURE_NORMS:
         raise ValueError(f"--placement does not apply to --norm {norm}: it has a fixed place "
                          f"(choose one of {', '.join(n for n in FEATURE_NORMS if n != 'none')})")

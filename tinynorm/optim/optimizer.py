@@ -169,7 +169,11 @@ class Optimizer:
                                      "match the size of optimizer's group")
         state = {}
         for i, entry in state_dict["state"].items():
-            i = int(i)
+            try:
+                i = int(i)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}.load_state_dict: state key {i!r} is not a parameter "
+                                 "index") from None
             if not 0 <= i < len(params):
                 raise ValueError(f"optimizer state names parameter {i}, but the optimizer has "
                                  f"{len(params)}")
@@ -182,6 +186,10 @@ class Optimizer:
             xp = get_array_module(p)
             state[params[i]] = own = {}
             for key, value in entry.items():
+                kind = getattr(getattr(value, "dtype", None), "kind", None) or np.asarray(value).dtype.kind
+                if value is not None and kind not in "biuf":
+                    raise ValueError(f"{name}.load_state_dict: state {i}.{key} must hold numbers, "
+                                     f"got {type(value).__name__} {value!r:.60}")
                 if value is None or np.ndim(value) == 0:
                     own[key] = value if value is None or isinstance(value, (int, float)) else value.item()
                     continue
