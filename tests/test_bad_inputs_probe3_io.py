@@ -1,0 +1,88 @@
+"""Probe 3's data, checkpoint, loss, optimizer and CLI findings (S4, S6-S8, R1-R4, R7), one row
+each: a refused input (exception type and a phrase of the message), a CLI run (exit code, the
+message, no traceback) or a right answer checked against torch when it is installed."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinynorm as tn
+from tinynorm import functional as F
+from tinynorm import nn, optim
+
+try:
+    import torch
+except ImportError:  # parity rows are skipped, the rest run
+    torch = None
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RNG = np.random.default_rng(0)
+LOGITS = RNG.standard_normal((5, 4)).astype(np.float32)
+ZERO_W0 = np.array([0, 1, 1, 1], np.float32)
+
+
+# ---- right answers -------------------------------------------------------------------------
+
+def loss_grad(lib, name, target, weight=None, **kw):
+    """Gradient of ``name`` (cross_entropy/nll_loss, mean) w.r.t. LOGITS in tinynorm or torch."""
+    if lib == "torch":
+        x = torch.tensor(LOGITS, requires_grad=True)
+        w = None if weight is None else torch.tensor(weight)
+        out = getattr(torch.nn.functional, name)(x, torch.tensor(target), weight=w, **kw)
+        out.backward()
+        return float(out.detach()), x.grad.numpy()
+    x = tn.tensor(LOGITS.copy(), requires_grad=True)
+    out = getattr(F, name)(x, tn.tensor(target), weight=None if weight is None else tn.tensor(weight), **kw)
+    out.backward()
+    return float(out.data), x.grad.data
+
+
+IGNORED = np.full(5, -100)
+MIXED = np.array([0, -100, 0, -100, 0])
+# (id, function name, target, class weight, kwargs, expected grad: "zero" or None = torch's)
+LOSSES = [
+    ("S4 cross_entropy every target ignored", "cross_entropy", IGNORED, None, {}, "zero"),
+    ("S4 cross_entropy every target ignored, smoothing", "cross_entropy", IGNORED, None,
+     {"label_smoothing": 0.1}, "zero"),
+    ("S4 cross_entropy every target ignored, weighted", "cross_entropy", IGNORED, ZERO_W0, {}, "zero"),
+    ("S4 nll_loss every target ignored", "nll_loss", IGNORED, None, {}, "zero"),
+    ("S4 nll_loss every target ignored, weighted", "nll_loss", IGNORED, ZERO_W0, {}, "zero"),
+    ("S4 cross_entropy ignored rows next to weight-0 rows", "cross_entropy", MIXED, ZERO_W0, {}, None),
+    ("S4 nll_loss ignored rows next to weight-0 rows", "nll_loss", MIXED, ZERO_W0, {}, None),
+]
+
+
+@pytest.mark.parametrize("name, target, weight, kw, expect", [r[1:] for r in LOSSES],
+                         ids=[r[0] for r in LOSSES])
+def test_mean_loss_over_no_weight(name, target, weight, kw, expect):
+    loss, grad = loss_grad("tinynorm", name, target, weight, **kw)
+    assert np.isnan(loss)  # the mean of nothing, as in torch
+    if expect == "zero":
+        np.testing.assert_array_equal(grad, np.zeros_like(grad))
+    if torch is not None:
+        _, want = loss_grad("torch", name, target, weight, **kw)
+        np.testing.assert_array_equal(np.isnan(grad), np.isnan(want))
+        np.testing.assert_allclose(np.nan_to_num(grad), np.nan_to_num(want), atol=1e-6)
+    elif expect is None:
+        pytest.skip("torch is not installed")
+
+
+def test_an_all_padding_batch_leaves_the_parameters_finite():
+    lin = nn.Linear(3, 4)
+    opt = optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    F.cross_entropy(lin(tn.ones(2, 3)), tn.tensor(np.full(2, -100))).backward()
+    opt.step()
+    assert all(np.isfinite(p.data).all() for p in lin.parameters())
+
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed")
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_counted_samples_of_class_weight_0_keep_torchs_nan(name):
+    """Not a finding (passes before the fix): the zero-gradient rule above must not hide these."""
+    _, grad = loss_grad("tinynorm", name, np.zeros(5, int), ZERO_W0)
+    _, want = loss_grad("torch", name, np.zeros(5, int), ZERO_W0)
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(want))
