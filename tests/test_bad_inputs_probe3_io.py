@@ -86,3 +86,33 @@ def test_counted_samples_of_class_weight_0_keep_torchs_nan(name):
     _, grad = loss_grad("tinynorm", name, np.zeros(5, int), ZERO_W0)
     _, want = loss_grad("torch", name, np.zeros(5, int), ZERO_W0)
     np.testing.assert_array_equal(np.isnan(grad), np.isnan(want))
+
+
+# ---- R3: every CPU kernel divides as NumPy does -------------------------------------------
+
+@pytest.mark.parametrize("opt_cls, dtype", [(optim.Adam, np.float32), (optim.Adam, np.float64),
+                                            (optim.AdamW, np.float32)],
+                         ids=["R3 Adam eps=0 zero grad", "R3 Adam eps=0 float64",
+                              "R3 AdamW eps=0 zero grad"])
+def test_adam_with_eps_0_and_a_zero_gradient_gives_nan_as_torch(opt_cls, dtype):
+    p = nn.Parameter(tn.tensor(np.ones(3, dtype)))
+    p.grad = tn.tensor(np.zeros(3, dtype))
+    opt_cls([p], lr=0.1, eps=0).step()  # was ZeroDivisionError from inside the Numba kernel
+    assert np.isnan(p.data).all()
+
+
+def test_every_cpu_kernel_is_compiled_with_numpys_error_model():
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import tinynorm.kernels.cpu as cpu
+    seen = []
+    for info in pkgutil.iter_modules(cpu.__path__):
+        mod = importlib.import_module(f"{cpu.__name__}.{info.name}")
+        for name, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__:
+                seen.append(name)
+                assert obj.targetoptions.get("error_model") == "numpy", f"{info.name}.{name}"
+    assert len(seen) > 50
