@@ -116,3 +116,76 @@ def test_every_cpu_kernel_is_compiled_with_numpys_error_model():
                 seen.append(name)
                 assert obj.targetoptions.get("error_model") == "numpy", f"{info.name}.{name}"
     assert len(seen) > 50
+
+
+# ---- refused inputs: (id, call, exception type, phrase) -----------------------------------
+
+def load_opt_state(cls, entry, group=None, **kw):
+    p = nn.Parameter(tn.ones(3))
+    opt = cls([p], lr=0.1, **kw)
+    sd = {"state": {0: entry}}
+    if group is not None:
+        sd["param_groups"] = [{**opt.state_dict()["param_groups"][0], **group}]
+    opt.load_state_dict(sd)
+    p.grad = tn.ones(3)
+    opt.step()
+
+
+def renorm(r, d):
+    return F.renormalize(tn.tensor(np.random.default_rng(0).random((5, 7)).astype(np.float32)), r, d)
+
+
+MOMENTS = {"exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+ONES3, ZEROS7 = tn.tensor(np.ones(3, np.float32)), tn.tensor(np.zeros(7, np.float32))
+BAD = [
+    # R1/R4, optimizer side: a partial or mistyped per-parameter state is refused at load time,
+    # not as a KeyError/AttributeError at the next step.
+    ("R1 Adam state without step", lambda: load_opt_state(optim.Adam, MOMENTS), ValueError,
+     "the state of parameter 0 lacks ['step']"),
+    ("R1 Adam step a str", lambda: load_opt_state(optim.Adam, {"step": "1", **MOMENTS}), ValueError,
+     "optimizer state 0.step must be a finite number >= 0, got '1'"),
+    ("R1 Adam step negative", lambda: load_opt_state(optim.Adam, {"step": -1, **MOMENTS}), ValueError,
+     "0.step must be a finite number >= 0"),
+    ("R1 Adam step an array", lambda: load_opt_state(optim.Adam, {"step": np.ones(3), **MOMENTS}),
+     ValueError, "0.step must be a finite number"),
+    ("R1 Adam exp_avg None", lambda: load_opt_state(optim.Adam, {**MOMENTS, "step": 1, "exp_avg": None}),
+     ValueError, "lacks ['exp_avg']"),
+    ("R1 RMSprop momentum state missing",
+     lambda: load_opt_state(optim.RMSprop, {"step": 1, "square_avg": np.zeros(3)}, momentum=0.9),
+     ValueError, "lacks ['momentum_buffer']"),
+    ("R1 Adagrad state without sum", lambda: load_opt_state(optim.Adagrad, {"step": 1}), ValueError,
+     "lacks ['sum']"),
+    ("R1 loaded lr a str", lambda: load_opt_state(optim.SGD, {}, group={"lr": "x"}), ValueError,
+     "Invalid learning rate: x"),
+    ("R1 loaded momentum negative", lambda: load_opt_state(optim.SGD, {}, group={"momentum": -1}),
+     ValueError, "Invalid momentum value: -1"),
+    # R7
+    ("R7 renormalize r of 3 for 7 channels", lambda: renorm(ONES3, ZEROS7), ValueError,
+     "renormalize: r has shape (3,), expected a scalar or (7,) for 7 channels"),
+    ("R7 renormalize d of (7, 1)", lambda: renorm(1.0, np.zeros((7, 1))), ValueError,
+     "renormalize: d has shape (7, 1)"),
+    ("R7 renormalize r None", lambda: renorm(None, 0.0), TypeError,
+     "renormalize: r must be a number or a Tensor of shape (7,), got NoneType"),
+    ("R7 renormalize d a str", lambda: renorm(1.0, "a"), TypeError, "renormalize: d must be a number"),
+]
+
+
+@pytest.mark.parametrize("call, exc, phrase", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input(call, exc, phrase):
+    with pytest.raises(exc) as info:
+        call()
+    assert phrase in str(info.value)
+
+
+def test_legal_optimizer_states_and_renorm_arguments_still_load():
+    """R4: torch's SGD state of ``momentum_buffer: None`` means no buffer yet (this worked on the
+    base already); a 0-d parameter's moments stay arrays; r and d take numbers and (C,)."""
+    load_opt_state(optim.SGD, {"momentum_buffer": None}, momentum=0.9)
+    p = nn.Parameter(tn.tensor(np.float32(1.0)))
+    opt = optim.Adam([p])
+    p.grad = tn.tensor(np.float32(1.0))
+    opt.step()
+    opt.load_state_dict(opt.state_dict())
+    opt.step()  # was AttributeError: the 0-d exp_avg came back as a float
+    assert renorm(1.0, np.zeros(7)).shape == (5, 7)
+    assert renorm(ONES3.data[0], ZEROS7).shape == (5, 7)
