@@ -189,3 +189,92 @@ def test_legal_optimizer_states_and_renorm_arguments_still_load():
     opt.step()  # was AttributeError: the 0-d exp_avg came back as a float
     assert renorm(1.0, np.zeros(7)).shape == (5, 7)
     assert renorm(ONES3.data[0], ZEROS7).shape == (5, 7)
+
+
+# ---- the CLI: (id, setup(tmp) -> argv, exit code, phrase); python -m tinynorm in a subprocess ----
+
+def run_cli(*argv, cwd=None):
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "NUMBA_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "tinynorm", *map(str, argv)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "ck.npz"
+    r = run_cli("train", "--epochs", "1", "--save", path)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def tampered(fn):
+    """A resume of the checkpoint after ``fn(arrays, meta) -> (arrays, meta)``."""
+    def setup(tmp, ck):
+        z = dict(np.load(ck))
+        z, meta = fn(z, json.loads(z["meta"].tobytes().decode()))
+        z["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        np.savez(tmp / "tam.npz", **z)
+        return ["train", "--epochs", "2", "--resume", tmp / "tam.npz"]
+    return setup
+
+
+def without(key):
+    return tampered(lambda z, m: (z, {k: v for k, v in m.items() if k != key}))
+
+
+def with_meta(**fields):
+    return tampered(lambda z, m: (z, {**m, **fields}))
+
+
+CLI = [
+    ("R1 meta a JSON list", tampered(lambda z, m: (z, [1, 2])), 2,
+     "tam.npz: corrupt checkpoint metadata: a list, not a JSON object"),
+    ("R1 no optimizer_scalars", without("optimizer_scalars"), 2, "no field 'optimizer_scalars'"),
+    ("R1 no settings", without("settings"), 2, "no field 'settings'"),
+    ("R1 no global_rng", without("global_rng"), 2, "no field 'global_rng'"),
+    ("R1 no history", without("history"), 2, "no field 'history'"),
+    ("R1 optimizer_scalars a list", with_meta(optimizer_scalars=[1]), 2,
+     "field 'optimizer_scalars' must be a JSON object"),
+    ("R1 optimizer_scalars a str step", with_meta(optimizer_scalars={"0": {"step": "22"}}), 2,
+     "field 'optimizer_scalars' must be"),
+    ("R1 no step (optimizer_scalars empty)", with_meta(optimizer_scalars={}), 2,
+     "tam.npz: the checkpoint's optimizer state does not fit this run: Adam.load_state_dict: the "
+     "state of parameter 0 lacks ['step']"),
+    ("R1 epoch '1'", with_meta(epoch="1"), 2, "field 'epoch' must be an integer >= 0"),
+    ("R1 epoch -1", with_meta(epoch=-1), 2, "field 'epoch' must be an integer >= 0"),
+    ("R1 epoch true", with_meta(epoch=True), 2, "field 'epoch' must be an integer >= 0"),
+    ("R1 history shorter than epoch", with_meta(history=[]), 2,
+     "field 'history' must be a list of one [loss, accuracy] pair per finished epoch"),
+    ("R1 loader_rng garbage", with_meta(loader_rng={"x": 1}), 2,
+     "field 'loader_rng' must be a NumPy generator state"),
+    ("R1 model key missing", tampered(lambda z, m: (
+        {k: v for k, v in z.items() if k != "model/layer1.weight"}, m)), 2,
+     "tam.npz: the checkpoint's model state does not fit this run: Error(s) in loading state_dict "
+     "for MLP:\n\tMissing key(s) in state_dict: \"layer1.weight\"."),
+    ("R1 model key extra", tampered(lambda z, m: ({**z, "model/foo": np.ones(1)}, m)), 2,
+     "Unexpected key(s) in state_dict: \"foo\"."),
+    ("R1 optimizer entry not an index", tampered(lambda z, m: ({**z, "optimizer/x/exp_avg": np.ones(2)}, m)),
+     2, "checkpoint entry 'optimizer/x/exp_avg' is not optimizer/<index>/<name>"),
+]
+
+
+@pytest.mark.parametrize("setup, code, phrase", [c[1:] for c in CLI], ids=[c[0] for c in CLI])
+def test_cli_refuses_cleanly(setup, code, phrase, tmp_path, ckpt):
+    r = run_cli(*setup(tmp_path, ckpt), cwd=tmp_path)
+    assert r.returncode == code, r.stderr
+    assert phrase in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("change", [lambda m: [1], lambda m: {**m, "epoch": -1},
+                                    lambda m: {**m, "settings": None}],
+                         ids=["R1 load: meta a list", "R1 load: epoch -1", "R1 load: settings None"])
+def test_checkpoint_load_names_the_file_and_the_field(change, tmp_path, ckpt):
+    from tinynorm import checkpoint
+    z = dict(np.load(ckpt))
+    z["meta"] = np.frombuffer(json.dumps(change(json.loads(z["meta"].tobytes().decode()))).encode(),
+                              np.uint8)
+    np.savez(tmp_path / "bad.npz", **z)
+    with pytest.raises(ValueError, match="bad.npz: corrupt checkpoint metadata"):
+        checkpoint.load(tmp_path / "bad.npz")
