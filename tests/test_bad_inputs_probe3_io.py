@@ -227,7 +227,34 @@ def with_meta(**fields):
     return tampered(lambda z, m: (z, {**m, **fields}))
 
 
+def idx_file(path, arr, code=0x08):
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, code, arr.ndim]) + np.array(arr.shape, ">u4").tobytes())
+        f.write(arr.astype(">u1" if code == 0x08 else ">i1").tobytes())
+
+
+def mnist_dir(n=20, h=28, w=28, test_hw=None, labels=None):
+    """A --data directory of IDX files; the setup of a CLI row."""
+    def setup(tmp, ck):
+        images = RNG.integers(0, 255, (n, h, w))
+        idx_file(tmp / "train-images-idx3-ubyte", images)
+        idx_file(tmp / "train-labels-idx1-ubyte", np.arange(n) % 10 if labels is None else labels,
+                 0x08 if labels is None or labels.min() >= 0 else 0x09)
+        idx_file(tmp / "t10k-images-idx3-ubyte", RNG.integers(0, 255, (10,) + (test_hw or (h, w))))
+        idx_file(tmp / "t10k-labels-idx1-ubyte", np.arange(10))
+        return ["train", "--epochs", "1", "--batch-size", "4", "--data", tmp]
+    return setup
+
+
 CLI = [
+    ("S6 IDX images of 0x0 pixels", mnist_dir(h=0, w=0), 2,
+     "train-images-idx3-ubyte: images of 0x0 pixels; an image needs at least one row and one column"),
+    ("S6 IDX images of 0 rows", mnist_dir(h=0, w=5), 2, "images of 0x5 pixels"),
+    ("S6 IDX images of 0 columns", mnist_dir(h=3, w=0), 2, "images of 3x0 pixels"),
+    ("S6 IDX negative labels", mnist_dir(labels=-(np.arange(20) % 3)), 2,
+     "train-labels-idx1-ubyte: holds the negative label -2"),
+    ("S6 IDX test images of another size", mnist_dir(test_hw=(20, 20)), 2,
+     "the test images are 20x20 pixels, the training images 28x28"),
     ("R1 meta a JSON list", tampered(lambda z, m: (z, [1, 2])), 2,
      "tam.npz: corrupt checkpoint metadata: a list, not a JSON object"),
     ("R1 no optimizer_scalars", without("optimizer_scalars"), 2, "no field 'optimizer_scalars'"),
