@@ -131,6 +131,11 @@ def load_opt_state(cls, entry, group=None, **kw):
     opt.step()
 
 
+def paired(labels, batch_size=2):
+    from tinynorm.data import PairedBatchLoader
+    return PairedBatchLoader((np.zeros((len(labels), 3), np.float32), labels), batch_size, seed=0)
+
+
 def renorm(r, d):
     return F.renormalize(tn.tensor(np.random.default_rng(0).random((5, 7)).astype(np.float32)), r, d)
 
@@ -159,6 +164,15 @@ BAD = [
      "Invalid learning rate: x"),
     ("R1 loaded momentum negative", lambda: load_opt_state(optim.SGD, {}, group={"momentum": -1}),
      ValueError, "Invalid momentum value: -1"),
+    # S7
+    ("S7 PairedBatchLoader: no class has two examples",
+     lambda: paired(np.arange(5)), ValueError,
+     "PairedBatchLoader: 5 examples make 0 same-label pairs, fewer than the 1 of one batch"),
+    ("S7 PairedBatchLoader: no examples", lambda: paired(np.zeros(0, int)), ValueError,
+     "0 examples make 0 same-label pairs"),
+    ("S7 PairedBatchLoader: fewer pairs than one batch",
+     lambda: paired(np.array([0, 0, 1, 1, 2, 3]), batch_size=6), ValueError,
+     "make 2 same-label pairs, fewer than the 3 of one batch (batch_size 6)"),
     # R7
     ("R7 renormalize r of 3 for 7 channels", lambda: renorm(ONES3, ZEROS7), ValueError,
      "renormalize: r has shape (3,), expected a scalar or (7,) for 7 channels"),
@@ -175,6 +189,15 @@ def test_bad_input(call, exc, phrase):
     with pytest.raises(exc) as info:
         call()
     assert phrase in str(info.value)
+
+
+def test_paired_batches_are_tensors_as_dataloaders():
+    """S7: PairedBatchLoader yields (inputs, labels) Tensors like DataLoader (it gave ndarrays)."""
+    batches = list(paired(np.array([0, 0, 1, 1, 1, 2]), batch_size=2))
+    assert len(batches) == 2
+    for xb, yb in batches:
+        assert isinstance(xb, tn.Tensor) and isinstance(yb, tn.Tensor)
+        assert xb.shape == (2, 3) and yb.data[0] == yb.data[1]
 
 
 def test_legal_optimizer_states_and_renorm_arguments_still_load():
