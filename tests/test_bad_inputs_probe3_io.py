@@ -270,6 +270,13 @@ def mnist_dir(n=20, h=28, w=28, test_hw=None, labels=None):
 
 
 CLI = [
+    ("R2 --workers 2: resume settings mismatch in a worker",
+     lambda tmp, ck: ["train", "--epochs", "2", "--resume", ck, "--workers", "2"], 2,
+     "rank 0 failed: ValueError: --resume"),
+    ("R2 --workers 2 --timeout 1e-9", lambda tmp, ck: ["train", "--workers", "2", "--timeout", "1e-9"],
+     2, "failed: ExchangeTimeout: rank"),
+    ("S8 --workers 2 --profile", lambda tmp, ck: ["train", "--workers", "2", "--profile"], 2,
+     "--profile is read only with one process per run"),
     ("S6 IDX images of 0x0 pixels", mnist_dir(h=0, w=0), 2,
      "train-images-idx3-ubyte: images of 0x0 pixels; an image needs at least one row and one column"),
     ("S6 IDX images of 0 rows", mnist_dir(h=0, w=5), 2, "images of 0x5 pixels"),
@@ -314,7 +321,25 @@ def test_cli_refuses_cleanly(setup, code, phrase, tmp_path, ckpt):
     r = run_cli(*setup(tmp_path, ckpt), cwd=tmp_path)
     assert r.returncode == code, r.stderr
     assert phrase in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "traceback of rank" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3  # one message (torch's state_dict one has 3)
+
+
+def raise_key_error():
+    raise KeyError("a bug, not the user's input")
+
+
+def test_a_worker_keeps_its_traceback_for_a_bug_and_in_the_error_for_a_user_error():
+    """R2: launch() puts a rank's traceback in the message only for errors outside USER_ERRORS."""
+    from tinynorm import distributed as dist
+    with pytest.raises(dist.WorkerError, match="traceback of rank 0:") as info:
+        dist.launch(raise_key_error, 1, timeout=30)
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import distributed_workers as W
+    with pytest.raises(dist.WorkerError, match="rank 1 failed: ValueError: boom") as info:
+        dist.launch(W.fault, 2, args=("raise",), timeout=30)
+    assert "traceback of rank" not in str(info.value)
+    assert "ValueError: boom" in info.value.traceback
 
 
 @pytest.mark.parametrize("change", [lambda m: [1], lambda m: {**m, "epoch": -1},
