@@ -71,6 +71,21 @@ def test_mean_loss_over_no_weight(name, target, weight, kw, expect):
         pytest.skip("torch is not installed")
 
 
+def test_second_order_of_cross_entropy_when_every_target_is_ignored():
+    target = IGNORED
+    from tinynorm.autograd import grad
+    x = tn.tensor(LOGITS.copy(), requires_grad=True)
+    (g,) = grad(F.cross_entropy(x, tn.tensor(target), label_smoothing=0.1), [x], create_graph=True)
+    (gg,) = grad((g * g).sum(), [x])
+    assert np.isfinite(gg.data).all()
+    if torch is not None:
+        t = torch.tensor(LOGITS, requires_grad=True)
+        (tg,) = torch.autograd.grad(torch.nn.functional.cross_entropy(
+            t, torch.tensor(target), label_smoothing=0.1), [t], create_graph=True)
+        (tgg,) = torch.autograd.grad((tg * tg).sum(), [t])
+        np.testing.assert_allclose(gg.data, tgg.numpy(), atol=1e-6)
+
+
 def test_an_all_padding_batch_leaves_the_parameters_finite():
     lin = nn.Linear(3, 4)
     opt = optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
@@ -189,6 +204,22 @@ def test_bad_input(call, exc, phrase):
     with pytest.raises(exc) as info:
         call()
     assert phrase in str(info.value)
+
+
+def test_load_state_dict_key_errors_are_torchs_runtime_error():
+    """R1: missing and unexpected keys raised KeyError('load_state_dict: missing keys [...]')."""
+    lin = nn.Linear(2, 3)
+    sd = {"weight": lin.weight.data.copy(), "extra": np.ones(1, np.float32)}
+    with pytest.raises(RuntimeError) as info:
+        lin.load_state_dict(sd)
+    assert str(info.value) == ('Error(s) in loading state_dict for Linear:\n\tMissing key(s) in '
+                               'state_dict: "bias". \n\tUnexpected key(s) in state_dict: "extra". ')
+    if torch is not None:
+        with pytest.raises(RuntimeError) as want:
+            torch.nn.Linear(2, 3).load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+        assert str(info.value) == str(want.value)
+    missing, unexpected = lin.load_state_dict(sd, strict=False)
+    assert (missing, unexpected) == (["bias"], ["extra"])
 
 
 def test_paired_batches_are_tensors_as_dataloaders():
