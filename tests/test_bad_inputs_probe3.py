@@ -158,7 +158,7 @@ BAD = OPERANDS + MODULE_DTYPES + [
         {"state": {"a": {}}}), ValueError, "state key 'a' is not a parameter index"),
     ("optimizer state step 'x'", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
         {"state": {0: {"step": "x", "exp_avg": np.zeros((2, 2)), "exp_avg_sq": np.zeros((2, 2))}}}),
-     ValueError, "state 0.step must hold numbers"),
+     ValueError, "state 0.step must be a finite number >= 0"),
     ("optimizer state moments of str", lambda: optim.Adam(nn.Linear(2, 2).parameters()).load_state_dict(
         {"state": {0: {"step": 1, "exp_avg": [["a", "b"]] * 2, "exp_avg_sq": np.zeros((2, 2))}}}),
      ValueError, "state 0.exp_avg must hold numbers"),

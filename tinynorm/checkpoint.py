@@ -47,15 +47,25 @@ class Checkpoint:
                              + "; ".join(differ) + "); resume with the same settings")
 
     def restore(self, model, optimizer, loader):
-        """Put the model, optimizer, generators and loader back where the checkpoint left them."""
-        model.load_state_dict(self.model_state)
+        """Put the model, optimizer, generators and loader back where the checkpoint left them.
+
+        A checkpoint that does not fit ``model`` or ``optimizer`` (missing or extra keys, other
+        shapes, another optimizer's state) raises ValueError naming the file; :func:`load`
+        has already checked everything else."""
         modules = dict(model.named_modules())
-        for name, state in self.extra_state.items():
+        for name in self.extra_state:
             if name not in modules:
                 raise ValueError(f"--resume {self.path}: extra state for a module {name!r} the "
                                  "model does not have")
-            modules[name].set_extra_state(state)
-        optimizer.load_state_dict(self.optimizer_state)
+        for what, call in (("model state", lambda: model.load_state_dict(self.model_state)),
+                           ("extra state", lambda: [modules[name].set_extra_state(state)
+                                                    for name, state in self.extra_state.items()]),
+                           ("optimizer state", lambda: optimizer.load_state_dict(self.optimizer_state))):
+            try:
+                call()
+            except (ValueError, TypeError, RuntimeError) as e:
+                raise ValueError(f"--resume {self.path}: the checkpoint's {what} does not fit "
+                                 f"this run: {e}") from None
         random.default_generator().bit_generator.state = self.meta["global_rng"]
         loader.set_rng_state(self.meta["loader_rng"])
 
@@ -91,6 +101,52 @@ def save(path, model, optimizer, loader, epoch, settings, history):
     serialization.save(arrays, path)
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _rng_state(v):
+    """Whether NumPy's generator takes ``v`` as its bit generator's state."""
+    try:
+        np.random.default_rng().bit_generator.state = v
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return False
+    return True
+
+
+# meta's fields: (name, check, what it must be). save() writes every one of them.
+_FIELDS = (
+    ("epoch", lambda v, m: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+     "an integer >= 0 (the epochs finished)"),
+    ("settings", lambda v, m: isinstance(v, dict), "a JSON object (the run's settings)"),
+    ("history", lambda v, m: isinstance(v, list) and len(v) == m["epoch"] and all(
+        isinstance(h, list) and len(h) == 2 and all(map(_number, h)) for h in v),
+     "a list of one [loss, accuracy] pair per finished epoch"),
+    ("optimizer_scalars", lambda v, m: isinstance(v, dict) and all(
+        k.isdigit() and isinstance(s, dict) and all(map(_number, s.values())) for k, s in v.items()),
+     "a JSON object of parameter index -> {name: number}"),
+    ("global_rng", lambda v, m: _rng_state(v), "a NumPy generator state"),
+    ("loader_rng", lambda v, m: _rng_state(v), "a NumPy generator state"),
+)
+
+
+def _check_meta(meta, path):
+    """The one schema check of a checkpoint's metadata: ValueError naming the file and field."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: corrupt checkpoint metadata: a {type(meta).__name__}, not a "
+                         "JSON object")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, this tinynorm reads "
+                         f"format {FORMAT}")
+    for name, ok, what in _FIELDS:
+        if name not in meta:
+            raise ValueError(f"{path}: corrupt checkpoint metadata: no field {name!r}")
+        if not ok(meta[name], meta):
+            value = repr(meta[name])
+            raise ValueError(f"{path}: corrupt checkpoint metadata: field {name!r} must be {what}, "
+                             f"got {value if len(value) <= 60 else value[:57] + '...'}")
+
+
 def load(path):
     """Read a checkpoint written by :func:`save`; ValueError naming the path if it is not one."""
     arrays = serialization.load(path)
@@ -101,9 +157,7 @@ def load(path):
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: corrupt checkpoint metadata ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, this tinynorm reads "
-                         f"format {FORMAT}")
+    _check_meta(meta, path)
     model, extra, optim_state = {}, {}, {}
     for key, value in arrays.items():
         kind, _, rest = key.partition("/")
@@ -114,6 +168,8 @@ def load(path):
             extra.setdefault(name, {})[sub] = value
         elif kind == "optimizer":
             i, _, sub = rest.partition("/")
+            if not (i.isdigit() and sub):
+                raise ValueError(f"{path}: checkpoint entry {key!r} is not optimizer/<index>/<name>")
             optim_state.setdefault(i, {})[sub] = value
         else:
             raise ValueError(f"{path}: unexpected checkpoint entry {key!r}")

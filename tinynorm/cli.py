@@ -88,7 +88,7 @@ def _parser():
                    help="cuda trains on the GPU through CuPy and numba.cuda kernels")
     t.add_argument("--profile", action="store_true",
                    help="record every op, kernel, optimizer step and batch (tinynorm.profiler) and "
-                        "print the table after training (this process only)")
+                        "print the table after training (this process only: not with --workers N > 1)")
     _study_parser(sub)
     from .gradcheck_cli import add_parser
     add_parser(sub)
@@ -109,6 +109,9 @@ _SCOPED = (
      "--norm bn, cbn or cmbn (the norms whose running statistics it recomputes)"),
     ("timeout", lambda a: a.workers > 1 and a.backend == "multiprocessing",
      "--workers N > 1 with --backend multiprocessing (the exchanges it times)"),
+    ("profile", lambda a: a.workers == 1 or a.backend != "multiprocessing",
+     "one process per run (--workers 1, or each rank under --backend mpi): the workers of "
+     "--workers N train in processes of their own, and its table would be empty"),
 )
 
 
@@ -195,7 +198,7 @@ def main(argv=None):
         from .kernels import compiled_cache_present
         if rank == 0 and not compiled_cache_present():
             print("compiling kernels, first run only...", flush=True)
-        from .distributed import DistributedError
+        from .distributed.base import USER_ERRORS
         from .train import train
         try:
             options = NormOptions(groups=args.groups, window=args.window, burn_in=args.burn_in,
@@ -215,7 +218,7 @@ def main(argv=None):
             if prof is not None:
                 prof.stop()
                 print(prof.key_averages().table(sort_by="self_time_total", row_limit=20))
-        except (ValueError, OSError, ImportError, DistributedError) as e:
+        except USER_ERRORS as e:
             if args.backend == "mpi":
                 print(f"tinynorm train: rank {rank}: {e}", file=sys.stderr, flush=True)
             else:

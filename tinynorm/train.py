@@ -17,7 +17,12 @@ def load_dataset(data_dir=None):
     """(train, test) pairs of (images, labels): digits by default, or IDX files in ``data_dir``."""
     if data_dir is None:
         return load_digits("train"), load_digits("test")
-    return load_mnist_dir(data_dir, "train"), load_mnist_dir(data_dir, "test")
+    train, test = load_mnist_dir(data_dir, "train"), load_mnist_dir(data_dir, "test")
+    if train[0].shape[1:] != test[0].shape[1:]:
+        (h, w), (th, tw) = train[0].shape[2:], test[0].shape[2:]
+        raise ValueError(f"{data_dir}: the test images are {th}x{tw} pixels, the training images "
+                         f"{h}x{w}; a model takes one size")
+    return train, test
 
 
 def make_optimizer(name, params, lr, momentum=None):

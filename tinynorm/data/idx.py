@@ -161,6 +161,12 @@ def load_mnist_dir(directory, split: str = "train", dtype=np.float32) -> tuple[n
         )
     if images.shape[0] == 0:
         raise ValueError(f"{img_path}: holds 0 images; the {split} split needs at least one sample")
+    if 0 in images.shape[1:]:
+        raise ValueError(f"{img_path}: images of {images.shape[1]}x{images.shape[2]} pixels; "
+                         "an image needs at least one row and one column")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{lbl_path}: holds the negative label {labels.min()}; class labels are "
+                         "0, 1, ...")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{directory}: {img_path.name} has {images.shape[0]} images but "

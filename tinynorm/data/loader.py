@@ -1,4 +1,5 @@
-"""Minibatch iteration: i.i.d. batches of Tensors (``DataLoader``), or NumPy batches of same-label pairs."""
+"""Minibatch iteration: batches of Tensors, i.i.d. (``DataLoader``) or of same-label pairs
+(``PairedBatchLoader``)."""
 
 from __future__ import annotations
 
@@ -138,7 +139,9 @@ class PairedBatchLoader(_Seeded):
     them off in that order (a class's odd one out sits the epoch out), shuffles
     the pairs and cuts them into batches, dropping a short last batch; so
     every example is seen at most once per epoch, as with ``DataLoader``.
-    ``dataset`` is ``(inputs, labels)``; the generator comes from ``seed``.
+    ``dataset`` is ``(inputs, labels)``; the generator comes from ``seed``. Batches are
+    ``(inputs, labels)`` Tensors, as ``DataLoader``'s; too few pairs for one batch raise
+    ValueError.
     """
 
     def __init__(self, dataset, batch_size=32, seed=None):
@@ -155,6 +158,10 @@ class PairedBatchLoader(_Seeded):
         self.inputs, self.labels, self.batch_size = inputs, labels, int(batch_size)
         self._classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
         self._pairs = sum(len(idx) // 2 for idx in self._classes)
+        if self._pairs < self.batch_size // 2:
+            raise ValueError(f"PairedBatchLoader: {len(labels)} examples make {self._pairs} "
+                             f"same-label pairs, fewer than the {self.batch_size // 2} of one batch "
+                             f"(batch_size {self.batch_size}); an epoch would be empty")
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -167,7 +174,7 @@ class PairedBatchLoader(_Seeded):
                                 for idx in self._classes])
         pairs = pairs[rng.permutation(len(pairs))]
         per_batch = self.batch_size // 2
-        return ((self.inputs[b.ravel()], self.labels[b.ravel()])
+        return ((Tensor(self.inputs[b.ravel()]), Tensor(self.labels[b.ravel()]))
                 for b in (pairs[k * per_batch:(k + 1) * per_batch] for k in range(len(self))))
 
     def __repr__(self):

@@ -42,6 +42,11 @@ class WorkerError(DistributedError):
         self.traceback = traceback
 
 
+# Failures of the user's input or environment (a bad flag, a checkpoint of another run, an
+# exchange that timed out): the CLI, and launch() for a worker's failure, give the message alone.
+# Anything else is a bug in tinynorm and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, ImportError, DistributedError)
+
 REDUCE_OPS = ("sum", "mean", "max", "min")
 
 

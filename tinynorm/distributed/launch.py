@@ -21,7 +21,7 @@ import time
 import traceback
 
 from .. import checks
-from .base import DistributedError, PeerFailure, WorkerError
+from .base import USER_ERRORS, DistributedError, PeerFailure, WorkerError
 from .shm import (DEFAULT_SLOT_BYTES, DIED, DONE, FAILED, SharedBlock,
                   SharedMemoryCommunicator, create_shared_block)
 
@@ -41,7 +41,7 @@ def _worker(fn, rank, nprocs, raw, slot_bytes, timeout, debug, threads, conn, ar
     except BaseException as e:
         block.mark_failed(rank, f"{type(e).__name__}: {e}")
         conn.send(("error", type(e).__name__, str(e), traceback.format_exc(),
-                   isinstance(e, PeerFailure)))
+                   isinstance(e, PeerFailure), isinstance(e, USER_ERRORS)))
         conn.close()
         os._exit(1)
     block.ctrl[block.layout.status + rank] = DONE
@@ -50,7 +50,7 @@ def _worker(fn, rank, nprocs, raw, slot_bytes, timeout, debug, threads, conn, ar
     except Exception as e:
         block.mark_failed(rank, f"could not send its result: {type(e).__name__}: {e}")
         conn.send(("error", type(e).__name__, f"result of rank {rank} is not picklable: {e}",
-                   traceback.format_exc(), False))
+                   traceback.format_exc(), False, False))
     conn.close()
 
 
@@ -113,10 +113,16 @@ def launch(fn, nprocs, args=(), kwargs=None, timeout=60.0, grace=5.0, debug=Fals
         for c in conns:
             c.close()
     if errors:
-        rank, (name, message, tb, secondary) = _root_cause(errors)
-        detail = f"\n\ntraceback of rank {rank}:\n{tb}" if tb else ""
-        raise WorkerError(f"rank {rank} failed: {name}: {message}{detail}", rank=rank, traceback=tb)
+        rank, (name, message, tb, _, user) = _root_cause(errors)
+        raise _failed(rank, name, message, tb, user)
     return [results[r] for r in range(nprocs)]
+
+
+def _failed(rank, name, message, tb, user):
+    """The WorkerError of a rank's failure: its traceback is in the message only for a bug (not
+    one of USER_ERRORS, which the CLI prints as one line); ``.traceback`` always has it."""
+    detail = f"\n\ntraceback of rank {rank}:\n{tb}" if tb and not user else ""
+    return WorkerError(f"rank {rank} failed: {name}: {message}{detail}", rank=rank, traceback=tb)
 
 
 def mpiexec_path():
@@ -161,9 +167,7 @@ def _launch_mpi(fn, nprocs, args, kwargs, timeout, debug):
                 errors[rank] = msg[1:]
     if errors:
         rank = min(errors)
-        name, message, tb = errors[rank]
-        raise WorkerError(f"rank {rank} failed: {name}: {message}\n\ntraceback of rank {rank}:\n{tb}",
-                          rank=rank, traceback=tb)
+        raise _failed(rank, *errors[rank])
     if proc.returncode or len(results) < nprocs:
         missing = [r for r in range(nprocs) if r not in results]
         raise WorkerError(f"the MPI job exited with code {proc.returncode}; rank(s) "
@@ -176,9 +180,8 @@ def _root_cause(errors):
     """The first rank whose error is its own (not a reaction to another rank's failure)."""
     primary = {r: e for r, e in errors.items() if not e[3]}
     pool = primary or errors
-    first = min(pool, key=lambda r: pool[r][4])
-    name, message, tb, secondary, _ = pool[first]
-    return first, (name, message, tb, secondary)
+    first = min(pool, key=lambda r: pool[r][-1])
+    return first, pool[first][:-1]
 
 
 def _monitor(procs, conns, block, results, errors, grace):
@@ -193,7 +196,7 @@ def _monitor(procs, conns, block, results, errors, grace):
             for r, p in enumerate(procs):
                 if p.is_alive() and r not in results and r not in errors:
                     errors[r] = ("Unresponsive", f"still running {grace:g} s after another rank "
-                                 "failed; terminated", "", True, time.monotonic())
+                                 "failed; terminated", "", True, False, time.monotonic())
             return
         for obj in ready:
             if obj in pending:
@@ -227,13 +230,13 @@ def _monitor(procs, conns, block, results, errors, grace):
                     continue
                 why = _describe_exit(code)
                 block.mark_failed(r, f"process {why}", state=DIED)
-                errors[r] = ("WorkerDied", f"process {why}", "", False, time.monotonic())
+                errors[r] = ("WorkerDied", f"process {why}", "", False, False, time.monotonic())
                 for c, rr in list(pending.items()):
                     if rr == r:
                         pending.pop(c)
         if errors and give_up is None:
             give_up = time.monotonic() + grace
-            first = min(errors, key=lambda q: errors[q][4])
+            first = min(errors, key=lambda q: errors[q][-1])
             if block.failure() is None:
                 block.mark_failed(first, f"{errors[first][0]}: {errors[first][1]}",
                                   state=FAILED)

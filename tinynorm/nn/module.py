@@ -165,8 +165,11 @@ class Module:
                         own[f"{mprefix}.{name}" if mprefix else name] = t
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        if strict and (missing or unexpected):  # torch's error, raised before anything is copied
+            errors = [f"{what} key(s) in state_dict: " + ", ".join(f'"{k}"' for k in keys) + ". "
+                      for what, keys in (("Missing", missing), ("Unexpected", unexpected)) if keys]
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
         for key, t in own.items():
             if key not in state_dict:
                 continue

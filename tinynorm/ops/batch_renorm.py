@@ -129,6 +129,22 @@ def _renorm(input, weight, bias, count, mean, invstd, r, d):
                              has_weight=weight is not None, has_bias=bias is not None)
 
 
+def _per_channel(value, c, what, xp):
+    """``r`` or ``d`` of :func:`renormalize` as float64 of shape (C,), from a number or (C,)."""
+    try:  # None would become NaN
+        v = None if value is None else xp.asarray(value.data if isinstance(value, Tensor) else value,
+                                                  dtype=np.float64)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v.dtype.kind != "f":
+        raise TypeError(f"renormalize: {what} must be a number or a Tensor of shape ({c},), got "
+                        f"{type(value).__name__}")
+    if v.shape not in ((), (c,)):
+        raise ValueError(f"renormalize: {what} has shape {tuple(v.shape)}, expected a scalar or "
+                         f"({c},) for {c} channels")
+    return xp.ascontiguousarray(xp.broadcast_to(v, (c,)))
+
+
 def renormalize(input, r, d, weight=None, bias=None, eps=1e-5):
     """The training transform of Batch Renormalization with given per-channel ``r`` and ``d``.
 
@@ -140,8 +156,7 @@ def renormalize(input, r, d, weight=None, bias=None, eps=1e-5):
     input = _check_args(input, ((weight, "weight"), (bias, "bias")), "renormalize")
     c = input.shape[1]
     xp = get_array_module(input.data)
-    r, d = (xp.ascontiguousarray(xp.broadcast_to(
-        xp.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float64), (c,))) for v in (r, d))
+    r, d = (_per_channel(v, c, what, xp) for v, what in ((r, "r"), (d, "d")))
     count, mean, sigma_b = _batch_stats(input, eps)
     return _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
 

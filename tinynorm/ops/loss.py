@@ -61,14 +61,16 @@ class CrossEntropy(Function):
             w = weight[t] * valid
         picked = logp[xp.arange(n), t]
         self.class_weight = weight
-        self.valid = valid.astype(logits.dtype)
         if label_smoothing:
             eps = label_smoothing
             smooth = logp.sum(axis=1) if weight is None else logp @ weight
-            per = -(1 - eps) * w * picked - eps / c * self.valid * smooth
+            per = -(1 - eps) * w * picked - eps / c * valid * smooth
         else:
             per = -w * picked
         if reduction == "mean":
+            # The mean over a total weight of 0 is NaN; the gradient reaches only the samples
+            # that count (torch's rule), so a batch whose targets are all ignore_index gets 0,
+            # not NaN, and counted samples of class weight 0 get NaN as in torch.
             denom = w.sum()
             if xp is np:
                 scale = 1.0 / denom if denom != 0 else float("nan")
@@ -78,40 +80,41 @@ class CrossEntropy(Function):
         elif reduction == "sum":
             scale, out = 1.0, per.sum()
         else:
-            scale, out = None, per
-        self.save_for_backward(logp, t, w)
-        self.scale, self.eps = scale, label_smoothing
+            scale, out = 1.0, per
+        self.save_for_backward(logp, t)
+        # Per-sample factors of the gradient: (1 - eps) w_t / denom and eps / (C denom) for
+        # counted samples, 0 for ignored ones (so a NaN scale never reaches them).
+        self.coef = xp.where(valid, (1 - label_smoothing) * w * scale, 0).astype(logits.dtype)
+        self.smooth = xp.where(valid, label_smoothing / c * scale, 0).astype(logits.dtype)
+        self.eps = label_smoothing
         return xp.asarray(out, dtype=logits.dtype)
 
     def backward(self, g):
         xp = get_array_module(g)
-        logp, t, w = self.saved
+        logp, t = self.saved
         n, c = logp.shape
         p = xp.exp(logp)
         grad = p.copy()
         grad[xp.arange(n), t] -= 1
-        gs = g * self.scale if self.scale is not None else g
-        grad *= ((1 - self.eps) * w * gs)[:, None]
+        grad *= (self.coef * g)[:, None]
         if self.eps:
             cw = self.class_weight
             smooth = p * (c if cw is None else cw.sum()) - (1 if cw is None else cw)
-            grad += smooth * (self.eps / c * self.valid * gs)[:, None]
+            grad += smooth * (self.smooth * g)[:, None]
         return grad.astype(logp.dtype, copy=False), None
 
     def backward_graph(self, g, inputs):
         xp = get_array_module(g.data)
-        logp, t, w = self.saved
+        logp, t = self.saved
         n, c = logp.shape
         p = LogSoftmax.apply(inputs[0], dim=1).exp()
         onehot = xp.zeros_like(logp)
         onehot[xp.arange(n), t] = 1
-        gs = g * self.scale if self.scale is not None else g
-        gs = gs.reshape(n, 1) if gs.ndim == 1 else gs
-        grad = (p - Tensor(onehot)) * Tensor(((1 - self.eps) * w)[:, None]) * gs
+        g = g.reshape(n, 1) if g.ndim == 1 else g
+        grad = (p - Tensor(onehot)) * Tensor(self.coef[:, None]) * g
         if self.eps:
             cw = self.class_weight
             total = c if cw is None else cw.sum()
             shift = Tensor(xp.ones_like(logp) if cw is None else xp.broadcast_to(cw, logp.shape))
-            coef = Tensor((self.eps / c * self.valid)[:, None].astype(logp.dtype))
-            grad = grad + (p * total - shift) * coef * gs
+            grad = grad + (p * total - shift) * Tensor(self.smooth[:, None]) * g
         return grad, None

@@ -210,11 +210,15 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     tf, vf = t.reshape(-1), valid.reshape(-1)
     safe = np.where(vf, tf, 0)
     wt = (w[safe] * vf).astype(input.dtype)
-    picked = flat[xp.arange(len(safe)), xp.asarray(safe)]
-    per = picked * Tensor(xp.asarray(-wt))
     if reduction == "none":
-        return per.reshape(expect)
-    total = per.sum()
+        picked = flat[xp.arange(len(safe)), xp.asarray(safe)]
+        return (picked * Tensor(xp.asarray(-wt))).reshape(expect)
+    # Only the samples that count are picked, so ignored ones get no gradient (torch's rule):
+    # every target ignored gives a NaN mean whose gradient is 0; counted samples whose class
+    # weights sum to 0 get NaN gradients, as in torch.
+    rows = np.flatnonzero(vf)
+    picked = flat[xp.asarray(rows), xp.asarray(tf[rows])]
+    total = (picked * Tensor(xp.asarray(-wt[rows]))).sum()
     if reduction == "sum":
         return total
     denom = wt.sum()

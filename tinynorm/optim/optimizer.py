@@ -37,6 +37,11 @@ class Optimizer:
 
     state_keys = frozenset()
 
+    def required_state(self, group):
+        """The keys a parameter's non-empty state must hold under ``group``'s settings (all of
+        ``state_keys`` unless an optimizer says otherwise): a partial state would fail at step()."""
+        return self.state_keys
+
     def __init__(self, params, defaults):
         from ..tensor import Tensor
         self._check(defaults)
@@ -167,6 +172,14 @@ class Optimizer:
                 if len(saved["params"]) != len(ours["params"]):
                     raise ValueError("loaded state dict contains a parameter group that doesn't "
                                      "match the size of optimizer's group")
+        merged = [dict(ours) if groups is None else
+                  {**ours, **{k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
+                              for k, v in saved.items() if k != "params"}}
+                  for ours, saved in zip(self.param_groups, groups or self.param_groups)]
+        group_of = {}
+        for group in merged:
+            self._check(group)
+            group_of.update((id(p), group) for p in group["params"])
         state = {}
         for i, entry in state_dict["state"].items():
             try:
@@ -184,23 +197,34 @@ class Optimizer:
                                  "optimizer's state?")
             p = params[i].data
             xp = get_array_module(p)
-            state[params[i]] = own = {}
+            own = {}
             for key, value in entry.items():
+                if value is None:  # torch's SGD saves a momentum_buffer of None: no buffer yet
+                    continue
+                if key == "step":  # the one scalar state; torch keeps it as a 0-d tensor
+                    number = value.item() if np.ndim(value) == 0 and hasattr(value, "item") else value
+                    if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                            or not 0 <= number < math.inf:
+                        raise ValueError(f"optimizer state {i}.{key} must be a finite number >= 0, "
+                                         f"got {value!r}")
+                    own[key] = number
+                    continue
                 kind = getattr(getattr(value, "dtype", None), "kind", None) or np.asarray(value).dtype.kind
-                if value is not None and kind not in "biuf":
+                if kind not in "biuf":
                     raise ValueError(f"{name}.load_state_dict: state {i}.{key} must hold numbers, "
                                      f"got {type(value).__name__} {value!r:.60}")
-                if value is None or np.ndim(value) == 0:
-                    own[key] = value if value is None or isinstance(value, (int, float)) else value.item()
-                    continue
                 if tuple(np.shape(value)) != p.shape:
                     raise ValueError(f"optimizer state {i}.{key} has shape {tuple(np.shape(value))}, "
                                      f"parameter {i} has {p.shape}")
                 own[key] = xp.array(value, dtype=p.dtype)
-        if groups is not None:
-            for ours, saved in zip(self.param_groups, groups):
-                ours.update({k: (tuple(v) if k == "betas" else v)
-                             for k, v in saved.items() if k != "params"})
+            missing = sorted(self.required_state(group_of[id(params[i])]) - set(own)) if own else []
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {i} lacks "
+                                 f"{missing} (it holds {sorted(own)})")
+            if own:
+                state[params[i]] = own
+        for ours, group in zip(self.param_groups, merged):
+            ours.update(group)
         self.state = state
 
     def __repr__(self):

@@ -14,6 +14,10 @@ class RMSprop(Optimizer):
 
     state_keys = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
 
+    def required_state(self, group):
+        return frozenset({"step", "square_avg"} | ({"momentum_buffer"} if group["momentum"] > 0 else set())
+                         | ({"grad_avg"} if group["centered"] else set()))
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, maximize=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,

@@ -12,6 +12,9 @@ class SGD(Optimizer):
 
     state_keys = frozenset({"momentum_buffer"})
 
+    def required_state(self, group):
+        return frozenset()  # the buffer is made on the first step with momentum
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  maximize=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,

@@ -8,10 +8,11 @@ step of a small model spends more time in them than in the arithmetic.
 Weight decay is applied by the caller (L2 into g for Adam, decoupled for AdamW).
 """
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
-@njit(cache=True)
+@njit
 def _adam_update(p, g, m, v, b1, b2, c1, c2, step_size, bias2_sqrt, eps):
     for i in range(p.size):
         gi = g[i]

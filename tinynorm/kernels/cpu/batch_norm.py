@@ -55,9 +55,9 @@ NaN or Inf, so a NaN in x or dy reaches every output of its channel.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 APPLY_ROWS_MAX_S = 32
@@ -77,7 +77,7 @@ _REDUCE_MATH = {"reassoc", "contract"}
 # wraparound and vectorizes)
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum(x):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -85,7 +85,7 @@ def _sum(x):
     return acc
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_sq_dev(x, m):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -94,7 +94,7 @@ def _sum_sq_dev(x, m):
     return acc
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_and_dot_dev(dy, x, m):
     sdy = 0.0
     sdx = 0.0
@@ -105,31 +105,31 @@ def _sum_and_dot_dev(dy, x, m):
     return sdy, sdx
 
 
-@njit(cache=True)
+@njit
 def _affine(x, m, a, b, y):
     for i in range(x.shape[0]):
         y[i] = (x[i] - m) * a + b
 
 
-@njit(cache=True)
+@njit
 def _dx(dy, x, m, mt, md, k, g, dx):
     for i in range(x.shape[0]):
         dx[i] = (dy[i] - md - ((x[i] - m) - mt) * k) * g
 
 
-@njit(cache=True)
+@njit
 def _affine_cols(x, m, a, b, y):
     for i in range(x.shape[0]):
         y[i] = (x[i] - m[i]) * a[i] + b[i]
 
 
-@njit(cache=True)
+@njit
 def _dx_cols(dy, x, m, mt, md, k, g, dx):
     for i in range(x.shape[0]):
         dx[i] = (dy[i] - md[i] - ((x[i] - m[i]) - mt[i]) * k[i]) * g[i]
 
 
-@njit(cache=True)
+@njit
 def _merge_into(count, mean, m2, c, nb, mb, qb):
     """Chan's merge of (nb, mb, qb) into (count, mean, m2)[c]."""
     na = count[c]
@@ -146,7 +146,7 @@ def _merge_into(count, mean, m2, c, nb, mb, qb):
 # rows: columns j0:j1 of rows r0:r1 of x2 (N, C*S), four rows at a time
 
 
-@njit(cache=True)
+@njit
 def _block_stats(x2, r0, r1, j0, j1, bm, bq):
     """Two-pass column means bm[:j1-j0] and M2 bq of a cache-sized block."""
     w = j1 - j0
@@ -187,7 +187,7 @@ def _block_stats(x2, r0, r1, j0, j1, bm, bq):
             bq[j] += d0 * d0
 
 
-@njit(cache=True)
+@njit
 def _merge_cols(am, aq, w, na, bm, bq, nb):
     """Chan's merge of column stats (na, am, aq) <- (nb, bm, bq) over w columns."""
     if na == 0.0:
@@ -203,7 +203,7 @@ def _merge_cols(am, aq, w, na, bm, bq, nb):
         aq[j] += bq[j] + delta * delta * fab
 
 
-@njit(cache=True)
+@njit
 def _add_block_sums(dy2, x2, r0, r1, j0, j1, mt, ad, ax):
     """ad += column sums of dy, ax += column sums of dy*(x - mt)."""
     w = j1 - j0
@@ -295,7 +295,7 @@ def _stats_rows(x2, C, S, block, tile, nchunks, count, mean, m2):
     _merge_chunks(pc, pm, pq, count, mean, m2)
 
 
-@njit(cache=True)
+@njit
 def _merge_chunks(pc, pm, pq, count, mean, m2):
     count[:] = 0.0
     mean[:] = 0.0
@@ -438,7 +438,7 @@ def _backward_reduce_rows(dy2, x2, C, S, block, tile, nchunks, mean, sum_dy, sum
     _sum_chunks(pd, px, sum_dy, sum_dy_xmu)
 
 
-@njit(cache=True)
+@njit
 def _sum_chunks(pd, px, sum_dy, sum_dy_xmu):
     for c in range(pd.shape[1]):
         a = 0.0

@@ -35,9 +35,9 @@ forward pass): a NaN in a plane reaches every output of that plane. A NaN y pass
 NaN).
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
@@ -45,7 +45,7 @@ _REDUCE_MATH = {"reassoc", "contract"}
 _SUMS_MATH = {"reassoc"}
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_sq(x):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -54,20 +54,20 @@ def _sum_sq(x):
     return acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _affine(x, a, b, y):
     for i in range(x.shape[0]):
         y[i] = x[i] * a + b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _affine_tlu(x, a, b, tau, z):
     for i in range(x.shape[0]):
         v = x[i] * a + b
         z[i] = tau if v < tau else v
 
 
-@njit(cache=True, error_model="numpy", fastmath=_SUMS_MATH)
+@njit(fastmath=_SUMS_MATH)
 def _plane_sums(dz, x, a, b, tau, has_tau):
     """(sum dy, sum dy*x, sum dtau) with dy the part of dz that reaches y."""
     sd = 0.0
@@ -91,7 +91,7 @@ def _plane_sums(dz, x, a, b, tau, has_tau):
     return sd, sx, st
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx(dz, x, a, b, tau, has_tau, k, dx):
     if has_tau:
         half = a * x.dtype.type(0.5)
@@ -140,8 +140,8 @@ def _backward(dz2, x2, C, gamma, beta, tau, has_tau, rstd, need_dx, nchunks,
                 _dx(dz2[p], x2[p], a, b, tc, has_tau, dt(gamma[c] * r * r * pxh / S), dx2[p])
 
 
-_forward_serial, _forward_parallel = serial_and_parallel(_forward, error_model="numpy")
-_backward_serial, _backward_parallel = serial_and_parallel(_backward, error_model="numpy")
+_forward_serial, _forward_parallel = serial_and_parallel(_forward)
+_backward_serial, _backward_parallel = serial_and_parallel(_backward)
 
 
 # ---------------------------------------------------------------------------

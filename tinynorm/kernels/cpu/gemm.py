@@ -7,12 +7,14 @@ inside each part), so no second pool spins against the first.
 hands it the operands' addresses and leading dimensions, so row-major operands
 and their transposes both fit.
 """
-from numba import njit, prange
+from numba import prange
+
+from .jit import njit
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def gemm_columns(fn, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, parts):
     """``c[:, part] = alpha * op(a) @ op(b)[:, part] + beta * c[:, part]`` for ``parts`` column blocks."""
     itemsize = c.itemsize

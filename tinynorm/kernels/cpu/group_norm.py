@@ -83,9 +83,9 @@ reduce; no flag assumes away NaN or Inf, so a NaN in a row reaches every
 output of that row (and its slots' dgamma/dbeta).
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 SEGMENT = 8192
@@ -106,7 +106,7 @@ _REDUCE_MATH = {"reassoc", "contract"}
 # Numba's negative-index wraparound, which keeps the loops vectorized.
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum(x2, r, p0, p1):
     acc = 0.0
     for i in range(np.uint64(p0), np.uint64(p1)):
@@ -114,7 +114,7 @@ def _sum(x2, r, p0, p1):
     return acc
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_sq_dev(x2, r, p0, p1, m):
     acc = 0.0
     for i in range(np.uint64(p0), np.uint64(p1)):
@@ -123,7 +123,7 @@ def _sum_sq_dev(x2, r, p0, p1, m):
     return acc
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_and_dot_dev(dy2, x2, r, p0, p1, m):
     sd = 0.0
     sx = 0.0
@@ -134,7 +134,7 @@ def _sum_and_dot_dev(dy2, x2, r, p0, p1, m):
     return sd, sx
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _split_affine(x, h, a, la, w, b):
     """((x - h)*a - la)*w + b = (x - mean)*a*w + b for mean = h + l, la = l*a: x - h is exact
     near the mean, so the mean is not rounded to x's dtype. No fast-math here: reassociating
@@ -142,21 +142,21 @@ def _split_affine(x, h, a, la, w, b):
     return ((x - h) * a - la) * w + b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _affine(x2, r, p0, p1, h, a, b, y2):
     """y = (x - h)*a + b; the caller folds the mean's low part into b."""
     for i in range(np.uint64(p0), np.uint64(p1)):
         y2[r, i] = (x2[r, i] - h) * a + b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _affine_elementwise(x2, r, p0, p1, h, s, ls, w, b, off, y2):
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
         y2[r, i] = _split_affine(x2[r, i], h, s, ls, w[o + i], b[o + i])
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _affine_stats(x2, r, p0, p1, h, a, b, y2, r1, m1, r2):
     """_affine of row r; returns (sum of row r2, squared deviations of row r1 from m1)."""
     acc = 0.0
@@ -169,7 +169,7 @@ def _affine_stats(x2, r, p0, p1, h, a, b, y2, r1, m1, r2):
     return acc, q
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _affine_elementwise_stats(x2, r, h, s, ls, w, b, off, y2, r1, m1, r2):
     """_affine_elementwise of the whole row r; returns _affine_stats' sums."""
     acc = 0.0
@@ -183,20 +183,20 @@ def _affine_elementwise_stats(x2, r, h, s, ls, w, b, off, y2, r1, m1, r2):
     return acc, q
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx(dy2, x2, r, p0, p1, m, a, c2, c0, dx2):
     for i in range(np.uint64(p0), np.uint64(p1)):
         dx2[r, i] = np.float64(dy2[r, i]) * a - ((np.float64(x2[r, i]) - m) * c2 + c0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_elementwise(dy2, x2, r, p0, p1, m, s, w, off, c2, c0, dx2):
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
         dx2[r, i] = np.float64(dy2[r, i]) * w[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _reduce_elementwise(dy2, x2, r, p0, p1, m, s, w, off, dw, db):
     """A = sum dy*w*(x - m), B = sum dy*w; dw += dy*(x - m)*s, db += dy."""
     a = 0.0
@@ -212,7 +212,7 @@ def _reduce_elementwise(dy2, x2, r, p0, p1, m, s, w, off, dw, db):
     return a, b
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dx_sum_and_dot_dev(dy2, x2, r, p0, p1, m, a, c2, c0, dx2, rn, mn):
     """_dx of row r; returns _sum_and_dot_dev of row rn over the same columns, read meanwhile."""
     sd = 0.0
@@ -225,7 +225,7 @@ def _dx_sum_and_dot_dev(dy2, x2, r, p0, p1, m, a, c2, c0, dx2, rn, mn):
     return sd, sx
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w, offn, dw, db):
     """_dx_elementwise of row r; returns _reduce_elementwise of row rn, read meanwhile."""
     a = 0.0
@@ -243,7 +243,7 @@ def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w
     return a, b
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, w, offn):
     """_dx_elementwise of row r; returns _reduce_elementwise_no_params of row rn."""
     a = 0.0
@@ -258,7 +258,7 @@ def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn,
     return a, b
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
     a = 0.0
     b = 0.0
@@ -270,14 +270,14 @@ def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
     return a, b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _centered(x, h, l):
     """(x - h) - l, the deviation from a mean kept as h + l in x's dtype. No fast-math here:
     reassociating it into x - (h + l) would round the mean back to x's precision."""
     return (x - h) - l
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _ln_dx_reduce(write_dx, dy2, x2, r, h, s, wt, p, q, dx2, rn, hn, ln, sn, dwx, dbx):
     """(A, B) of row rn: A = sum dy*w*(x - mean), B = sum dy*w; dwx += dy*(x - mean)*sn,
     dbx += dy; with write_dx, also dx of row r = dy*w*s - ((x - h)*p + q), in the same sweep.
@@ -305,13 +305,13 @@ def _ln_dx_reduce(write_dx, dy2, x2, r, h, s, wt, p, q, dx2, rn, hn, ln, sn, dwx
     return a_sum, b_sum
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _ln_dx(dy2, x2, r, h, s, wt, p, q, dx2):
     for i in range(np.uint64(0), np.uint64(wt.shape[0])):
         dx2[r, i] = dy2[r, i] * wt[i] * s - ((x2[r, i] - h) * p + q)
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _ln_backward_run(dy2, x2, r0, r1, mean, rstd, wt, need_dx, hi, lo, sx, dwx, dbx, dw, db,
                      dx2):
     """LayerNorm's backward (one elementwise affine shared by all rows) over rows r0:r1.
@@ -352,7 +352,7 @@ def _ln_backward_run(dy2, x2, r0, r1, mean, rstd, wt, need_dx, hi, lo, sx, dwx, 
 # one row, columns m0:m1 (rows are (n, g); off = g*K is the row's first slot)
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _stats(x2, r, m0, m1, seg):
     """(mean, M2) of x2[r, m0:m1], two passes per piece of seg values, Chan-merged."""
     n = 0.0
@@ -372,7 +372,7 @@ def _stats(x2, r, m0, m1, seg):
     return mean, m2
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _apply_range(x2, y2, r, m0, m1, S, off, w, b, wt, bt, mean, rstd):
     """y[m0:m1] = (x - mean) * rstd * gamma + beta of row r, the mean held as hi + lo in x's
     dtype (lo folded into the shift)."""
@@ -392,7 +392,7 @@ def _apply_range(x2, y2, r, m0, m1, S, off, w, b, wt, bt, mean, rstd):
         k += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _apply_row_stats(x2, y2, r, r1, m1, r2, S, off, w, b, wt, bt, mean, rstd):
     """_apply_range of the whole row r; returns (sum of row r2, M2 of row r1 about m1)."""
     cast = x2.dtype.type
@@ -412,7 +412,7 @@ def _apply_row_stats(x2, y2, r, r1, m1, r2, S, off, w, b, wt, bt, mean, rstd):
     return acc, q
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _reduce_range(dy2, x2, r, m0, m1, S, off, w, mean, rstd, params, dw, db):
     """(A, B) over columns m0:m1 of row r; with params, dw += dy*xhat, db += dy per slot."""
     if S == 1:
@@ -437,7 +437,7 @@ def _reduce_range(dy2, x2, r, m0, m1, S, off, w, mean, rstd, params, dw, db):
     return a, b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
     """dx[m0:m1] = dy*gamma*rstd - ((x - mean)*c2 + c0) of row r, evaluated in float64.
 
@@ -456,7 +456,7 @@ def _dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
         k += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_row_reduce(dy2, x2, r, rn, S, off, offn, w, wt, mean, rstd, c2, c0, mean_n, rstd_n,
                    params, dw, db, dx2):
     """_dx_range of the whole row r; returns _reduce_range of the whole row rn."""
@@ -480,7 +480,7 @@ def _dx_row_reduce(dy2, x2, r, rn, S, off, offn, w, wt, mean, rstd, c2, c0, mean
     return a, b
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_coefficients(a, b, M, rstd):
     """(c2, c0) of dx = dy*gamma*rstd - ((x - mean)*c2 + c0)."""
     return rstd * rstd * rstd * a / M, rstd * b / M
@@ -554,8 +554,8 @@ def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, seg, nchunks, need_dx, p
                 _dx_range(dy2, x2, r, 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2)
 
 
-_forward_rows_serial, _forward_rows_parallel = serial_and_parallel(_forward_rows, error_model="numpy")
-_backward_rows_serial, _backward_rows_parallel = serial_and_parallel(_backward_rows, error_model="numpy")
+_forward_rows_serial, _forward_rows_parallel = serial_and_parallel(_forward_rows)
+_backward_rows_serial, _backward_rows_parallel = serial_and_parallel(_backward_rows)
 
 
 # ---------------------------------------------------------------------------
@@ -571,7 +571,7 @@ def _stats_cols(x2, seg, P, pm, pq):
             pm[p, r], pq[p, r] = _stats(x2, r, m0, m1, seg)
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _merge_pieces(pm, pq, M, eps, mean, rstd):
     P, R = pm.shape
     for r in range(R):
@@ -624,10 +624,10 @@ def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
                       c2[r], c0[r], dx2)
 
 
-_stats_cols_serial, _stats_cols_parallel = serial_and_parallel(_stats_cols, error_model="numpy")
-_apply_cols_serial, _apply_cols_parallel = serial_and_parallel(_apply_cols, error_model="numpy")
-_reduce_cols_serial, _reduce_cols_parallel = serial_and_parallel(_reduce_cols, error_model="numpy")
-_dx_cols_serial, _dx_cols_parallel = serial_and_parallel(_dx_cols, error_model="numpy")
+_stats_cols_serial, _stats_cols_parallel = serial_and_parallel(_stats_cols)
+_apply_cols_serial, _apply_cols_parallel = serial_and_parallel(_apply_cols)
+_reduce_cols_serial, _reduce_cols_parallel = serial_and_parallel(_reduce_cols)
+_dx_cols_serial, _dx_cols_parallel = serial_and_parallel(_dx_cols)
 
 
 # ---------------------------------------------------------------------------

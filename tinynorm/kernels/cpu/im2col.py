@@ -7,9 +7,9 @@ GEMM (and group ``g`` uses rows ``g*Cg*kh*kw:(g+1)*Cg*kh*kw``).
 """
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import prange, uint64
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 from .windows import tap_ranges
 
 PARALLEL_THRESHOLD = 1 << 15

@@ -1,7 +1,25 @@
-"""Compile one kernel body as a serial and a parallel Numba dispatcher."""
+"""The one place CPU kernels are compiled: ``njit`` with tinynorm's defaults, and a kernel
+body as a serial and a parallel Numba dispatcher.
+
+Every CPU kernel takes NumPy's error model: a division by zero or the square root of a
+negative number gives inf/NaN as NumPy and torch do, never a ZeroDivisionError from inside
+the kernel (``Adam(eps=0)`` with a zero gradient, a norm with ``eps=0`` on a constant
+channel). It also drops the zero checks of Python's model from the inner loops.
+"""
 import types
 
-from numba import njit
+import numba
+
+DEFAULTS = {"cache": True, "error_model": "numpy"}
+
+
+def njit(*args, **options):
+    """``numba.njit`` with :data:`DEFAULTS` (which ``options`` may override, but no kernel
+    should override ``error_model``); used bare (``@njit``) or with options."""
+    options = {**DEFAULTS, **options}
+    if args and callable(args[0]):
+        return numba.njit(**options)(args[0])
+    return numba.njit(*args, **options)
 
 
 def serial_and_parallel(body, **options):
@@ -16,4 +34,4 @@ def serial_and_parallel(body, **options):
                               body.__defaults__, body.__closure__)
     twin.__qualname__ = body.__qualname__ + "_parallel"
     twin.__doc__ = body.__doc__
-    return njit(cache=True, **options)(body), njit(cache=True, parallel=True, **options)(twin)
+    return njit(**options)(body), njit(parallel=True, **options)(twin)

@@ -42,9 +42,9 @@ x3 has at least PARALLEL_MIN_ELEMENTS elements. The only fast-math flag is
 'reassoc', on the slides; nothing assumes away NaN or Inf.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 REFRESH = 16
@@ -72,7 +72,7 @@ def beta_mode(beta):
 # window sums over rows of a (C, S) plane, columns s0:s0+w
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _window_sq(a, c0, c1, s0, w, acc):
     """acc[:w] = sum over rows max(c0, 0)..min(c1, C-1) of a[row, s0:s0+w]^2."""
     for i in range(w):
@@ -84,7 +84,7 @@ def _window_sq(a, c0, c1, s0, w, acc):
             acc[i] += v * v
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _window(a, c0, c1, w, acc):
     """acc[:w] = sum over rows max(c0, 0)..min(c1, C-1) of a[row, :w]."""
     for i in range(w):
@@ -95,7 +95,7 @@ def _window(a, c0, c1, w, acc):
             acc[i] += np.float64(row[i])
 
 
-@njit(cache=True, error_model="numpy", fastmath=_CHECK_MATH)
+@njit(fastmath=_CHECK_MATH)
 def _slide_sq(a, add, sub, s0, w, floor, acc):
     """acc += a[add]^2 - a[sub]^2 over s0:s0+w (a row index outside [0, C) is skipped).
 
@@ -129,7 +129,7 @@ def _slide_sq(a, add, sub, s0, w, floor, acc):
     return bad == 0
 
 
-@njit(cache=True, error_model="numpy", fastmath=_CHECK_MATH)
+@njit(fastmath=_CHECK_MATH)
 def _slide(a, add, sub, w, acc):
     """acc += a[add, :w] - a[sub, :w] (rows outside [0, C) skipped).
 
@@ -164,7 +164,7 @@ def _slide(a, add, sub, w, acc):
     return bad == 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _sq_sums(a, c, lo, hi, s0, w, floor, acc):
     """acc = window sum of squares of channel c, slid from channel c-1's unless refreshing."""
     if c % REFRESH == 0 or not _slide_sq(a, c + hi, c - 1 - lo, s0, w, floor, acc):
@@ -175,7 +175,7 @@ def _sq_sums(a, c, lo, hi, s0, w, floor, acc):
 # elementwise pieces
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _scale_row(x, acc, k, an, mode, beta, y):
     dt = x.dtype.type
     one = dt(1.0)
@@ -191,7 +191,7 @@ def _scale_row(x, acc, k, an, mode, beta, y):
             y[i] = x[i] * dt((k + an * acc[i]) ** -beta)
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _scale_row_saved(x, acc, k, an, beta, y, sc):
     dt = x.dtype.type
     for i in range(x.shape[0]):
@@ -200,7 +200,7 @@ def _scale_row_saved(x, acc, k, an, beta, y, sc):
         y[i] = x[i] * s
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _terms(x, dy, acc, k, an, mode, beta, s1, s2):
     """s1 = d^-beta, s2 = dy * x * d^(-beta-1) with d = k + an*acc, in x's dtype."""
     dt = x.dtype.type
@@ -226,7 +226,7 @@ def _terms(x, dy, acc, k, an, mode, beta, s1, s2):
             s2[i] = dy[i] * x[i] * s / d
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _terms_saved(x, dy, sc, acc, k, an, s1, s2):
     dt = x.dtype.type
     for i in range(x.shape[0]):
@@ -236,7 +236,7 @@ def _terms_saved(x, dy, sc, acc, k, an, s1, s2):
         s2[i] = dy[i] * x[i] * s / d
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_row(x, dy, s1, acc, coef, dx):
     for i in range(x.shape[0]):
         dx[i] = dy[i] * s1[i] - coef * x[i] * acc[i]
@@ -305,8 +305,8 @@ def _backward(dy3, x3, size, alpha, beta, k, mode, saved, tile, nchunks, sc3, dx
                         dx3[n, j, s0:s0 + w])
 
 
-_forward_serial, _forward_parallel = serial_and_parallel(_forward, error_model="numpy")
-_backward_serial, _backward_parallel = serial_and_parallel(_backward, error_model="numpy")
+_forward_serial, _forward_parallel = serial_and_parallel(_forward)
+_backward_serial, _backward_parallel = serial_and_parallel(_backward)
 
 
 # ---------------------------------------------------------------------------

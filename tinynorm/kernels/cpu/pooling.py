@@ -6,9 +6,9 @@ handled by one thread, so the backward scatters are race-free.
 """
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import prange, uint64
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 from .windows import tap_ranges
 
 PARALLEL_THRESHOLD = 1 << 15
@@ -26,7 +26,7 @@ def pool_output_size(in_size, kernel, stride, padding=0, dilation=1,
     return out
 
 
-@njit(cache=True)
+@njit
 def _avg_windows(n_out, size, k, s, p):
     """Per output index: clipped [start, end) and the padded window length."""
     r = np.empty((n_out, 3), np.int64)
@@ -39,7 +39,7 @@ def _avg_windows(n_out, size, k, s, p):
     return r
 
 
-@njit(cache=True)
+@njit
 def _adaptive_windows(n_out, size):
     """Per output index: ``[floor(o*size/n_out), ceil((o+1)*size/n_out))``
     and its length."""
@@ -53,7 +53,7 @@ def _adaptive_windows(n_out, size):
 
 # Flat views are indexed with uint64: it drops Numba's negative-index
 # wraparound select from the inner loops.
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _max_tap(xf, yf, af, xb, q, k0, step, lo, hi):
     """Fold one tap into a row of running maxima, branch-free so that it
     vectorizes (``step`` is a literal at the call sites that matter)."""
@@ -96,7 +96,7 @@ def _max_fwd_body(x, sh, sw, ph, pw, dh, dw, th, tw, y, argmax):
                         _max_tap(xf, yf, af, xb, q, k0, sw, tw[j, 0], tw[j, 1])
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _window_max_exact(xp, h0, w0, kh, kw, W):
     """PyTorch's scan: a later value wins if it is larger or NaN."""
     best = xp[h0, w0]

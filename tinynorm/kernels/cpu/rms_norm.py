@@ -25,16 +25,16 @@ when x2 has at least PARALLEL_MIN_ELEMENTS elements. Only 'reassoc' and
 reaches every output of that row.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
 _REDUCE_MATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _sum_sq(x):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -43,7 +43,7 @@ def _sum_sq(x):
     return acc
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dot3(a, b, c):
     acc = 0.0
     for i in range(a.shape[0]):
@@ -51,7 +51,7 @@ def _dot3(a, b, c):
     return acc
 
 
-@njit(cache=True, error_model="numpy", fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dot2(a, b):
     acc = 0.0
     for i in range(a.shape[0]):
@@ -59,31 +59,31 @@ def _dot2(a, b):
     return acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _scale(x, a, y):
     for i in range(x.shape[0]):
         y[i] = x[i] * a
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _scale_w(x, a, w, y):
     for i in range(x.shape[0]):
         y[i] = x[i] * a * w[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx(dy, x, a, k, dx):
     for i in range(x.shape[0]):
         dx[i] = dy[i] * a - x[i] * k
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _dx_w(dy, x, w, a, k, dx):
     for i in range(x.shape[0]):
         dx[i] = dy[i] * w[i] * a - x[i] * k
 
 
-@njit(cache=True, error_model="numpy")
+@njit
 def _add_dw(dy, x, r, acc):
     for i in range(x.shape[0]):
         acc[i] += np.float64(dy[i]) * x[i] * r
@@ -122,8 +122,8 @@ def _backward(dy2, x2, w, has_w, rstd, need_dx, need_dw, nchunks, dx2, dw_part):
                 _add_dw(dy2[row], x2[row], r, acc)
 
 
-_forward_serial, _forward_parallel = serial_and_parallel(_forward, error_model="numpy")
-_backward_serial, _backward_parallel = serial_and_parallel(_backward, error_model="numpy")
+_forward_serial, _forward_parallel = serial_and_parallel(_forward)
+_backward_serial, _backward_parallel = serial_and_parallel(_backward)
 
 
 # ---------------------------------------------------------------------------

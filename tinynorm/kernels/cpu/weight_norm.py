@@ -45,9 +45,9 @@ The only fast-math flags are 'reassoc' and 'contract' on the float64
 reduction loops; a NaN in v or grad_w reaches every output of its slice.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
-from .jit import serial_and_parallel
+from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 PLANES_MIN_B = 32
@@ -59,7 +59,7 @@ _REDUCE_MATH = {"reassoc", "contract"}
 # contiguous 1-D runs
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dot(a, b):
     acc = 0.0
     for i in range(a.shape[0]):
@@ -67,31 +67,31 @@ def _dot(a, b):
     return acc
 
 
-@njit(cache=True, fastmath=_REDUCE_MATH)
+@njit(fastmath=_REDUCE_MATH)
 def _dot_into_cols(a, b, acc):
     for i in range(a.shape[0]):
         acc[i] += np.float64(a[i]) * np.float64(b[i])
 
 
-@njit(cache=True)
+@njit
 def _scale(v, s, w):
     for i in range(v.shape[0]):
         w[i] = v[i] * s
 
 
-@njit(cache=True)
+@njit
 def _scale_cols(v, s, w):
     for i in range(v.shape[0]):
         w[i] = v[i] * s[i]
 
 
-@njit(cache=True)
+@njit
 def _axpby(gw, v, a, b, gv):
     for i in range(v.shape[0]):
         gv[i] = gw[i] * a - v[i] * b
 
 
-@njit(cache=True)
+@njit
 def _axpby_cols(gw, v, a, b, gv):
     for i in range(v.shape[0]):
         gv[i] = gw[i] * a[i] - v[i] * b[i]

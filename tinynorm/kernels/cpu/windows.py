@@ -1,9 +1,10 @@
 """Window geometry shared by the im2col and pooling kernels."""
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def valid_range(off, step, size, n):
     """``[lo, hi)`` of ``k`` in ``[0, n)`` with ``0 <= off + k*step < size``."""
     lo = 0 if off >= 0 else (step - 1 - off) // step
@@ -13,7 +14,7 @@ def valid_range(off, step, size, n):
     return lo, hi
 
 
-@njit(cache=True)
+@njit
 def tap_ranges(n_out, size, k, s, p, d):
     """Per tap ``t`` of a window: the outputs ``[lo, hi)`` whose tap ``t`` lies in the input."""
     r = np.empty((k, 2), np.int64)
