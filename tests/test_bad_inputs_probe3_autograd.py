@@ -11,6 +11,24 @@ from tinynorm import functional as F
 from tinynorm import nn, optim
 
 
+def graph_tensor():
+    return tn.tensor(np.arange(8, dtype=np.float32).reshape(2, 4), requires_grad=True) * 2
+
+
+def view_taken_then_base_written():
+    """torch rebases the earlier view; tinynorm refuses its stale gradient at backward."""
+    x = tn.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    y = x * 2
+    a = y[0]
+    y.zero_()
+    a.sum().backward()
+
+
+def plain_view_with_grad_source():
+    w = tn.zeros(2, 4)
+    w[0].copy_(tn.ones(4, requires_grad=True))
+
+
 def param_module():
     m = nn.Module()
     m.register_parameter("w", nn.Parameter(np.ones(2, np.float32)))
@@ -73,6 +91,18 @@ BAD = [
      "attribute 'forward' already exists"),
     ("add_module over a parameter", lambda: nn.Linear(2, 2).add_module("weight", nn.ReLU()),
      KeyError, "attribute 'weight' already exists"),
+    # S2: an in-place write into a view of a graph tensor is refused, never silently wrong
+    ("y[0].copy_(ones)", lambda: graph_tensor()[0].copy_(tn.ones(4)), RuntimeError,
+     "copy_(): an in-place write into a view of a tensor is not supported when a gradient is "
+     "recorded (the view is part of a graph)"),
+    ("y.T.zero_()", lambda: graph_tensor().T.zero_(), RuntimeError,
+     "zero_(): an in-place write into a view of a tensor is not supported"),
+    ("y.reshape(8)[2:].zero_()", lambda: graph_tensor().reshape(8)[2:].zero_(), RuntimeError,
+     "zero_(): an in-place write into a view"),
+    ("zeros[0].copy_(source that requires grad)", plain_view_with_grad_source, RuntimeError,
+     "(the source requires grad)"),
+    ("view taken, base written, view's backward", view_taken_then_base_written, RuntimeError,
+     "which is input 0 of GetItem, is at version 1; expected version 0"),
     # R8: relu of bool as torch (it was turned into int64)
     ("F.relu(bool)", lambda: F.relu(tn.tensor(np.array([True, False]))), RuntimeError,
      "Boolean inputs not supported for relu"),
@@ -310,3 +340,24 @@ def test_adam_steps_a_float16_parameter_like_float32():
         opt.step()
         out[dtype] = p.data.astype(np.float64)
     assert np.allclose(out[np.float16], out[np.float32], atol=1e-3)   # 1 -/+ lr
+
+
+# ---- S2: what stays allowed --------------------------------------------------------------------
+def test_inplace_writes_that_stay_allowed_give_torchs_gradients():
+    x = tn.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    s = tn.tensor(np.full((2, 3), 3., np.float32), requires_grad=True)
+    y = x * 2
+    y.copy_(s)                          # the non-leaf itself, twice
+    y.copy_(s * 2)
+    (y * 1).sum().backward()
+    assert s.grad.tolist() == [[2.] * 3] * 2 and x.grad is None
+    with tn.no_grad():                  # no gradient recorded: a view may be written
+        z = x * 2
+        z[0].zero_()
+    assert z.tolist() == [[0.] * 3, [2.] * 3]
+    w = tn.zeros(2, 3)
+    w[0].copy_(tn.ones(3))              # no graph anywhere
+    assert w.tolist() == [[1.] * 3, [0.] * 3]
+    v = (x * 2)[0] * 1                  # a computed value, not a view
+    v.zero_()
+    assert v.tolist() == [0.] * 3

@@ -214,7 +214,7 @@ class Tensor:
     def zero_(self):
         def write():
             self.data[...] = 0
-        return versions.inplace(self, None, write)
+        return versions.inplace(self, None, write, "zero_")
 
     def copy_(self, other):
         if not isinstance(other, Tensor):
