@@ -29,6 +29,15 @@ def plain_view_with_grad_source():
     w[0].copy_(tn.ones(4, requires_grad=True))
 
 
+P = np.array([[0.3, 0.7], [0.6, 0.4]], np.float32)
+Q = np.array([[0.2, 0.8], [0.5, 0.5]], np.float32)
+W2 = np.array([0.5, 2.0], np.float32)
+
+
+def req(a):
+    return tn.tensor(a, requires_grad=True)
+
+
 def param_module():
     m = nn.Module()
     m.register_parameter("w", nn.Parameter(np.ones(2, np.float32)))
@@ -103,6 +112,18 @@ BAD = [
      "(the source requires grad)"),
     ("view taken, base written, view's backward", view_taken_then_base_written, RuntimeError,
      "which is input 0 of GetItem, is at version 1; expected version 0"),
+    # past S1: a loss weight torch does not differentiate is refused, not silently dropped
+    ("bce weight requires grad", lambda: F.binary_cross_entropy(req(P), req(Q), weight=req(W2)),
+     RuntimeError, "The function 'binary_cross_entropy' is not differentiable with respect to "
+     "argument 'weight'"),
+    ("bce_with_logits pos_weight requires grad", lambda: F.binary_cross_entropy_with_logits(
+        req(P), req(Q), pos_weight=req(W2)), RuntimeError, "with respect to argument 'pos_weight'"),
+    ("cross_entropy class weight requires grad", lambda: F.cross_entropy(
+        req(P), tn.tensor(np.array([0, 1])), weight=req(W2)), RuntimeError,
+     "The function 'nll_loss_forward' is not differentiable with respect to argument 'weight'"),
+    ("nll_loss weight requires grad", lambda: F.nll_loss(req(P), tn.tensor(np.array([0, 1])),
+                                                         weight=req(W2)), RuntimeError,
+     "is not differentiable with respect to argument 'weight'"),
     # R8: relu of bool as torch (it was turned into int64)
     ("F.relu(bool)", lambda: F.relu(tn.tensor(np.array([True, False]))), RuntimeError,
      "Boolean inputs not supported for relu"),
@@ -361,3 +382,30 @@ def test_inplace_writes_that_stay_allowed_give_torchs_gradients():
     v = (x * 2)[0] * 1                  # a computed value, not a view
     v.zero_()
     assert v.tolist() == [0.] * 3
+
+
+# ---- past S1: a loss's target (and soft cross-entropy's weight) get torch's gradient -------------
+LOSSES = [
+    ("binary_cross_entropy", lambda i, t, w: F.binary_cross_entropy(i, t),
+     [[0.21182, -0.21182], [-0.10137, 0.10137]], None),
+    ("binary_cross_entropy_with_logits", lambda i, t, w: F.binary_cross_entropy_with_logits(i, t),
+     [[-0.075, -0.175], [-0.15, -0.1]], None),
+    ("cross_entropy(probabilities)", lambda i, t, w: F.cross_entropy(i, t),
+     [[0.45651, 0.25651], [0.29907, 0.39907]], None),
+    ("cross_entropy(probabilities, weight, label_smoothing)", lambda i, t, w: F.cross_entropy(
+        i, t, weight=w, label_smoothing=0.1), [[0.20543, 0.46171], [0.13458, 0.71832]],
+     [0.25453, 0.39705]),
+]
+
+
+@pytest.mark.parametrize("loss, target_grad, weight_grad", [r[1:] for r in LOSSES],
+                         ids=[r[0] for r in LOSSES])
+def test_loss_target_gradient_is_torchs(loss, target_grad, weight_grad):
+    """Values from torch 2.13 (the same calls with requires_grad on every argument)."""
+    i, t, w = req(P), req(Q), req(W2)
+    loss(i, t, w).backward()
+    assert np.allclose(t.grad.data, target_grad, atol=1e-5)
+    if weight_grad is None:
+        assert w.grad is None
+    else:
+        assert np.allclose(w.grad.data, weight_grad, atol=1e-5)

@@ -167,7 +167,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = w.astype(input.dtype)
     target = as_tensor(target)
     if target.dtype.kind == "f":
+        if isinstance(weight, Tensor) and weight.requires_grad:   # a gradient as in PyTorch
+            w = promotion.cast(weight, input.dtype)
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing)
+    from .ops.losses import not_differentiable
+    not_differentiable(weight, "nll_loss_forward", "weight")
     if target.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy: target must hold integer class indices or float class "
                          f"probabilities, got {target.dtype}")
@@ -207,7 +211,7 @@ def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothi
                          "(class-probability) targets")
     axis = 1 if input.ndim > 1 else 0
     c = input.shape[axis]
-    p = target.data.astype(input.dtype)
+    p = promotion.cast(target, input.dtype)          # on the tape: the target's gradient flows
     if label_smoothing:
         p = p * (1 - label_smoothing) + label_smoothing / c
     if w is not None:
