@@ -17,32 +17,33 @@ def _arithmetic(op, symbol, promote=promotion.pair):
     """``__op__`` and ``__rop__`` of a binary op: the other operand coerced, both promoted to
     their result dtype when they differ (:mod:`tinynorm.promotion`), then the op's Function."""
     division = promote is promotion.division
+    cls = None                      # the op's Function, looked up once (ops imports this module)
 
     def method(self, other):
+        nonlocal cls
         b = self._coerce(other)
         if b is None:
             _refuse(symbol, other)
         a = self
         if a.data.dtype != b.data.dtype or (division and a.data.dtype.kind in "biu"):
             a, b = promote(a, b)
-        return getattr(_ops(), op).apply(a, b)
+        if cls is None:
+            cls = getattr(_ops(), op)
+        return cls.apply(a, b)
 
     def reflected(self, other):
+        nonlocal cls
         a = self._coerce(other)
         if a is None:
             _refuse(symbol, other, True)
         b = self
         if a.data.dtype != b.data.dtype or (division and b.data.dtype.kind in "biu"):
             a, b = promote(a, b)
-        return getattr(_ops(), op).apply(a, b)
+        if cls is None:
+            cls = getattr(_ops(), op)
+        return cls.apply(a, b)
 
     return method, reflected
-
-
-def _comparison(op):
-    def compare(self, other):
-        return self._compare(op, other)
-    return compare
 
 
 class Tensor:
@@ -301,7 +302,7 @@ class Tensor:
                 value = np.asarray(other, dtype=dtype)
             except OverflowError:                   # uint8 + 300 wraps around, as in PyTorch
                 value = np.asarray(other).astype(dtype)
-            return Tensor(value[()] if xp is not np else xp.asarray(value))
+            return Tensor(value if xp is np else value[()])
         if getattr(getattr(other, "dtype", None), "kind", None) is None:
             try:
                 arr = np.asarray(other)
@@ -360,12 +361,12 @@ class Tensor:
         b = self._coerce(other)
         return NotImplemented if b is None else Tensor(op(self.data, b.data))
 
-    __lt__ = lt = _comparison(operator.lt)
-    __le__ = le = _comparison(operator.le)
-    __gt__ = gt = _comparison(operator.gt)
-    __ge__ = ge = _comparison(operator.ge)
-    __eq__ = eq = _comparison(operator.eq)
-    __ne__ = ne = _comparison(operator.ne)
+    __lt__ = lt = lambda self, other, op=operator.lt: self._compare(op, other)  # noqa: E731
+    __le__ = le = lambda self, other, op=operator.le: self._compare(op, other)  # noqa: E731
+    __gt__ = gt = lambda self, other, op=operator.gt: self._compare(op, other)  # noqa: E731
+    __ge__ = ge = lambda self, other, op=operator.ge: self._compare(op, other)  # noqa: E731
+    __eq__ = eq = lambda self, other, op=operator.eq: self._compare(op, other)  # noqa: E731
+    __ne__ = ne = lambda self, other, op=operator.ne: self._compare(op, other)  # noqa: E731
 
     __hash__ = object.__hash__
 
