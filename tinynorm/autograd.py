@@ -137,10 +137,10 @@ class Function:
         else:
             out = _profiler.forward(fn, [t.data for t in tensors], params)
         result = Tensor(out, requires_grad=record)
-        versions.share_view_counter(result, tensors)
+        viewed = versions.share_view_counter(result, tensors)
         if record:
             result._node = Node(fn, tensors)
-            result._node.saved_versions = versions.snapshot(fn, tensors, result)
+            result._node.saved_versions = versions.snapshot(fn, tensors, result, viewed)
         return result
 
 

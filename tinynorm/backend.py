@@ -28,6 +28,13 @@ def to_numpy(a):
 SUPPORTED_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def has_kernel(array):
+    """True when tinynorm's kernels compile for ``array``'s dtype (float32, float64). Ops with an
+    array-module path take it for other dtypes; ops without one refuse through
+    :func:`check_float_dtype`, so no dtype reaches a kernel that was not compiled for it."""
+    return array.dtype in SUPPORTED_FLOATS
+
+
 def check_float_dtype(array, what):
     """Raise ValueError unless ``array`` is float32 or float64."""
     if array.dtype not in SUPPORTED_FLOATS:

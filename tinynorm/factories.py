@@ -1,13 +1,13 @@
 """Tensor factories: ``tensor``, ``as_tensor``, ``zeros``, ``ones``, ``from_numpy``, ``flatten``.
 
-Every ``dtype`` goes through :func:`tinynorm.dtypes.parse`; Python floats become float32, as in
-PyTorch.
+Every ``dtype`` goes through :func:`tinynorm.dtypes.parse`; without one the dtype is PyTorch's
+(:func:`tinynorm.promotion.inferred`): Python floats become float32, NumPy values keep theirs.
 """
 import numpy as np
 
-from . import dtypes
-from .tensor import Tensor
-from .tensor_args import _DEFAULT_FLOAT, _shape_arg
+from . import dtypes, promotion
+from .tensor import _DEFAULT_FLOAT, Tensor
+from .tensor_args import _shape_arg
 
 
 def as_tensor(x, dtype=None):
@@ -19,8 +19,8 @@ def as_tensor(x, dtype=None):
     if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
         return Tensor(x if dtype is None else x.astype(dtype))
     arr = np.asarray(x, dtype=dtype)
-    if dtype is None and arr.dtype == np.float64 and not isinstance(x, np.ndarray):
-        arr = arr.astype(_DEFAULT_FLOAT)
+    if dtype is None:
+        arr = arr.astype(promotion.inferred(x, arr), copy=False)
     return Tensor(arr)
 
 
@@ -41,19 +41,28 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
         except (TypeError, ValueError) as e:
             raise TypeError(f"tensor(): data must be an array or a rectangular nested sequence of "
                             f"numbers: {e}") from None
-        if dtype is None and arr.dtype == np.float64 and not isinstance(data, np.ndarray):
-            arr = arr.astype(_DEFAULT_FLOAT)
-    return Tensor(arr, requires_grad=requires_grad).to(device)
+        if dtype is None:
+            arr = arr.astype(promotion.inferred(data, arr), copy=False)
+    return _leaf(arr, requires_grad, device)
 
 
 def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "zeros")), requires_grad=requires_grad).to(device)
+    return _leaf(np.zeros(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "zeros")), requires_grad, device)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     shape = _shape_arg(shape, "ones")
-    return Tensor(np.ones(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "ones")), requires_grad=requires_grad).to(device)
+    return _leaf(np.ones(shape, dtype=_DEFAULT_FLOAT if dtype is None else dtypes.parse(dtype, "ones")), requires_grad, device)
+
+
+def _leaf(arr, requires_grad, device):
+    """A leaf made on ``device`` (the move is not part of any graph)."""
+    t = Tensor(arr)
+    if device is not None:
+        t = t.to(device)
+    t.requires_grad = requires_grad
+    return t
 
 
 def from_numpy(array):

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from . import checks, dims, dtypes
+from . import checks, dims, dtypes, promotion
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
 from .ops import batch_norm as _bn
@@ -51,23 +51,23 @@ def relu(input):
 
 
 def sigmoid(input):
-    return _math.Sigmoid.apply(input)
+    return as_tensor(input).sigmoid()
 
 
 def tanh(input):
-    return _math.Tanh.apply(input)
+    return as_tensor(input).tanh()
 
 
 def exp(input):
-    return _math.Exp.apply(input)
+    return as_tensor(input).exp()
 
 
 def log(input):
-    return _math.Log.apply(input)
+    return as_tensor(input).log()
 
 
 def maximum(input, other):
-    return _math.Maximum.apply(input, other)
+    return as_tensor(input).maximum(other)
 
 
 def matmul(input, other):
@@ -89,7 +89,7 @@ def cat(tensors, dim=0):
                 tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
             raise ValueError(f"cat: sizes must match except in dimension {axis}, got "
                              f"{[tuple(u.shape) for u in tensors]}")
-    return _shape.Concat.apply(*tensors, dim=axis)
+    return _shape.Concat.apply(*promotion.concatenated(tensors), dim=axis)
 
 
 def stack(tensors, dim=0):
@@ -100,7 +100,7 @@ def stack(tensors, dim=0):
     if len(shapes) != 1:
         raise ValueError(f"stack expects tensors of equal shape, got {sorted(shapes)}")
     axis = dims.dim(dim, tensors[0].ndim, "stack", extra=1)
-    return _shape.Stack.apply(*tensors, dim=axis)
+    return _shape.Stack.apply(*promotion.concatenated(tensors), dim=axis)
 
 
 def linear(input, weight, bias=None):
@@ -167,7 +167,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         w = w.astype(input.dtype)
     target = as_tensor(target)
     if target.dtype.kind == "f":
+        if isinstance(weight, Tensor) and weight.requires_grad:   # a gradient as in PyTorch
+            w = promotion.cast(weight, input.dtype)
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing)
+    from .ops.losses import not_differentiable
+    not_differentiable(weight, "nll_loss_forward", "weight")
     if target.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy: target must hold integer class indices or float class "
                          f"probabilities, got {target.dtype}")
@@ -207,7 +211,7 @@ def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothi
                          "(class-probability) targets")
     axis = 1 if input.ndim > 1 else 0
     c = input.shape[axis]
-    p = target.data.astype(input.dtype)
+    p = promotion.cast(target, input.dtype)          # on the tape: the target's gradient flows
     if label_smoothing:
         p = p * (1 - label_smoothing) + label_smoothing / c
     if w is not None:

@@ -3,11 +3,47 @@ import operator
 
 import numpy as np
 
-from . import autograd, dims, dtypes, hooks, versions
+from . import autograd, dims, dtypes, hooks, promotion, versions
 from .backend import get_array_module
-from .tensor_args import _NUMERIC_KINDS, _array_from_python, _check_grad, _flag, _permutation, _refuse
+from . import extrema
+from .extrema import MinMax  # noqa: F401
+from .tensor_args import (_DEFAULT_FLOAT, _NUMERIC_KINDS, _array_from_python, _check_grad, _flag,
+                          _permutation, _refuse, _shape_arg)
 
 _PY_SCALARS = frozenset((int, float, bool))
+
+
+def _arithmetic(op, symbol, promote=promotion.pair):
+    """``__op__`` and ``__rop__`` of a binary op: the other operand coerced, both promoted to
+    their result dtype when they differ (:mod:`tinynorm.promotion`), then the op's Function."""
+    division = promote is promotion.division
+    cls = None                      # the op's Function, looked up once (ops imports this module)
+
+    def method(self, other):
+        nonlocal cls
+        b = self._coerce(other)
+        if b is None:
+            _refuse(symbol, other)
+        a = self
+        if a.data.dtype != b.data.dtype or (division and a.data.dtype.kind in "biu"):
+            a, b = promote(a, b)
+        if cls is None:
+            cls = getattr(_ops(), op)
+        return cls.apply(a, b)
+
+    def reflected(self, other):
+        nonlocal cls
+        a = self._coerce(other)
+        if a is None:
+            _refuse(symbol, other, True)
+        b = self
+        if a.data.dtype != b.data.dtype or (division and b.data.dtype.kind in "biu"):
+            a, b = promote(a, b)
+        if cls is None:
+            cls = getattr(_ops(), op)
+        return cls.apply(a, b)
+
+    return method, reflected
 
 
 class Tensor:
@@ -56,7 +92,7 @@ class Tensor:
     @grad.setter
     def grad(self, value):
         if value is not None:
-            _check_grad(self, value, Tensor)
+            _check_grad(self, value)
         self._grad = value
 
     @property
@@ -179,7 +215,7 @@ class Tensor:
     def zero_(self):
         def write():
             self.data[...] = 0
-        return versions.inplace(self, None, write)
+        return versions.inplace(self, None, write, "zero_")
 
     def copy_(self, other):
         if not isinstance(other, Tensor):
@@ -195,16 +231,18 @@ class Tensor:
         return _ops().Mul.apply(self, Tensor(self.data.dtype.type(1)))
 
     def astype(self, dtype):
-        return Tensor(self.data.astype(dtypes.parse(dtype, "astype")), requires_grad=False)
+        """``self`` as ``dtype``, recorded on the tape like :meth:`to` (NumPy's name for it)."""
+        return self._cast(dtypes.parse(dtype, "astype"))
 
     def _cast(self, dtype):
-        """A float-to-float cast is recorded on the tape (as in PyTorch); others are not."""
+        """A cast to a float (or complex) dtype is recorded on the tape, as in PyTorch; a cast to
+        bool or an integer has no gradient (PyTorch's integer tensors cannot require one)."""
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        if dtype.kind == "f" and self.dtype.kind == "f":
+        if dtype.kind in "fc" and self.dtype.kind == "f":
             return _ops().Cast.apply(self, dtype=dtype)
-        return self.astype(dtype)
+        return Tensor(self.data.astype(dtype))
 
     def cuda(self):
         return self.to("cuda")
@@ -231,84 +269,56 @@ class Tensor:
         return self._cast(other.dtype)
 
     def to(self, device=None, dtype=None):
-        """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``; ``device`` is a string or a ``tinynorm.device``."""
+        """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``; ``device`` is a string or a
+        ``tinynorm.device``. Both the cast and the move are recorded on the tape."""
         if device is not None and dtype is None and not isinstance(device, str):
             device, dtype = None, device
-        if dtype is not None and device is None:
-            return self._cast(dtypes.parse(dtype, "to"))
-        data = self.data
-        if dtype is not None:
-            dtype = dtypes.parse(dtype, "to")
-            if dtype != data.dtype:
-                data = data.astype(dtype)
-        if device is not None and str(device) != self.device:
-            if str(device) in ("cuda", "cuda:0"):
-                from . import cuda
-                cuda.require()
-                import cupy
-                data = cupy.asarray(data)
-            elif str(device) == "cpu":
-                data = data.get()
-            else:
-                raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
-        if data is self.data:
-            return self
-        return Tensor(data, requires_grad=self.requires_grad)
+        out = self if dtype is None else self._cast(dtypes.parse(dtype, "to"))
+        if device is None:
+            return out
+        if str(device) not in ("cuda", "cuda:0", "cpu"):
+            raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
+        target = "cpu" if str(device) == "cpu" else "cuda"
+        return out if target == out.device else _ops().ToDevice.apply(out, device=target)
 
     # ---- arithmetic -------------------------------------------------------
     def _coerce(self, other):
-        """``other`` as a Tensor operand, or None when it is not a number or an array of numbers."""
+        """``other`` as a Tensor operand, or None when it is not a number or an array of numbers.
+
+        A Python or NumPy scalar becomes a 0-d Tensor of the result dtype (PyTorch's wrapped
+        number, see :mod:`tinynorm.promotion`); an array or a sequence becomes a Tensor as
+        ``tn.tensor`` makes one (then promoted as a tensor).
+        """
         if isinstance(other, Tensor):
             return other
-        if type(other) not in _PY_SCALARS:
-            kind = getattr(getattr(other, "dtype", None), "kind", None)
-            if kind is None:
-                try:
-                    other = np.asarray(other)
-                except (TypeError, ValueError):
-                    return None
-                kind = other.dtype.kind
-            if kind not in _NUMERIC_KINDS:
-                return None
-            if kind == "c":
-                return Tensor(get_array_module(self.data).asarray(other))
+        if isinstance(other, np.generic):
+            other = other.item()
         xp = get_array_module(self.data)
-        dtype = self.dtype if self.dtype.kind == "f" else None
-        if xp is not np and np.ndim(other) == 0 and not hasattr(other, "__cuda_array_interface__"):
-            return Tensor(np.asarray(other, dtype=dtype)[()])
-        return Tensor(xp.asarray(other, dtype=dtype))
+        if type(other) in _PY_SCALARS or type(other) is complex:
+            dtype = self.data.dtype
+            if dtype.kind not in "fc" or type(other) is complex:
+                dtype = promotion.scalar_dtype(dtype, other)
+            try:
+                value = np.asarray(other, dtype=dtype)
+            except OverflowError:                   # uint8 + 300 wraps around, as in PyTorch
+                value = np.asarray(other).astype(dtype)
+            return Tensor(value if xp is np else value[()])
+        if getattr(getattr(other, "dtype", None), "kind", None) is None:
+            try:
+                arr = np.asarray(other)
+            except (TypeError, ValueError):
+                return None
+            if arr.dtype.kind not in _NUMERIC_KINDS:
+                return None
+            return Tensor(xp.asarray(arr, dtype=promotion.inferred(other, arr)))
+        if other.dtype.kind not in _NUMERIC_KINDS:
+            return None
+        return Tensor(xp.asarray(other))
 
-    def __add__(self, other):
-        b = self._coerce(other)
-        return _ops().Add.apply(self, b) if b is not None else _refuse("+", other)
-
-    def __radd__(self, other):
-        a = self._coerce(other)
-        return _ops().Add.apply(a, self) if a is not None else _refuse("+", other, True)
-
-    def __sub__(self, other):
-        b = self._coerce(other)
-        return _ops().Sub.apply(self, b) if b is not None else _refuse("-", other)
-
-    def __rsub__(self, other):
-        a = self._coerce(other)
-        return _ops().Sub.apply(a, self) if a is not None else _refuse("-", other, True)
-
-    def __mul__(self, other):
-        b = self._coerce(other)
-        return _ops().Mul.apply(self, b) if b is not None else _refuse("*", other)
-
-    def __rmul__(self, other):
-        a = self._coerce(other)
-        return _ops().Mul.apply(a, self) if a is not None else _refuse("*", other, True)
-
-    def __truediv__(self, other):
-        b = self._coerce(other)
-        return _ops().Div.apply(self, b) if b is not None else _refuse("/", other)
-
-    def __rtruediv__(self, other):
-        a = self._coerce(other)
-        return _ops().Div.apply(a, self) if a is not None else _refuse("/", other, True)
+    __add__, __radd__ = _arithmetic("Add", "+")
+    __sub__, __rsub__ = _arithmetic("Sub", "-")
+    __mul__, __rmul__ = _arithmetic("Mul", "*")
+    __truediv__, __rtruediv__ = _arithmetic("Div", "/", promotion.division)
 
     def __neg__(self):
         return _ops().Neg.apply(self)
@@ -319,13 +329,17 @@ class Tensor:
         if type(exponent) not in _PY_SCALARS and (
                 not isinstance(exponent, (int, float, np.number)) or isinstance(exponent, np.complexfloating)):
             _refuse("** or pow()", exponent)
-        return _ops().Pow.apply(self, exponent=exponent)
+        exponent = promotion.python_scalar(exponent)
+        base = promotion.cast(self, promotion.scalar_dtype(self.data.dtype, exponent))
+        return _ops().Pow.apply(base, exponent=exponent)
 
     def __matmul__(self, other):
         b = self._coerce(other)
         if b is None:
             _refuse("@", other)
         a = self
+        if a.data.dtype != b.data.dtype:
+            a, b = promotion.pair(a, b)
         if a.ndim == 1 and b.ndim == 1:
             return (a.reshape(1, -1) @ b.reshape(-1, 1)).reshape(())
         if a.ndim == 1:
@@ -347,41 +361,12 @@ class Tensor:
         b = self._coerce(other)
         return NotImplemented if b is None else Tensor(op(self.data, b.data))
 
-    def __lt__(self, other):
-        return self._compare(operator.lt, other)
-
-    def __le__(self, other):
-        return self._compare(operator.le, other)
-
-    def __gt__(self, other):
-        return self._compare(operator.gt, other)
-
-    def __ge__(self, other):
-        return self._compare(operator.ge, other)
-
-    def __eq__(self, other):
-        return self._compare(operator.eq, other)
-
-    def __ne__(self, other):
-        return self._compare(operator.ne, other)
-
-    def eq(self, other):
-        return self == other
-
-    def ne(self, other):
-        return self != other
-
-    def lt(self, other):
-        return self < other
-
-    def le(self, other):
-        return self <= other
-
-    def gt(self, other):
-        return self > other
-
-    def ge(self, other):
-        return self >= other
+    __lt__ = lt = lambda self, other, op=operator.lt: self._compare(op, other)  # noqa: E731
+    __le__ = le = lambda self, other, op=operator.le: self._compare(op, other)  # noqa: E731
+    __gt__ = gt = lambda self, other, op=operator.gt: self._compare(op, other)  # noqa: E731
+    __ge__ = ge = lambda self, other, op=operator.ge: self._compare(op, other)  # noqa: E731
+    __eq__ = eq = lambda self, other, op=operator.eq: self._compare(op, other)  # noqa: E731
+    __ne__ = ne = lambda self, other, op=operator.ne: self._compare(op, other)  # noqa: E731
 
     __hash__ = object.__hash__
 
@@ -393,16 +378,16 @@ class Tensor:
 
     # ---- math -------------------------------------------------------------
     def exp(self):
-        return _ops().Exp.apply(self)
+        return _ops().Exp.apply(promotion.floating(self))
 
     def log(self):
-        return _ops().Log.apply(self)
+        return _ops().Log.apply(promotion.floating(self))
 
     def tanh(self):
-        return _ops().Tanh.apply(self)
+        return _ops().Tanh.apply(promotion.floating(self))
 
     def sigmoid(self):
-        return _ops().Sigmoid.apply(self)
+        return _ops().Sigmoid.apply(promotion.floating(self))
 
     def relu(self):
         return _ops().ReLU.apply(self)
@@ -415,7 +400,7 @@ class Tensor:
         if operand is None:
             raise TypeError(f"maximum(): argument 'other' must be a Tensor or a number, "
                             f"not {type(other).__name__}")
-        return _ops().Maximum.apply(self, operand)
+        return _ops().Maximum.apply(*promotion.pair(self, operand))
 
     def sum(self, dim=None, keepdim=False):
         return _ops().Sum.apply(self, dim=dim, keepdim=_flag(keepdim, "sum: keepdim"))
@@ -428,48 +413,18 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         """Index of the first maximum (of the flattened tensor when ``dim`` is None), int64."""
-        return self._arg("argmax", dim, keepdim)
+        return extrema.arg(self, "argmax", dim, keepdim)
 
     def argmin(self, dim=None, keepdim=False):
-        return self._arg("argmin", dim, keepdim)
-
-    def _arg(self, name, dim, keepdim):
-        axis = self._reduced_dim(dim, name)
-        xp = get_array_module(self.data)
-        out = getattr(self.data, name)(axis=axis).astype(np.int64)
-        if keepdim:
-            out = out.reshape((1,) * self.ndim) if axis is None else xp.expand_dims(out, axis)
-        return Tensor(out)
+        return extrema.arg(self, "argmin", dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
         """The largest element; with ``dim``, ``(values, indices)`` along it (PyTorch's ``max``);
         with a Tensor, the elementwise maximum."""
-        return self._extremum("max", dim, keepdim)
+        return extrema.extremum(self, "max", dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        return self._extremum("min", dim, keepdim)
-
-    def _extremum(self, op, dim, keepdim):
-        if isinstance(dim, Tensor):
-            return self.maximum(dim) if op == "max" else -((-self).maximum(-dim))
-        axis = self._reduced_dim(dim, op)
-        if axis is None:
-            return _ops().ExtremumAll.apply(self, op=op)
-        if self.ndim == 0:
-            return MinMax(self, Tensor(np.zeros((), np.int64)))
-        found = {}
-        values = _ops().Extremum.apply(self, op=op, dim=axis, keepdim=bool(keepdim), indices_out=found)
-        return MinMax(values, Tensor(found["indices"].astype(np.int64)))
-
-    def _reduced_dim(self, dim, name):
-        """``dim`` checked as PyTorch's max/argmax do: in range, and over a non-empty extent."""
-        if dim is not None:
-            dim = dims.dim(dim, self.ndim, name)
-        if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
-            raise IndexError(f"{name}(): cannot reduce an empty extent (input shape "
-                             f"{tuple(self.shape)}{'' if dim is None else f', dim {dim}'}): "
-                             "it has no maximum")
-        return dim
+        return extrema.extremum(self, "min", dim, keepdim)
 
     # ---- shape ------------------------------------------------------------
     def reshape(self, *shape):
@@ -517,22 +472,6 @@ class Tensor:
     def __getitem__(self, index):
         index = _raw_index(index)
         return _shape().GetItem.apply(self, index=index)
-
-
-class MinMax(tuple):
-    """``(values, indices)`` of ``max(dim)``/``min(dim)``, as PyTorch's ``torch.return_types.max``."""
-
-    def __new__(cls, values, indices):
-        return super().__new__(cls, (values, indices))
-
-    @property
-    def values(self):
-        return self[0]
-
-    @property
-    def indices(self):
-        return self[1]
-
 
 
 def _raw(x):

@@ -1,7 +1,8 @@
-"""Argument checks and conversions behind ``Tensor``'s constructor, operators and ``.grad``."""
+"""Argument checks and conversions of Tensor's methods and constructor: Python data, shapes,
+dims, flags, ``.grad`` assignments, indices and the TypeError for a non-numeric operand."""
 import numpy as np
 
-from . import checks, dims
+from . import dims
 
 _DEFAULT_FLOAT = np.dtype(np.float32)
 _NUMERIC_KINDS = "biufc"
@@ -53,9 +54,10 @@ def _permutation(order, ndim):
     return axes
 
 
-def _check_grad(t, g, tensor_type):
+def _check_grad(t, g):
     """An assigned ``.grad`` as PyTorch checks it: a Tensor of ``t``'s shape, dtype and device."""
-    if not isinstance(g, tensor_type):
+    from .tensor import Tensor
+    if not isinstance(g, Tensor):
         raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
                         f"{type(g).__name__}")
     if g.data.shape != t.data.shape:
@@ -72,4 +74,5 @@ def _check_grad(t, g, tensor_type):
 def _shape_arg(shape, name):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    from . import checks
     return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)

@@ -20,6 +20,10 @@ from .autograd import Function, Node, unbroadcast
 MODIFIED = "one of the variables needed for gradient computation has been modified by an inplace operation"
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
+VIEW_OF_GRAPH = ("{op}(): an in-place write into a view of a tensor is not supported when a gradient "
+                 "is recorded ({why}): the write would change the base's values but not its "
+                 "gradient (PyTorch rebases the base's graph; tinynorm does not). Write into the "
+                 "base itself, or build the new value out of place (e.g. cat or a mask)")
 
 
 class VersionCounter:
@@ -35,18 +39,27 @@ def _owner(array):
 
 
 def share_view_counter(result, tensors):
-    """Give ``result`` the counter of the input whose memory its array views."""
+    """Give ``result`` the counter of the input whose memory its array views; return its position
+    (None when ``result`` views no input)."""
     if getattr(result.data, "base", None) is None:
-        return
+        return None
     owner = _owner(result.data)
-    for t in tensors:
+    for i, t in enumerate(tensors):
         if _owner(t.data) == owner and not isinstance(t.data, np.generic):
             result._version_counter = t._version_counter
-            return
+            return i
+    return None
 
 
-def snapshot(fn, tensors, result):
-    """(counter, version, role, shape, dtype) of every saved array that lives in an input or the output."""
+def snapshot(fn, tensors, result, viewed=None):
+    """(counter, version, role, shape, dtype) of every saved array that lives in an input or the
+    output, and of the input that the result views: a view's gradient is that of its base's
+    values when it was taken, so a later in-place write into the base (through another view or
+    itself) makes its backward raise instead of sending a stale gradient."""
+    if viewed is not None:
+        t = tensors[viewed]
+        seen = ((t._version_counter, t._version_counter.value, f"input {viewed}", t.shape, t.dtype),)
+        return seen + snapshot(fn, tensors, result) if fn.saved else seen
     if not fn.saved:
         return ()
     owners = {}
@@ -84,28 +97,41 @@ class CopyInto(Function):
         return None, sum_to(g, self.src_shape)
 
 
-def _viewed_leaf(tensor):
-    """True when ``tensor`` views (shares the version counter of) a leaf that requires grad."""
+def _view_base(tensor):
+    """The tensor that ``tensor`` views through a chain of recorded view ops (reshape, slicing,
+    permute: each shares its input's version counter), or None when it views nothing."""
     t = tensor
-    while t._node is not None:
+    while t._node is not None and not isinstance(t._node.fn, CopyInto):    # CopyInto: its own past
         base = [i for i in t._node.inputs if i._version_counter is t._version_counter]
         if not base:
-            return False
+            break
         t = base[0]
-    return t.requires_grad
+    return None if t is tensor else t
 
 
-def inplace(tensor, src, write):
-    """Run ``write()`` (which overwrites ``tensor.data`` with ``src``) as PyTorch's in-place copy."""
+def inplace(tensor, src, write, op="copy_"):
+    """Run ``write()`` (which overwrites ``tensor.data`` with ``src``) as PyTorch's in-place copy.
+
+    A write into a view is refused while a gradient is recorded through it, the view or the
+    source: the tape entry would sit on the view only, so the base (``y`` of ``y[0].copy_(s)``)
+    would still send its whole gradient to its inputs and none to ``s``.
+    """
     from .tensor import Tensor
     recording = autograd.is_grad_enabled()
+    src_grad = isinstance(src, Tensor) and src.requires_grad
     if recording and tensor.requires_grad and tensor._node is None:
         raise RuntimeError(LEAF)
-    if recording and tensor.requires_grad and _viewed_leaf(tensor):
-        raise RuntimeError(VIEW_OF_LEAF)
+    if recording and (tensor.requires_grad or src_grad):
+        base = _view_base(tensor)
+        if base is not None and base.requires_grad and base._node is None:
+            raise RuntimeError(VIEW_OF_LEAF)
+        if base is not None:
+            raise RuntimeError(VIEW_OF_GRAPH.format(op=op, why="the view is part of a graph"))
+        if src_grad and tensor._node is None and getattr(tensor.data, "base", None) is not None:
+            raise RuntimeError(VIEW_OF_GRAPH.format(op=op, why="the source requires grad"))
     write()
     tensor._version_counter.value += 1
-    if not recording or not (tensor.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):
+    if not recording or not (tensor.requires_grad or src_grad):
         return tensor
     src = src if isinstance(src, Tensor) else Tensor(np.asarray(0.0))
     old = Tensor(tensor.data)

@@ -21,6 +21,17 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def _typename(value):
+    """``torch.typename``'s spelling: 'int', 'numpy.ndarray', 'tinynorm.Tensor'."""
+    cls = type(value)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    if module.startswith("tinynorm."):
+        module = "tinynorm"
+    return f"{module}.{cls.__qualname__}"
+
+
 class Module:
     """Base class: attributes that are Parameters, Modules or registered buffers are tracked."""
 
@@ -31,20 +42,56 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
+        """PyTorch's rules: a Parameter, Module or registered buffer name keeps its kind; assigning
+        another kind of value to it raises TypeError instead of silently unregistering it."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call")
+        if isinstance(value, Parameter):
+            self._forget(name)
+            self._parameters[name] = value
+            return
+        if name in self._parameters:
+            if value is not None:
+                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                                "(tinynorm.nn.Parameter or None expected)")
+            self._parameters[name] = None
+            return
+        if isinstance(value, Module):
+            self._forget(name)
+            self._modules[name] = value
+            return
+        if name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
+                                "(tinynorm.nn.Module or None expected)")
+            self._modules[name] = None
+            return
+        if name in self.__dict__.get("_buffer_names", ()):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                                "(tinynorm.Tensor or None expected)")
+            self._buffers[name] = value
+            return
+        object.__setattr__(self, name, value)
+
+    def _forget(self, name):
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
-        else:
-            object.__setattr__(self, name, value)
-            return
         self.__dict__.pop(name, None)
+
+    def _check_new_name(self, name, kind):
+        """A name for :meth:`register_parameter`/``register_buffer``/``add_module``, checked as
+        PyTorch checks it (KeyError for a bad or taken name, TypeError for a non-string)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
+        store = {"parameter": self._parameters, "buffer": self._buffers,
+                 "module": self._modules}[kind]
+        if name not in store and hasattr(self, name):
+            raise KeyError(f"attribute '{name}' already exists")
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -61,20 +108,33 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
-        if param is None:
-            self._parameters[name] = None
-        else:
-            setattr(self, name, param)
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        self._check_new_name(name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                            "(tinynorm.nn.Parameter or None required)")
+        self._forget(name)
+        self._parameters[name] = param
 
     def register_buffer(self, name, tensor):
         """Register state that is saved in ``state_dict`` but not trained (or ``None``)."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        self._check_new_name(name, "buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                            "(tinynorm.Tensor or None required)")
         if "_buffer_names" not in self.__dict__:
             object.__setattr__(self, "_buffer_names", set())
+        self._forget(name)
         self._buffer_names.add(name)
-        self.__dict__.pop(name, None)
         self._buffers[name] = tensor
 
     def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        self._check_new_name(name, "module")
         self._modules[name] = module
 
     # ---- traversal ----------------------------------------------------------

@@ -6,6 +6,7 @@ gradient is PyTorch's closed form, finite where PyTorch's is.
 """
 import numpy as np
 
+from .. import autograd
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module, to_numpy
 from ..tensor import Tensor, as_tensor
@@ -40,9 +41,18 @@ def _pair(input, target, name, target_float=True):
     return input, target
 
 
-def _weight(weight, input, name):
+def not_differentiable(t, name, arg):
+    """PyTorch's refusal of a gradient it does not define (a loss's class or element weight),
+    rather than a gradient silently dropped."""
+    if isinstance(t, Tensor) and t.requires_grad and autograd.is_grad_enabled():
+        raise RuntimeError(f"The function '{name}' is not differentiable with respect to argument "
+                           f"'{arg}'. This input cannot have requires_grad True.")
+
+
+def _weight(weight, input, name, arg="weight"):
     if weight is None:
         return None
+    not_differentiable(weight, name, arg)
     w = as_tensor(weight)
     try:
         np.broadcast_shapes(tuple(w.shape), tuple(input.shape))
@@ -105,17 +115,21 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, x, y):
         xp = get_array_module(x)
-        self.save_for_backward(x, y)
         with np.errstate(divide="ignore"):
             log_x = xp.maximum(xp.log(x), -100)
             log_1mx = xp.maximum(xp.log1p(-x), -100)
+        self.save_for_backward(x, y, log_x, log_1mx)
         return (-(y * log_x + (1 - y) * log_1mx)).astype(x.dtype, copy=False)
 
     def backward(self, g):
         xp = get_array_module(g)
-        x, y = self.saved
-        grad = g * (x - y) / xp.maximum((1 - x) * x, 1e-12)
-        return grad.astype(x.dtype, copy=False), None
+        x, y, log_x, log_1mx = self.saved
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            gx = (g * (x - y) / xp.maximum((1 - x) * x, 1e-12)).astype(x.dtype, copy=False)
+        if self.needs_input_grad[1]:                        # d/dy, as PyTorch's target gradient
+            gy = (g * (log_1mx - log_x)).astype(y.dtype, copy=False)
+        return gx, gy
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
@@ -127,7 +141,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     if x.size and not bool(((x >= 0) & (x <= 1)).all()):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          "(probabilities; for logits use binary_cross_entropy_with_logits)")
-    per = BinaryCrossEntropy.apply(input, Tensor(target.data))
+    per = BinaryCrossEntropy.apply(input, target)
     w = _weight(weight, input, "binary_cross_entropy")
     return _reduce(per if w is None else per * w, reduction)
 
@@ -139,6 +153,7 @@ class BinaryCrossEntropyWithLogits(Function):
     def forward(self, x, y, pw):
         xp = get_array_module(x)
         c = 1 + (pw - 1) * y
+        self.pw = pw
         softplus = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
         self.save_for_backward(x, y, c)
         return ((1 - y) * x + c * softplus).astype(x.dtype, copy=False)
@@ -148,8 +163,12 @@ class BinaryCrossEntropyWithLogits(Function):
         x, y, c = self.saved
         e = xp.exp(-xp.abs(x))
         sig_neg = xp.where(x >= 0, e / (1 + e), 1 / (1 + e))
-        grad = g * ((1 - y) - c * sig_neg)
-        return grad.astype(x.dtype, copy=False), None, None
+        grad = (g * ((1 - y) - c * sig_neg)).astype(x.dtype, copy=False)
+        gy = None
+        if self.needs_input_grad[1]:                    # d/dy = -x + (pw - 1) softplus(-x)
+            softplus = xp.maximum(-x, 0) + xp.log1p(e)
+            gy = (g * (-x + (self.pw - 1) * softplus)).astype(y.dtype, copy=False)
+        return grad, gy, None                           # pos_weight: refused, as in PyTorch
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
@@ -159,10 +178,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     (broadcast along the last axis)."""
     _reduction(reduction, "binary_cross_entropy_with_logits")
     input, target = _pair(input, target, "binary_cross_entropy_with_logits")
-    pw = input.dtype.type(1)
+    pw = Tensor(input.dtype.type(1))
     if pos_weight is not None:
-        pw = _weight(pos_weight, input, "binary_cross_entropy_with_logits: pos_weight").data
-    per = BinaryCrossEntropyWithLogits.apply(input, Tensor(target.data), Tensor(pw))
+        pw = _weight(pos_weight, input, "binary_cross_entropy_with_logits", "pos_weight")
+    per = BinaryCrossEntropyWithLogits.apply(input, target, pw)
     w = _weight(weight, input, "binary_cross_entropy_with_logits")
     return _reduce(per if w is None else per * w, reduction)
 
@@ -198,6 +217,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                          f"[0, {c}) or equal ignore_index {ignore_index}")
     w = np.ones(c, input.dtype)
     if weight is not None:
+        not_differentiable(weight, "nll_loss", "weight")
         w = np.asarray(to_numpy(as_tensor(weight).data), dtype=input.dtype)
         if w.shape != (c,):
             raise ValueError(f"nll_loss: weight should be defined for all {c} classes, got weight "

@@ -11,7 +11,7 @@ from .. import blas, memory
 from ..autograd import Function, unbroadcast
 from ..graph import sum_to
 from ..tensor import Tensor
-from ..backend import get_array_module
+from ..backend import get_array_module, has_kernel
 from ..dims import dims
 from ..kernels import kernels_for
 
@@ -169,11 +169,14 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """``max(a, 0)``; float NumPy arrays take a fused Numba pass, others the array module."""
+    """``max(a, 0)``; float32/float64 arrays take a fused kernel (:func:`has_kernel`), others the
+    array module (float16 included, as PyTorch computes it); bool is refused as in PyTorch."""
 
     def forward(self, a):
         xp = get_array_module(a)
-        if a.dtype.kind == "f" and a.flags.c_contiguous:
+        if a.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
+        if has_kernel(a) and a.flags.c_contiguous:
             y = kernels_for("activation", a).relu_forward(a, memory.empty(xp, a.shape, a.dtype))
         else:
             y = xp.maximum(a, 0)
@@ -182,7 +185,7 @@ class ReLU(Function):
 
     def backward(self, g):
         y = self.saved[0]
-        if g.dtype == y.dtype and y.dtype.kind == "f" and y.flags.c_contiguous:
+        if g.dtype == y.dtype and has_kernel(y) and y.flags.c_contiguous:
             xp = get_array_module(y)
             if xp is get_array_module(g):
                 g = xp.ascontiguousarray(g)
@@ -393,3 +396,26 @@ class Abs(Function):
     def backward_graph(self, g, inputs):
         a = inputs[0].data
         return MaskedGrad.apply(g, inputs[0], mask=get_array_module(a).sign(a).astype(g.dtype))
+
+
+class ToDevice(Function):
+    """``a.to('cuda')`` or ``a.to('cpu')``; the gradient moves back to ``a``'s device."""
+
+    def forward(self, a, *, device):
+        self.back = "cuda" if device == "cpu" else "cpu"
+        return _move(a, device)
+
+    def backward(self, g):
+        return _move(g, self.back)
+
+    def backward_graph(self, g, inputs):
+        return g.to(self.back)
+
+
+def _move(a, device):
+    if device == "cpu":
+        return a.get() if get_array_module(a) is not np else a
+    from .. import cuda
+    cuda.require()
+    import cupy
+    return cupy.asarray(a)

@@ -1,7 +1,7 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (fused kernel for contiguous arrays)."""
 import math
 
-from ..backend import get_array_module
+from ..backend import get_array_module, has_kernel
 from ..kernels import kernels_for
 from .optimizer import Optimizer, non_negative, require
 
@@ -49,7 +49,7 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         step_size = lr / (1 - b1 ** t)
         bias2_sqrt = math.sqrt(1 - b2 ** t)
-        if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+        if has_kernel(p) and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
             kernels_for("adam", p).adam_update(p, xp.ascontiguousarray(g, dtype=p.dtype), m, v,
                                                b1, b2, step_size, bias2_sqrt, eps)
             return
