@@ -21,6 +21,20 @@ BAD = [
      ValueError, "all elements of target should be between 0 and 1"),
     ("bce target nan", lambda: F.binary_cross_entropy(tn.tensor([0.3]), tn.tensor([np.nan])),
      ValueError, "all elements of target should be between 0 and 1"),
+    ("Linear.to(int64)", lambda: nn.Linear(2, 2).to(tn.int64), TypeError,
+     "nn.Module.to only accepts floating point or complex dtypes, but got desired dtype=int64"),
+    ("Linear.to(bool)", lambda: nn.Linear(2, 2).to(dtype=bool), TypeError,
+     "only accepts floating point or complex dtypes"),
+    ("Linear.to('cpu', int32)", lambda: nn.Linear(2, 2).to("cpu", "int32"), TypeError,
+     "only accepts floating point or complex dtypes"),
+    ("ModuleList['0']", lambda: nn.ModuleList([nn.ReLU()])["0"], TypeError,
+     "ModuleList indices must be integers or slices, not str"),
+    ("ModuleList[1.0] = m", lambda: nn.ModuleList([nn.ReLU()]).__setitem__(1.0, nn.ReLU()),
+     TypeError, "ModuleList indices must be integers or slices, not float"),
+    ("Sequential['0']", lambda: nn.Sequential(nn.ReLU())["0"], TypeError,
+     "Sequential indices must be integers or slices, not str"),
+    ("Sequential[5]", lambda: nn.Sequential(nn.ReLU())[5], IndexError,
+     "index 5 is out of range for a Sequential of 1"),
 ]
 
 
@@ -32,3 +46,62 @@ def test_bad_input(call, exc, phrase):
 
 def test_the_table_names_each_case_once():
     assert len({b[0] for b in BAD}) == len(BAD)
+
+
+def shared():
+    lin, bn = nn.Linear(2, 2), nn.BatchNorm1d(2)
+    return nn.Sequential(lin, lin, bn, bn)
+
+
+def test_a_shared_submodule_is_walked_once_as_torch():
+    s = shared()
+    assert [n for n, _ in s.named_modules()] == ["", "0", "2"]
+    assert [n for n, _ in s.named_modules(remove_duplicate=False)] == ["", "0", "1", "2", "3"]
+    assert [n for n, _ in s.named_children()] == ["0", "2"]
+    assert len(list(s.children())) == 2 and len(list(s.modules())) == 3
+    assert [n for n, _ in s.named_buffers()] == ["2.running_mean", "2.running_var",
+                                                  "2.num_batches_tracked"]
+    calls = []
+    s.apply(lambda m: calls.append(type(m).__name__))
+    assert calls == ["Linear", "BatchNorm1d", "Sequential"]
+    s[0].weight.data[...] = 1.0
+    s.apply(lambda m: m.weight.data.__imul__(0.5) if isinstance(m, nn.Linear) else None)
+    np.testing.assert_array_equal(s[1].weight.data, 0.5)
+
+
+def test_state_dict_of_a_shared_submodule_keeps_every_key_as_torch():
+    s = shared()
+    keys = list(s.state_dict())
+    assert keys[:4] == ["0.weight", "0.bias", "1.weight", "1.bias"] and len(keys) == 14
+    assert s.load_state_dict(s.state_dict()) == ([], [])
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Sequential(*[torch.nn.Linear(2, 2)] * 2, *[torch.nn.BatchNorm1d(2)] * 2)
+    assert list(t.state_dict()) == keys
+    assert [n for n, _ in t.named_modules()] == [n for n, _ in s.named_modules()]
+
+
+def test_module_to_takes_a_float_dtype_alone_or_after_the_device():
+    assert nn.Linear(2, 2).to(tn.float64).weight.dtype == np.float64
+    assert nn.Linear(2, 2).to("cpu", "float64").bias.dtype == np.float64
+    assert nn.BatchNorm1d(2).double().num_batches_tracked.dtype == np.int64
+
+
+def test_load_state_dict_returns_the_incompatible_keys_by_name():
+    lin = nn.Linear(2, 2)
+    sd = {"weight": np.zeros((2, 2), np.float32), "extra": np.zeros(1)}
+    result = lin.load_state_dict(sd, strict=False)
+    assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
+    assert type(result).__name__ == "_IncompatibleKeys"
+
+
+def test_slicing_a_sequential_gives_a_sequential_under_the_same_keys():
+    s = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    head = s[:-1]
+    assert type(head) is nn.Sequential and head(tn.ones(4, 2)).shape == (4, 3)
+    assert list(s[1:].state_dict()) == ["2.weight", "2.bias"]
+    assert s[-1] is s[2] and s[np.int64(0)] is s[0]
+    ml = nn.ModuleList([nn.ReLU(), nn.Tanh(), nn.Sigmoid()])
+    assert type(ml[1:]) is nn.ModuleList and list(ml[1:]._modules) == ["0", "1"]
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    assert list(t[1:].state_dict()) == list(s[1:].state_dict())

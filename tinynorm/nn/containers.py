@@ -1,7 +1,19 @@
 """``ModuleList`` and ``ModuleDict``: hold submodules so that their parameters are registered."""
+import operator
 from collections import OrderedDict
 
 from .module import Module
+
+
+def _index(i, n, kind):
+    """``i`` as the key of item ``i`` of a container of ``n`` modules (negative from the end)."""
+    try:
+        i = operator.index(i)
+    except TypeError:
+        raise TypeError(f"{kind} indices must be integers or slices, not {type(i).__name__}") from None
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for a {kind} of {n}")
+    return str(i % n)
 
 
 def _module(m, where):
@@ -19,10 +31,7 @@ class ModuleList(Module):
             self.append(m)
 
     def _key(self, i):
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of range for a ModuleList of {n}")
-        return str(i % n)
+        return _index(i, len(self), "ModuleList")
 
     def __getitem__(self, i):
         if isinstance(i, slice):
