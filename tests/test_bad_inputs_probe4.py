@@ -35,7 +35,32 @@ BAD = [
      "Sequential indices must be integers or slices, not str"),
     ("Sequential[5]", lambda: nn.Sequential(nn.ReLU())[5], IndexError,
      "index 5 is out of range for a Sequential of 1"),
+    ("optimizer params 'ab'", lambda: reload_groups(["ab", "cd"]), ValueError,
+     "a group's 'params' must be a list of parameter indices, got str 'ab'"),
+    ("optimizer params None", lambda: reload_groups([None, None]), ValueError,
+     "a group's 'params' must be a list of parameter indices, got NoneType"),
+    ("optimizer params [0], [0]", lambda: reload_groups([[0], [0]]), ValueError,
+     "the groups' 'params' lists hold [0, 0]; expected the indices 0 to 1, each once"),
+    ("optimizer params [5], [1]", lambda: reload_groups([[5], [1]]), ValueError,
+     "expected the indices 0 to 1, each once"),
+    ("optimizer params [True], [0]", lambda: reload_groups([[True], [0]]), ValueError,
+     "expected the indices 0 to 1, each once"),
+    ("optimizer params ['1'], ['0']", lambda: reload_groups([["1"], ["0"]]), ValueError,
+     "expected the indices 0 to 1, each once"),
 ]
+
+
+def two_groups(sizes=(2, 2)):
+    ps = [nn.Parameter(np.full(n, i + 1.0, np.float32)) for i, n in enumerate(sizes)]
+    opt = optim.SGD([{"params": ps[:-1], "lr": 0.1}, {"params": ps[-1:], "lr": 0.2}], momentum=0.9)
+    return ps, opt
+
+
+def reload_groups(ids):
+    ps, opt = two_groups()
+    sd = opt.state_dict()
+    opt.load_state_dict({"state": {}, "param_groups": [dict(g, params=i) for g, i in
+                                                       zip(sd["param_groups"], ids)]})
 
 
 @pytest.mark.parametrize("call, exc, phrase", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
@@ -105,3 +130,25 @@ def test_slicing_a_sequential_gives_a_sequential_under_the_same_keys():
     torch = pytest.importorskip("torch")
     t = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
     assert list(t[1:].state_dict()) == list(s[1:].state_dict())
+
+
+def test_optimizer_state_follows_the_saved_groups_params_as_torch():
+    (a, b), opt = two_groups()
+    (a.sum() * 10 - b.sum() * 10).backward()
+    opt.step()
+    sd = opt.state_dict()
+    swapped = {"state": sd["state"], "param_groups": sd["param_groups"][::-1]}
+    (a2, b2), fresh = two_groups()
+    fresh.load_state_dict(swapped)
+    assert [g["lr"] for g in fresh.param_groups] == [0.2, 0.1]
+    np.testing.assert_array_equal(fresh.state[a2]["momentum_buffer"], -10.0)
+    np.testing.assert_array_equal(fresh.state[b2]["momentum_buffer"], 10.0)
+    torch = pytest.importorskip("torch")
+    ta, tb = (torch.nn.Parameter(torch.full((2,), v)) for v in (1.0, 2.0))
+    topt = torch.optim.SGD([{"params": [ta], "lr": 0.1}, {"params": [tb], "lr": 0.2}], momentum=0.9)
+    (ta.sum() * 10 - tb.sum() * 10).backward()
+    topt.step()
+    tsd = topt.state_dict()
+    topt.load_state_dict({"state": tsd["state"], "param_groups": tsd["param_groups"][::-1]})
+    assert [g["lr"] for g in topt.param_groups] == [0.2, 0.1]
+    np.testing.assert_array_equal(topt.state[ta]["momentum_buffer"].numpy(), -10.0)
