@@ -1,13 +1,17 @@
 """Bad inputs found by the fourth probe (issue 12), one row each (exception type and a phrase of
 the message), and the legal calls next to them checked against torch or by hand."""
+import json
+import os
 import re
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
 import tinynorm as tn
 from tinynorm import functional as F
-from tinynorm import nn, optim
+from tinynorm import nn, optim, saving, serialization
 
 
 def x(*shape, dtype=np.float32):
@@ -47,7 +51,26 @@ BAD = [
      "expected the indices 0 to 1, each once"),
     ("optimizer params ['1'], ['0']", lambda: reload_groups([["1"], ["0"]]), ValueError,
      "expected the indices 0 to 1, each once"),
-]
+] + [(f"tn.load of header {h!r}", (lambda h: lambda: load_header(h))(h), ValueError,
+        "corrupt header entry") for h in [
+    {"__dict__": [["a"]]}, {"__dict__": 5}, {"__dict__": [[["k"], 1]]}, {"__dict__": [[True, 1]]},
+    {"__dict__": [["a", 1]], "x": 2}, {"__tuple__": 3}, {"__tensor__": ["0"]},
+    {"__tensor__": "0", "requires_grad": "yes"}, {"__array__": "0", "requires_grad": True},
+    [{"__dict__": None}]]]
+
+
+def load_header(header):
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "bad.pt")
+    serialization.save({"0": np.zeros(2, np.float32), saving.HEADER: np.frombuffer(
+        json.dumps(header).encode(), dtype=np.uint8)}, path)
+    try:
+        tn.load(path)
+    except ValueError as e:
+        assert path in str(e)
+        raise
+    finally:
+        shutil.rmtree(folder)
 
 
 def two_groups(sizes=(2, 2)):
@@ -152,3 +175,28 @@ def test_optimizer_state_follows_the_saved_groups_params_as_torch():
     topt.load_state_dict({"state": tsd["state"], "param_groups": tsd["param_groups"][::-1]})
     assert [g["lr"] for g in topt.param_groups] == [0.2, 0.1]
     np.testing.assert_array_equal(topt.state[ta]["momentum_buffer"].numpy(), -10.0)
+
+
+def test_save_keeps_parameters_requires_grad_and_sharing_as_torch(tmp_path):
+    lin = nn.Linear(2, 2)
+    t = tn.ones(3)
+    t.requires_grad = True
+    a = np.zeros(2)
+    frozen = nn.Parameter(np.ones(2, np.float32), requires_grad=False)
+    obj = {"w": lin.weight, "again": [lin.weight], "t": t, "plain": tn.ones(2), "a": a, "a2": (a,),
+           "frozen": frozen, "shared": nn.Sequential(lin, lin).state_dict()}
+    tn.save(obj, tmp_path / "c.pt")
+    for back in (tn.load(tmp_path / "c.pt"), tn.load(tmp_path / "c.pt", map_location="cpu")):
+        assert type(back["w"]) is nn.Parameter and back["w"].requires_grad
+        assert back["w"] is back["again"][0]
+        assert type(back["t"]) is tn.Tensor and back["t"].requires_grad
+        assert not back["plain"].requires_grad and back["a"] is back["a2"][0]
+        assert type(back["frozen"]) is nn.Parameter and not back["frozen"].requires_grad
+        assert back["shared"]["0.weight"] is back["shared"]["1.weight"]
+        np.testing.assert_array_equal(back["w"].data, lin.weight.data)
+    torch = pytest.importorskip("torch")
+    tl = torch.nn.Linear(2, 2)
+    torch.save({"w": tl.weight, "again": [tl.weight]}, tmp_path / "t.pt")
+    tback = torch.load(tmp_path / "t.pt")
+    assert type(tback["w"]) is torch.nn.Parameter and tback["w"].requires_grad
+    assert tback["w"] is tback["again"][0]
