@@ -12,6 +12,7 @@ import pytest
 import tinynorm as tn
 from tinynorm import functional as F
 from tinynorm import nn, optim, saving, serialization
+from tinynorm.data import DataLoader, default_collate
 
 
 def x(*shape, dtype=np.float32):
@@ -51,6 +52,15 @@ BAD = [
      "expected the indices 0 to 1, each once"),
     ("optimizer params ['1'], ['0']", lambda: reload_groups([["1"], ["0"]]), ValueError,
      "expected the indices 0 to 1, each once"),
+    ("DataLoader of ragged samples", lambda: list(DataLoader([np.zeros(1), np.zeros(2)],
+                                                             batch_size=2)),
+     RuntimeError, "stack expects each tensor to be equal size, but got [1] at entry 0 and [2] "
+                   "at entry 1"),
+    ("DataLoader of ragged (x, y) samples",
+     lambda: list(DataLoader([(np.zeros(1), 0), (np.zeros(1), 1), (tn.zeros(3), 2)], batch_size=3)),
+     RuntimeError, "but got [1] at entry 0 and [3] at entry 2"),
+    ("DataLoader columns of unequal length", lambda: DataLoader((np.ones(3), np.ones(4))),
+     ValueError, "a tuple of arrays is read as columns; pass a list for a dataset of samples"),
 ] + [(f"tn.load of header {h!r}", (lambda h: lambda: load_header(h))(h), ValueError,
         "corrupt header entry") for h in [
     {"__dict__": [["a"]]}, {"__dict__": 5}, {"__dict__": [[["k"], 1]]}, {"__dict__": [[True, 1]]},
@@ -200,3 +210,21 @@ def test_save_keeps_parameters_requires_grad_and_sharing_as_torch(tmp_path):
     tback = torch.load(tmp_path / "t.pt")
     assert type(tback["w"]) is torch.nn.Parameter and tback["w"].requires_grad
     assert tback["w"] is tback["again"][0]
+
+
+def test_a_list_is_a_dataset_of_samples_as_torch():
+    a, b = np.zeros(3, np.float32), np.ones(3, np.float32)
+    batches = list(DataLoader([a, b], batch_size=1))
+    assert [t.shape for t in batches] == [(1, 3), (1, 3)]
+    X, y = np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0, 1, 2])
+    (xb, yb), (xl, yl) = DataLoader(list(zip(X, y)), batch_size=2)
+    np.testing.assert_array_equal(xb.data, X[:2])
+    assert xb.dtype == np.float32 and yb.dtype == np.int64 and xl.shape == (1, 2)
+    assert [t.tolist() for t in DataLoader([1, 2, 3], batch_size=2)] == [[1, 2], [3]]
+    (xc, yc), = DataLoader((X, y), batch_size=3)
+    np.testing.assert_array_equal(xc.data, X)
+    assert default_collate([np.float32(1), np.float32(2)]).dtype == np.float32
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader as TorchLoader
+    assert [tuple(t.shape) for t in TorchLoader([a, b], batch_size=1)] == [(1, 3), (1, 3)]
+    assert torch.utils.data.default_collate([np.float32(1)]).dtype == torch.float32
