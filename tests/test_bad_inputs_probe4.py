@@ -225,6 +225,9 @@ def test_a_list_is_a_dataset_of_samples_as_torch():
     assert [t.tolist() for t in DataLoader([1, 2, 3], batch_size=2)] == [[1, 2], [3]]
     (xc, yc), = DataLoader((X, y), batch_size=3)
     np.testing.assert_array_equal(xc.data, X)
+    (xs, ys), = DataLoader(tuple(zip(X, y)), batch_size=3)
+    np.testing.assert_array_equal(xs.data, X)
+    np.testing.assert_array_equal(ys.data, y)
     assert default_collate([np.float32(1), np.float32(2)]).dtype == np.float32
     torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader as TorchLoader
