@@ -7,7 +7,9 @@ Arrays and Tensors are written as numbered members and the structure as a JSON
 header (member ``__tinynorm_save__``), all through :func:`tinynorm.serialization.save`:
 atomically, ``.safetensors`` by name and ``.npz`` otherwise (``.pt``/``.pth`` included).
 Anything else (a Module, a function, a set...) is refused with a TypeError naming
-where it sits in ``obj``; nothing is ever unpickled.
+where it sits in ``obj``; nothing is ever unpickled. The header records whether a Tensor is a
+Parameter and its ``requires_grad``, and an object met twice is written once and loaded as one
+object, as ``torch.load`` restores them.
 """
 import json
 import numbers
@@ -21,7 +23,7 @@ from .tensor import Tensor
 HEADER = "__tinynorm_save__"
 
 
-def _encode(obj, where, arrays):
+def _encode(obj, where, arrays, memo):
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (np.bool_,)):
@@ -31,9 +33,13 @@ def _encode(obj, where, arrays):
     if isinstance(obj, numbers.Real):
         return float(obj)
     if isinstance(obj, Tensor) or isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):
-        key = str(len(arrays))
-        arrays[key] = to_numpy(obj)
-        return {"__tensor__" if isinstance(obj, Tensor) else "__array__": key}
+        if id(obj) not in memo:
+            memo[id(obj)] = str(len(arrays))
+            arrays[memo[id(obj)]] = to_numpy(obj)
+        if not isinstance(obj, Tensor):
+            return {"__array__": memo[id(obj)]}
+        kind = "__parameter__" if isinstance(obj, _parameter()) else "__tensor__"
+        return {kind: memo[id(obj)], "requires_grad": obj.requires_grad}
     if isinstance(obj, dict):
         items = []
         for k, v in obj.items():
@@ -41,38 +47,64 @@ def _encode(obj, where, arrays):
                 raise TypeError(f"tinynorm.save: the key {k!r} at {where} is a {type(k).__name__}; "
                                 "dict keys must be strings or integers")
             k = k if isinstance(k, str) else int(k)
-            items.append([k, _encode(v, f"{where}[{k!r}]", arrays)])
+            items.append([k, _encode(v, f"{where}[{k!r}]", arrays, memo)])
         return {"__dict__": items}
     if isinstance(obj, (list, tuple)):
-        out = [_encode(v, f"{where}[{i}]", arrays) for i, v in enumerate(obj)]
+        out = [_encode(v, f"{where}[{i}]", arrays, memo) for i, v in enumerate(obj)]
         return {"__tuple__": out} if isinstance(obj, tuple) else out
     raise TypeError(f"tinynorm.save: cannot save {type(obj).__name__} at {where}: only nested "
                     "dicts, lists and tuples of arrays, Tensors and plain scalars (None, bool, int, "
                     "float, str) are written (never pickle); save a Module's state_dict() instead")
 
 
-def _decode(node, arrays, path):
+def _parameter():
+    from .nn.module import Parameter
+    return Parameter
+
+
+def _is_key(k):
+    return isinstance(k, (str, int)) and not isinstance(k, bool)
+
+
+def _member(node, arrays, path, memo):
+    """The Tensor, Parameter or array a header entry names; one object per member (shared)."""
+    kind = next(iter(node))
+    key, extra = node[kind], {k: v for k, v in node.items() if k != kind}
+    allowed = set() if kind == "__array__" else {"requires_grad"}
+    if not isinstance(key, str) or set(extra) - allowed \
+            or not all(isinstance(v, bool) for v in extra.values()):
+        raise ValueError(f"{path}: corrupt header entry {node!r:.200}")
+    if key not in arrays:
+        raise ValueError(f"{path}: corrupt file, member {key!r} is missing")
+    if (kind, key) not in memo:
+        requires_grad = extra.get("requires_grad", kind == "__parameter__")
+        a = arrays[key]
+        memo[kind, key] = (a if kind == "__array__" else _parameter()(a, requires_grad)
+                           if kind == "__parameter__" else Tensor(a, requires_grad=requires_grad))
+    return memo[kind, key]
+
+
+def _decode(node, arrays, path, memo):
     if isinstance(node, list):
-        return [_decode(v, arrays, path) for v in node]
+        return [_decode(v, arrays, path, memo) for v in node]
     if not isinstance(node, dict):
         return node
-    if "__dict__" in node:
-        return {k: _decode(v, arrays, path) for k, v in node["__dict__"]}
-    if "__tuple__" in node:
-        return tuple(_decode(v, arrays, path) for v in node["__tuple__"])
-    for kind in ("__tensor__", "__array__"):
-        if kind in node:
-            if node[kind] not in arrays:
-                raise ValueError(f"{path}: corrupt file, member {node[kind]!r} is missing")
-            a = arrays[node[kind]]
-            return Tensor(a) if kind == "__tensor__" else a
-    raise ValueError(f"{path}: corrupt header entry {node!r}")
+    kind = next(iter(node), None)
+    if kind in ("__tensor__", "__parameter__", "__array__"):
+        return _member(node, arrays, path, memo)
+    value = node[kind] if len(node) == 1 else None
+    if kind == "__dict__" and isinstance(value, list) and all(
+            isinstance(kv, list) and len(kv) == 2 and _is_key(kv[0]) for kv in value):
+        return {k: _decode(v, arrays, path, memo) for k, v in value}
+    if kind == "__tuple__" and isinstance(value, list):
+        return tuple(_decode(v, arrays, path, memo) for v in value)
+    raise ValueError(f"{path}: corrupt header entry {node!r:.200}")
 
 
 def save(obj, f):
     """Write ``obj`` (nested dicts/lists of arrays, Tensors and plain scalars) to the path ``f``."""
     arrays = {}
-    header = _encode(obj, "obj", arrays)
+    header = _encode(obj, "obj", arrays, {})
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     serialization.save(arrays, f)
 
@@ -90,19 +122,23 @@ def load(f, map_location=None, weights_only=True):
         header = json.loads(arrays.pop(HEADER).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{f}: corrupt tinynorm.save header ({e})") from None
-    obj = _decode(header, arrays, f)
+    obj = _decode(header, arrays, f, {})
     if map_location is not None:
-        obj = _move(obj, str(map_location))
+        obj = _move(obj, str(map_location), {})
     return obj
 
 
-def _move(obj, where):
+def _move(obj, where, memo):
     if isinstance(obj, Tensor):
-        return obj.to(where)
+        if id(obj) not in memo:
+            moved = obj.detach().to(where)
+            memo[id(obj)] = obj if moved.device == obj.device else \
+                type(obj)(moved.data, requires_grad=obj.requires_grad)
+        return memo[id(obj)]
     if isinstance(obj, dict):
-        return {k: _move(v, where) for k, v in obj.items()}
+        return {k: _move(v, where, memo) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_move(v, where) for v in obj)
+        return type(obj)(_move(v, where, memo) for v in obj)
     return obj
 
 

@@ -33,15 +33,22 @@ class TensorDataset(Dataset):
 
 def default_collate(batch):
     """Stack a list of samples into a batch, as ``torch.utils.data.default_collate``: Tensors and
-    arrays are stacked, ints become an int64 Tensor, floats a float64 one, and tuples, lists and
+    arrays of one shape are stacked, NumPy scalars keep their dtype, ints become an int64 Tensor,
+    floats a float64 one, and tuples, lists and
     dicts are collated field by field."""
     first = batch[0]
-    if isinstance(first, Tensor):
-        return Tensor(np.stack([b.data for b in batch]))
-    if isinstance(first, np.ndarray):
-        return Tensor(np.stack(batch))
+    if isinstance(first, (Tensor, np.ndarray)):
+        arrays = [b.data if isinstance(b, Tensor) else np.asarray(b) for b in batch]
+        for i, a in enumerate(arrays):
+            if a.shape != arrays[0].shape:
+                raise RuntimeError("stack expects each tensor to be equal size, but got "
+                                   f"{list(arrays[0].shape)} at entry 0 and {list(a.shape)} at "
+                                   f"entry {i}")
+        return Tensor(np.stack(arrays))
     if isinstance(first, (bool, np.bool_)):
         return Tensor(np.array(batch, dtype=np.bool_))
+    if isinstance(first, np.generic):
+        return Tensor(np.array(batch))
     if isinstance(first, numbers.Integral):
         return Tensor(np.array(batch, dtype=np.int64))
     if isinstance(first, numbers.Real):

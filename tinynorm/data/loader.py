@@ -31,9 +31,10 @@ class _Seeded:
 class DataLoader(_Seeded):
     """Iterate over ``dataset`` in batches of Tensors, as ``torch.utils.data.DataLoader``.
 
-    ``dataset`` is a tuple of arrays sharing their first axis (batches are slices of
-    them), or any object with ``__len__`` and ``__getitem__`` (a ``TensorDataset``, a
-    ``Dataset``), whose samples ``collate_fn`` (``default_collate``) stacks. Each
+    ``dataset`` is any object with ``__len__`` and ``__getitem__`` (a list of samples, a
+    ``TensorDataset``, a ``Dataset``), whose samples ``collate_fn`` (``default_collate``)
+    stacks, or, as a shortcut, a tuple of arrays (or Tensors) of equal length: its columns,
+    batches being slices of them (``TensorDataset(*arrays)`` without the copies). Each
     iteration is one epoch. With ``shuffle`` each epoch uses a new permutation from
     one ``np.random.Generator`` created at construction from ``seed`` (without one, from
     a draw of the global generator, so ``tinynorm.manual_seed`` fixes the order as
@@ -65,7 +66,7 @@ class DataLoader(_Seeded):
             raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
         self.collate_fn = collate_fn
         self.arrays = None
-        if isinstance(dataset, (tuple, list)):
+        if _columns(dataset):
             self.arrays = _arrays(dataset)
             self.num_samples = self.arrays[0].shape[0]
         elif isinstance(dataset, TensorDataset) and collate_fn is None:
@@ -117,6 +118,12 @@ class DataLoader(_Seeded):
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
 
 
+def _columns(dataset):
+    """Whether ``dataset`` is the tuple of arrays shortcut (a list or other sequence is samples)."""
+    return isinstance(dataset, tuple) and all(
+        isinstance(a, (Tensor, np.ndarray, np.generic)) for a in dataset)
+
+
 def _arrays(dataset):
     if len(dataset) == 0:
         raise ValueError("dataset must contain at least one array")
@@ -126,7 +133,8 @@ def _arrays(dataset):
             raise ValueError(f"dataset[{i}] is 0-d; every array needs a first (sample) axis")
     lengths = [a.shape[0] for a in arrays]
     if len(set(lengths)) != 1:
-        raise ValueError(f"dataset arrays must have equal lengths, got {lengths}")
+        raise ValueError(f"dataset arrays must have equal lengths, got {lengths} (a tuple of "
+                         "arrays is read as columns; pass a list for a dataset of samples)")
     return arrays
 
 

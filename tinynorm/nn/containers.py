@@ -1,7 +1,19 @@
 """``ModuleList`` and ``ModuleDict``: hold submodules so that their parameters are registered."""
+import operator
 from collections import OrderedDict
 
 from .module import Module
+
+
+def _index(i, n, kind, accepted="integers or slices"):
+    """``i`` as the key of item ``i`` of a container of ``n`` modules (negative from the end)."""
+    try:
+        i = operator.index(i)
+    except TypeError:
+        raise TypeError(f"{kind} indices must be {accepted}, not {type(i).__name__}") from None
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for a {kind} of {n}")
+    return str(i % n)
 
 
 def _module(m, where):
@@ -18,19 +30,14 @@ class ModuleList(Module):
         for m in modules or ():
             self.append(m)
 
-    def _key(self, i):
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of range for a ModuleList of {n}")
-        return str(i % n)
-
     def __getitem__(self, i):
         if isinstance(i, slice):
             return ModuleList(list(self._modules.values())[i])
-        return self._modules[self._key(i)]
+        return self._modules[_index(i, len(self), "ModuleList")]
 
     def __setitem__(self, i, m):
-        self._modules[self._key(i)] = _module(m, f"ModuleList item {i}")
+        key = _index(i, len(self), "ModuleList", "integers")
+        self._modules[key] = _module(m, f"ModuleList item {i}")
 
     def __len__(self):
         return len(self._modules)

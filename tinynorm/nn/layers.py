@@ -7,6 +7,7 @@ from .. import checks, dtypes
 from .. import functional as F
 from ..backend import check_float_dtype
 from . import init
+from .containers import _index
 from .module import Module, Parameter
 
 
@@ -169,7 +170,13 @@ class Sequential(Module):
             self.add_module(str(i), m)
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        """Item ``i``, or a Sequential of a slice of them under their own keys (as torch)."""
+        if isinstance(i, slice):
+            out = Sequential()
+            for key, m in list(self._modules.items())[i]:
+                out.add_module(key, m)
+            return out
+        return self._modules[_index(i, len(self), "Sequential")]
 
     def __len__(self):
         return len(self._modules)

@@ -1,5 +1,5 @@
 """``Module`` and ``Parameter``, with PyTorch's registration and state_dict rules."""
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +19,9 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+_IncompatibleKeys = namedtuple("_IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 def _typename(value):
@@ -138,21 +141,33 @@ class Module:
         self._modules[name] = module
 
     # ---- traversal ----------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", remove_duplicate=True, memo=None):
+        """Every module under ``self`` with its dotted name; a module registered under several
+        names comes once, under the first, unless ``remove_duplicate`` is False (as torch)."""
+        if remove_duplicate:
+            memo = set() if memo is None else memo
+            if self in memo:
+                return
+            memo.add(self)
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name,
+                                           remove_duplicate, memo)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
     def children(self):
-        return (m for m in self._modules.values() if m is not None)
+        return (m for _, m in self.named_children())
 
     def named_children(self):
-        return ((name, m) for name, m in self._modules.items() if m is not None)
+        memo = set()
+        for name, m in self._modules.items():
+            if m is not None and m not in memo:
+                memo.add(m)
+                yield name, m
 
     def apply(self, fn):
         """Call ``fn(module)`` on every submodule, children first, then on ``self``; returns ``self``."""
@@ -174,9 +189,11 @@ class Module:
             yield p
 
     def named_buffers(self, prefix=""):
+        seen = set()
         for mprefix, m in self.named_modules(prefix):
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and id(b) not in seen:
+                    seen.add(id(b))
                     yield (f"{mprefix}.{name}" if mprefix else name), b
 
     def buffers(self):
@@ -205,7 +222,7 @@ class Module:
     def state_dict(self):
         """Parameters then buffers of every module, keyed like PyTorch (``layer.weight``)."""
         out = OrderedDict()
-        for mprefix, m in self.named_modules():
+        for mprefix, m in self.named_modules(remove_duplicate=False):
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():
                     if t is not None:
@@ -218,7 +235,7 @@ class Module:
             raise TypeError(f"load_state_dict expects a dict of arrays (a state_dict), got "
                             f"{type(state_dict).__name__}")
         own = OrderedDict()
-        for mprefix, m in self.named_modules():
+        for mprefix, m in self.named_modules(remove_duplicate=False):
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():
                     if t is not None:
@@ -243,7 +260,7 @@ class Module:
                     f"{t.data.shape} in the model")
             t.data[...] = get_array_module(t.data).asarray(value)
             versions.bump((t,))
-        return missing, unexpected
+        return _IncompatibleKeys(missing, unexpected)
 
     def get_extra_state(self):
         """State outside parameters and buffers, as ``{name: array}`` (PyTorch's hook; empty here).
@@ -264,9 +281,16 @@ class Module:
         return self.to("cpu")
 
     def to(self, device=None, dtype=None):
-        """Move or cast every parameter and buffer in place; returns ``self``."""
+        """``.to(device)``, ``.to(dtype)`` or ``.to(device, dtype)``: move every parameter and
+        buffer, and cast the floating ones, in place; returns ``self``."""
+        if device is not None and dtype is None and not isinstance(device, str):
+            device, dtype = None, device
         if dtype is not None:
-            dtype = dtypes.parameter(dtype, "Module.to")
+            dt = dtypes.parse(dtype, "Module.to")
+            if dt.kind not in "fc":
+                raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but "
+                                f"got desired dtype={dt}")
+            dtype = dtypes.parameter(dt, "Module.to")
         for m in self.modules():
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():

@@ -137,10 +137,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     (``torch.nn.functional.binary_cross_entropy``); ``input`` holds probabilities in [0, 1]."""
     _reduction(reduction, "binary_cross_entropy")
     input, target = _pair(input, target, "binary_cross_entropy")
-    x = input.data
-    if x.size and not bool(((x >= 0) & (x <= 1)).all()):
-        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
-                         "(probabilities; for logits use binary_cross_entropy_with_logits)")
+    for name, a in (("input", input.data), ("target", target.data)):
+        if a.size and not bool(((a >= 0) & (a <= 1)).all()):
+            raise ValueError(f"binary_cross_entropy: all elements of {name} should be between 0 "
+                             "and 1 (probabilities; for logits use "
+                             "binary_cross_entropy_with_logits)")
     per = BinaryCrossEntropy.apply(input, target)
     w = _weight(weight, input, "binary_cross_entropy")
     return _reduce(per if w is None else per * w, reduction)

@@ -150,7 +150,8 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore :meth:`state_dict`: per-parameter state (copied; shapes must match) and, when
-        given, each group's hyperparameters (the groups must hold as many parameters as before)."""
+        given, each group's hyperparameters (the groups must hold as many parameters as before);
+        saved state follows the groups' ``params`` indices to the parameters in group order, as torch."""
         if not isinstance(state_dict, Mapping) or not isinstance(state_dict.get("state"), Mapping):
             raise ValueError("optimizer.load_state_dict expects the dict of state_dict(), with a "
                              "'state' entry")
@@ -169,9 +170,18 @@ class Optimizer:
                 raise ValueError(f"loaded state dict has {len(groups)} parameter groups, the "
                                  f"optimizer has {len(self.param_groups)}")
             for ours, saved in zip(self.param_groups, groups):
-                if len(saved["params"]) != len(ours["params"]):
+                ids = saved.get("params")
+                if not isinstance(ids, (list, tuple)):
+                    raise ValueError(f"{name}.load_state_dict: a group's 'params' must be a list "
+                                     f"of parameter indices, got {type(ids).__name__} {ids!r:.60}")
+                if len(ids) != len(ours["params"]):
                     raise ValueError("loaded state dict contains a parameter group that doesn't "
                                      "match the size of optimizer's group")
+            ids = [i for saved in groups for i in saved["params"]]
+            if not all(type(i) is int for i in ids) or sorted(ids) != list(range(len(params))):
+                raise ValueError(f"{name}.load_state_dict: the groups' 'params' lists hold {ids}; "
+                                 f"expected the indices 0 to {len(params) - 1}, each once")
+            params = dict(zip(ids, params))
         merged = [dict(ours) if groups is None else
                   {**ours, **{k: (tuple(v) if k == "betas" and isinstance(v, (list, tuple)) else v)
                               for k, v in saved.items() if k != "params"}}
