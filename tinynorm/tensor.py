@@ -8,7 +8,7 @@ from .backend import get_array_module
 from . import extrema
 from .extrema import MinMax  # noqa: F401
 from .tensor_args import (_DEFAULT_FLOAT, _NUMERIC_KINDS, _array_from_python, _check_grad, _flag,
-                          _permutation, _refuse, _shape_arg)
+                          _permutation, _refuse, _shape_arg, _view_shape)
 
 _PY_SCALARS = frozenset((int, float, bool))
 
@@ -432,10 +432,11 @@ class Tensor:
             shape = tuple(shape[0])
         return _shape().Reshape.apply(self, shape=shape)
 
-    view = reshape
+    def view(self, *shape):
+        return self.reshape(*_view_shape(self.data, shape))
 
     def view_as(self, other):
-        return self.reshape(tuple(other.shape))
+        return self.view(tuple(other.shape))
 
     def reshape_as(self, other):
         return self.reshape(tuple(other.shape))
