@@ -93,3 +93,12 @@ def _view_shape(arr, shape):
                            "least one dimension spans across two contiguous subspaces). Use "
                            ".reshape(...) instead.")
     return shape
+
+
+def _one_of(gradient, grad):
+    """``backward``'s gradient, given as ``gradient`` (PyTorch's name) or ``grad``, not both."""
+    if grad is None:
+        return gradient
+    if gradient is not None:
+        raise TypeError("backward() got the gradient twice: as gradient and as grad")
+    return grad
