@@ -94,8 +94,12 @@ KIT_ROWS = [
     ("inputs=None", lambda k: kit(k, square, None), TypeError,
      "inputs must be a list or tuple of arrays or Tensors"),
     ("inputs=[]", lambda k: kit(k, square, []), ValueError, "inputs is empty"),
-    ("inputs=[1.0]", lambda k: kit(k, square, [1.0]), TypeError,
-     "inputs[0] must be an array or a Tensor, got float"),
+    ("inputs=[[1.0, 2.0]]", lambda k: kit(k, square, [[1.0, 2.0]]), TypeError,
+     "inputs[0] must be an array, a Tensor or a number, got list"),
+    ("inputs=[None]", lambda k: kit(k, square, [None]), TypeError,
+     "inputs[0] must be an array, a Tensor or a number, got NoneType"),
+    ("inputs=[True]", lambda k: kit(k, square, [True]), TypeError,
+     "inputs[0] must be an array, a Tensor or a number, got bool"),
     ("inputs of str", lambda k: kit(k, square, [np.array(["a"])]), TypeError,
      "inputs[0] must hold real numbers, got <U1"),
     ("inputs of complex", lambda k: kit(k, square, [np.ones(2, complex)]), TypeError,
@@ -241,6 +245,7 @@ def test_a_wrong_backward_is_caught_whichever_way_wrt_names_it(wrt):
 
 def test_the_kit_takes_negative_indices_and_tensors():
     assert gradcheck(lambda a, b: a * b, [np.ones(2), tn.ones(2)], wrt=[-1])
+    assert gradcheck(lambda a, b: a * b, [np.float64(2.0), 3.0])
     assert gradgradcheck(lambda a, b: a * b, [np.ones(2), np.arange(2)], wrt=(-2,))
     op(fn=lambda a, n: a * n, oracle=lambda a, n: a * n, wrt=[-2],
        inputs=(normal_arrays(shapes(1, 2)), st.just(3)), dtypes=("float64", tn.float32))

@@ -43,7 +43,8 @@ def tolerances(who, **values):
 
 
 def arrays(inputs, who):
-    """``inputs``, a non-empty list or tuple of real arrays or Tensors, as float64 arrays."""
+    """``inputs``, a non-empty list or tuple of real arrays, Tensors or numbers (0-d), as float64
+    arrays."""
     if not isinstance(inputs, (list, tuple)):
         raise TypeError(f"{who}: inputs must be a list or tuple of arrays or Tensors (one per "
                         f"argument of fn), got {type(inputs).__name__}")
@@ -51,8 +52,9 @@ def arrays(inputs, who):
         raise ValueError(f"{who}: inputs is empty; fn needs at least one input to differentiate")
     out = []
     for i, x in enumerate(inputs):
-        if not isinstance(x, (np.ndarray, Tensor)):
-            raise TypeError(f"{who}: inputs[{i}] must be an array or a Tensor, got "
+        if not isinstance(x, (np.ndarray, Tensor, np.generic, numbers.Real)) or \
+                isinstance(x, bool):
+            raise TypeError(f"{who}: inputs[{i}] must be an array, a Tensor or a number, got "
                             f"{type(x).__name__}")
         data = to_numpy(x)
         if np.asarray(data).dtype.kind not in "iuf":
