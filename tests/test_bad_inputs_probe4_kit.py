@@ -144,7 +144,8 @@ BAD_OP = [
     ("check_op(tol={float32: -1})", lambda: op(tol={np.float32: -1.0}), ValueError,
      "tol must be finite and >= 0"),
     ("check_op(tol=1e-4)", lambda: op(tol=1e-4), TypeError, "tol must be a dict"),
-    ("check_op(max_examples=0)", lambda: check_op(square, np.square, CASE, max_examples=0), ValueError,
+    ("check_op(max_examples=0)", lambda: check_op(square, np.square, CASE, max_examples=0),
+     ValueError,
      "max_examples must be a positive int"),
 ]
 

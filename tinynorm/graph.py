@@ -250,7 +250,8 @@ def _tensors(value, what):
 
 
 def _grad_outputs(value):
-    """``grad_outputs`` of :func:`grad` as PyTorch takes it: None, a Tensor or a sequence of them."""
+    """``grad_outputs`` of :func:`grad` as PyTorch takes it: None, a Tensor or a sequence of
+    them."""
     from .tensor import Tensor
     if value is None or isinstance(value, Tensor):
         return value
