@@ -232,11 +232,37 @@ def _collect_many(nodes):
     return sorted(seen.values(), key=lambda n: n.index, reverse=True)
 
 
-def _as_list(x):
+def _tensors(value, what):
+    """``outputs`` or ``inputs`` of :func:`grad` as a list: one Tensor or a sequence of Tensors."""
     from .tensor import Tensor
-    if isinstance(x, Tensor):
-        return [x]
-    return list(x)
+    if isinstance(value, Tensor):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"autograd.grad: {what} must be a Tensor or a sequence of Tensors, got "
+                        f"{type(value).__name__}")
+    for i, t in enumerate(value):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"autograd.grad: all {what} have to be Tensors, but got "
+                            f"{type(t).__name__} at position {i}")
+    if not value:
+        raise RuntimeError(f"`{what}` argument to `grad()` cannot be empty.")
+    return list(value)
+
+
+def _grad_outputs(value):
+    """``grad_outputs`` of :func:`grad` as PyTorch takes it: None, a Tensor or a sequence of
+    them."""
+    from .tensor import Tensor
+    if value is None or isinstance(value, Tensor):
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"autograd.grad: grad_outputs must be a Tensor, None or a sequence of "
+                        f"them, got {type(value).__name__}")
+    for g in value:
+        if g is not None and not isinstance(g, Tensor):
+            raise TypeError(f"gradients can be either Tensors or None, but got "
+                            f"{type(g).__name__}")
+    return value
 
 
 def _root_grads(outputs, grad_outputs):
@@ -245,7 +271,7 @@ def _root_grads(outputs, grad_outputs):
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     else:
-        grad_outputs = _as_list(grad_outputs) if not isinstance(grad_outputs, Tensor) \
+        grad_outputs = list(grad_outputs) if not isinstance(grad_outputs, Tensor) \
             else [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad_outputs has {len(grad_outputs)} entries, expected "
@@ -284,7 +310,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     outputs). ``create_graph=True`` makes the results differentiable (their
     ``grad_fn`` is set); ``retain_graph`` defaults to ``create_graph``.
     """
-    outputs, inputs = _as_list(outputs), _as_list(inputs)
+    outputs, inputs = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
+    grad_outputs = _grad_outputs(grad_outputs)
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"One of the differentiated Tensors (input {i}, shape "

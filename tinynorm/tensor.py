@@ -8,7 +8,8 @@ from .backend import get_array_module
 from . import extrema
 from .extrema import MinMax  # noqa: F401
 from .tensor_args import (_DEFAULT_FLOAT, _NUMERIC_KINDS, _array_from_python, _check_grad, _flag,
-                          _permutation, _refuse, _shape_arg)
+                          _permutation, _refuse, _shape_arg, _view_shape,
+                          _one_of)
 
 _PY_SCALARS = frozenset((int, float, bool))
 
@@ -181,13 +182,11 @@ class Tensor:
         return f"tensor({body}, dtype={self.dtype}{where}{extra})"
 
     # ---- autograd ---------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
-        """Accumulate the gradient of this tensor into ``.grad`` of the leaves.
-
-        ``create_graph=True`` records the backward pass on the tape, so the
-        gradients can be differentiated again; ``retain_graph`` defaults to it.
-        """
-        autograd.backward(self, grad, retain_graph, create_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, *, grad=None):
+        """Accumulate the gradient of this tensor into ``.grad`` of the leaves (``grad=`` is an
+        older name of ``gradient``). ``create_graph=True`` records the backward pass on the tape,
+        so the gradients can be differentiated again; ``retain_graph`` defaults to it."""
+        autograd.backward(self, _one_of(gradient, grad), retain_graph, create_graph)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
@@ -432,10 +431,11 @@ class Tensor:
             shape = tuple(shape[0])
         return _shape().Reshape.apply(self, shape=shape)
 
-    view = reshape
+    def view(self, *shape):
+        return self.reshape(*_view_shape(self.data, shape))
 
     def view_as(self, other):
-        return self.reshape(tuple(other.shape))
+        return self.view(tuple(other.shape))
 
     def reshape_as(self, other):
         return self.reshape(tuple(other.shape))

@@ -76,3 +76,29 @@ def _shape_arg(shape, name):
         shape = tuple(shape[0])
     from . import checks
     return tuple(checks.integer(d, f"{name}: size", 0) for d in shape)
+
+
+def _view_shape(arr, shape):
+    """``shape`` for ``view``, refused as PyTorch refuses it where the result could not share
+    ``arr``'s memory (NumPy's reshape would copy); invalid sizes are left to reshape."""
+    from .backend import get_array_module
+    xp = get_array_module(arr)
+    try:
+        out = xp.reshape(arr, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list))
+                         else shape)
+    except (TypeError, ValueError):
+        return shape
+    if out.size > 1 and not xp.may_share_memory(out, arr):
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
+                           "least one dimension spans across two contiguous subspaces). Use "
+                           ".reshape(...) instead.")
+    return shape
+
+
+def _one_of(gradient, grad):
+    """``backward``'s gradient, given as ``gradient`` (PyTorch's name) or ``grad``, not both."""
+    if grad is None:
+        return gradient
+    if gradient is not None:
+        raise TypeError("backward() got the gradient twice: as gradient and as grad")
+    return grad

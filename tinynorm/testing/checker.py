@@ -23,6 +23,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..tensor import Tensor
+from . import arguments as args_
 
 __all__ = ["check_op", "CheckFailure", "CheckReport", "TOLERANCES", "default_devices"]
 
@@ -125,9 +126,7 @@ def _run(fn, args, dtype, device, wrt, cotangent):
             tensors.append(t)
         else:
             tensors.append(a)
-    out = fn(*tensors)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"check_op: fn must return a Tensor, got {type(out).__name__}")
+    out = args_.output(fn(*tensors), "check_op")
     grads = {}
     if cotangent is not None and leaves:
         if not out.requires_grad:
@@ -240,13 +239,22 @@ def check_op(fn, oracle, inputs, *, dtypes=(np.float32, np.float64), devices=Non
     """
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
-    from hypothesis import strategies as st
 
-    dtypes = tuple(np.dtype(d) for d in dtypes)
-    devices = default_devices() if devices is None else tuple(devices)
+    who = "check_op"
+    args_.function(fn, who)
+    args_.function(oracle, who, "oracle")
+    strategy = args_.strategy(inputs, who)
+    dtypes = args_.float_dtypes(dtypes, who)
+    devices = default_devices() if devices is None else args_.devices(devices, who)
+    args_.indices(wrt, None, who)
+    args_.count(max_examples, "max_examples", who)
+    args_.positive(fd_eps, "fd_eps", who)
+    args_.tolerances(who, fd_tol=fd_tol)
+    if not isinstance(tol, (dict, type(None))):
+        raise TypeError(f"{who}: tol must be a dict of dtype to tolerance, got {tol!r}")
     tols = dict(TOLERANCES)
-    tols.update({np.dtype(k): v for k, v in (tol or {}).items()})
-    strategy = inputs if hasattr(inputs, "example") else st.tuples(*inputs)
+    tols.update({args_.float_dtypes((k,), who)[0]: args_.positive(v, "tol", who, zero=True)
+                 for k, v in (tol or {}).items()})
     lowest = min(dtypes, key=lambda d: d.itemsize)
     keys = [(d, dev) for dev in devices for d in dtypes]
     report = CheckReport(keys)
@@ -265,7 +273,7 @@ def check_op(fn, oracle, inputs, *, dtypes=(np.float32, np.float64), devices=Non
                      if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
         desc = _describe(args)
         floats = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-        targets = floats if wrt is None else [i for i in wrt if i in floats]
+        targets = args_.targets(wrt, args, floats, who)
         finite = all(np.isfinite(args[i]).all() for i in floats)
         report.cases += 1
         report.nonfinite_cases += not finite

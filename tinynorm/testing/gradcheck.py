@@ -9,6 +9,8 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..tensor import Tensor
+from .arguments import arrays as checked_arrays
+from .arguments import function, indices, output, positive, tolerances
 
 
 def _as_leaf(x):
@@ -40,10 +42,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, wrt=None):
     float64). ``wrt`` lists the indices to check (default: all). Raises
     AssertionError naming the input and the worst element; returns True.
     """
-    arrays = [np.array(to_numpy(x), dtype=np.float64) for x in inputs]
-    wrt = range(len(arrays)) if wrt is None else wrt
+    who = "gradcheck"
+    function(fn, who)
+    arrays = checked_arrays(inputs, who)
+    wrt = indices(wrt, len(arrays), who)
+    positive(eps, "eps", who)
+    tolerances(who, atol=atol, rtol=rtol)
     leaves = [_as_leaf(a) for a in arrays]
-    out = fn(*leaves)
+    out = output(fn(*leaves), who)
     cotangent = np.random.default_rng(seed).standard_normal(out.shape)
     out.backward(cotangent)
     for i in wrt:

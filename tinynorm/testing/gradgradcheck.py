@@ -16,8 +16,9 @@ gradient of the backward with respect to its incoming gradient too.
 import numpy as np
 
 from ..autograd import grad
-from ..backend import to_numpy
 from ..tensor import Tensor
+from .arguments import arrays as checked_arrays
+from .arguments import function, indices, output, positive, tolerances
 
 
 def _first_order(fn, arrays, u, wrt, create_graph):
@@ -49,11 +50,15 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     incoming gradient), the index, the analytic value (got) and the numeric one
     (expected); returns True.
     """
-    arrays = [np.array(to_numpy(x), dtype=np.float64) for x in inputs]
-    wrt = list(range(len(arrays))) if wrt is None else list(wrt)
+    who = "gradgradcheck"
+    function(fn, who)
+    arrays = checked_arrays(inputs, who)
+    wrt = indices(wrt, len(arrays), who)
+    positive(eps, "eps", who)
+    tolerances(who, atol=atol, rtol=rtol)
     name = name or getattr(fn, "__name__", "fn")
     rng = np.random.default_rng(seed)
-    u = rng.standard_normal(fn(*[Tensor(a) for a in arrays]).shape)
+    u = rng.standard_normal(output(fn(*[Tensor(a) for a in arrays]), who).shape)
     vs = [rng.standard_normal(arrays[i].shape) for i in wrt]
 
     leaves, u_t, grads = _first_order(fn, arrays, u, wrt, True)
