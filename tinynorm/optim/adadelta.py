@@ -26,11 +26,8 @@ class Adadelta(Optimizer):
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)
-        rho, eps, wd = group["rho"], group["eps"], group["weight_decay"]
-        if group["maximize"]:
-            g = -g
-        if wd:
-            g = g + wd * p
+        rho, eps = group["rho"], group["eps"]
+        g = self._l2_gradient(p, g, group)
         if not state:
             state["step"] = 0
             state["square_avg"] = xp.zeros_like(p)

@@ -28,10 +28,7 @@ class Adagrad(Optimizer):
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * p
+        g = self._l2_gradient(p, g, group)
         if not state:
             state["step"] = 0
             state["sum"] = xp.full_like(p, group["initial_accumulator_value"])

@@ -138,6 +138,15 @@ class Optimizer:
         versions.bump(params)
         return loss
 
+    @staticmethod
+    def _l2_gradient(p, g, group):
+        """The gradient SGD, Adagrad, RMSprop and Adadelta step along: negated for ``maximize``,
+        plus ``weight_decay * p`` (L2), in PyTorch's order."""
+        if group["maximize"]:
+            g = -g
+        wd = group["weight_decay"]
+        return g + wd * p if wd else g
+
     def _update(self, p, g, state, group):
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 

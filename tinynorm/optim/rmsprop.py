@@ -33,11 +33,8 @@ class RMSprop(Optimizer):
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)
-        alpha, eps, wd, momentum = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
-        if group["maximize"]:
-            g = -g
-        if wd:
-            g = g + wd * p
+        alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
+        g = self._l2_gradient(p, g, group)
         if not state:
             state["step"] = 0
             state["square_avg"] = xp.zeros_like(p)

@@ -30,11 +30,8 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p, g, state, group):
-        momentum, wd = group["momentum"], group["weight_decay"]
-        if group["maximize"]:
-            g = -g
-        if wd:
-            g = g + wd * p
+        momentum = group["momentum"]
+        g = self._l2_gradient(p, g, group)
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
