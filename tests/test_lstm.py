@@ -313,7 +313,8 @@ def test_bnlstm_init_and_state_dict():
     sd = m.state_dict()
     assert list(sd) == ["weight_ih", "weight_hh", "bias", "bn_ih_weight", "bn_hh_weight", "bn_c_weight",
                         "bn_c_bias", "bn_ih_running_mean", "bn_ih_running_var", "bn_hh_running_mean",
-                        "bn_hh_running_var", "bn_c_running_mean", "bn_c_running_var"]
+                        "bn_hh_running_var", "bn_c_running_mean", "bn_c_running_var",
+                        "num_batches_tracked"]
     assert sd["bn_ih_running_mean"].shape == (6, 16) and sd["bn_c_running_var"].shape == (6, 4)
     np.testing.assert_array_equal(sd["bn_ih_weight"], np.float32(0.1))
     np.testing.assert_array_equal(sd["bn_c_weight"], np.float32(0.1))
@@ -613,3 +614,24 @@ def test_bn_lstm_classifier_learns_digits():
     with tn.no_grad():
         acc = (m(tn.tensor(xte)).data.argmax(1) == yte).mean()
     assert acc > 0.8, acc
+
+
+def test_bnlstm_cumulative_average_survives_a_state_dict_round_trip():
+    """momentum=None averages over every batch seen; num_batches_tracked is a buffer, so a reload
+    continues the count instead of restarting it (a restarted count would overwrite the averages)."""
+    rng = np.random.default_rng(0)
+    batches = [tn.tensor(rng.standard_normal((4, 3, 2)).astype(np.float32)) for _ in range(3)]
+    tn.manual_seed(0)
+    whole = BNLSTM(2, 3, 4, momentum=None)
+    for x in batches:
+        whole(x)
+    tn.manual_seed(0)
+    first = BNLSTM(2, 3, 4, momentum=None)
+    for x in batches[:2]:
+        first(x)
+    resumed = BNLSTM(2, 3, 4, momentum=None)
+    resumed.load_state_dict(first.state_dict())
+    resumed(batches[2])
+    assert int(resumed.num_batches_tracked.data) == 3
+    for a, b in zip(whole.running_stats(), resumed.running_stats()):
+        np.testing.assert_array_equal(a, b)

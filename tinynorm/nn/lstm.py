@@ -326,6 +326,7 @@ class BNLSTM(Module):
         for name, c in (("ih", g), ("hh", g), ("c", hidden_size)):
             self.register_buffer(f"bn_{name}_running_mean", Tensor(np.zeros((max_length, c), dtype=dtype)))
             self.register_buffer(f"bn_{name}_running_var", Tensor(np.ones((max_length, c), dtype=dtype)))
+        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -344,7 +345,7 @@ class BNLSTM(Module):
         for name in ("ih", "hh", "c"):
             getattr(self, f"bn_{name}_running_mean").data[...] = 0
             getattr(self, f"bn_{name}_running_var").data[...] = 1
-        self.batches_tracked = 0
+        self.num_batches_tracked.data[...] = 0
 
     def running_stats(self):
         """The six per-step buffers' arrays, in ``bn_lstm_layer``'s order."""
@@ -364,9 +365,9 @@ class BNLSTM(Module):
         h0, c0 = _check_hidden("BNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
         momentum = self.momentum
         if self.training:
-            self.batches_tracked += 1
+            self.num_batches_tracked.data[...] += 1
             if momentum is None:
-                momentum = 1.0 / self.batches_tracked
+                momentum = 1.0 / int(self.num_batches_tracked.data)
         hs, h, c = bn_lstm_layer(
             input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
             self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias,
