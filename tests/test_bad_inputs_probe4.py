@@ -233,3 +233,17 @@ def test_a_list_is_a_dataset_of_samples_as_torch():
     from torch.utils.data import DataLoader as TorchLoader
     assert [tuple(t.shape) for t in TorchLoader([a, b], batch_size=1)] == [(1, 3), (1, 3)]
     assert torch.utils.data.default_collate([np.float32(1)]).dtype == torch.float32
+
+
+@pytest.mark.parametrize("batch, dtype, values", [
+    ([1, 2.5], np.float32, [1.0, 2.5]),
+    ([True, 2], np.int64, [1, 2]),
+    ([True, False], np.bool_, [True, False]),
+    ([3, 4], np.int64, [3, 4]),
+    ([1.5, 2], np.float64, [1.5, 2.0]),
+])
+def test_default_collate_of_python_numbers_takes_the_dtype_of_the_whole_batch(batch, dtype, values):
+    from tinynorm.data.dataset import default_collate
+    out = default_collate(batch)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.data, values)

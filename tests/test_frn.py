@@ -80,7 +80,7 @@ def test_check_op_input_and_every_parameter_on_hard_inputs():
 
     def expected(x, g, b, el, t):
         return oracle(x, g, b, 1e-3 + np.abs(el), t)
-    report = check_op(fn, expected, frn_shapes().flatmap(case), max_examples=30)
+    report = check_op(fn, expected, frn_shapes().flatmap(case), max_examples=30, seed=0)
     assert report.nonfinite_cases > 0
 
 

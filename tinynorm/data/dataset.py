@@ -33,9 +33,9 @@ class TensorDataset(Dataset):
 
 def default_collate(batch):
     """Stack a list of samples into a batch, as ``torch.utils.data.default_collate``: Tensors and
-    arrays of one shape are stacked, NumPy scalars keep their dtype, ints become an int64 Tensor,
-    floats a float64 one, and tuples, lists and
-    dicts are collated field by field."""
+    arrays of one shape are stacked, NumPy scalars keep their dtype, floats become a float64
+    Tensor, and tuples, lists and dicts are collated field by field. A batch led by an int or a bool takes the dtype that
+    ``torch.tensor(batch)`` infers from every element: bool, int64, or float32 when any is a float."""
     first = batch[0]
     if isinstance(first, (Tensor, np.ndarray)):
         arrays = [b.data if isinstance(b, Tensor) else np.asarray(b) for b in batch]
@@ -45,12 +45,10 @@ def default_collate(batch):
                                    f"{list(arrays[0].shape)} at entry 0 and {list(a.shape)} at "
                                    f"entry {i}")
         return Tensor(np.stack(arrays))
-    if isinstance(first, (bool, np.bool_)):
-        return Tensor(np.array(batch, dtype=np.bool_))
     if isinstance(first, np.generic):
         return Tensor(np.array(batch))
     if isinstance(first, numbers.Integral):
-        return Tensor(np.array(batch, dtype=np.int64))
+        return Tensor(_as_torch_tensor_would(batch))
     if isinstance(first, numbers.Real):
         return Tensor(np.array(batch, dtype=np.float64))
     if isinstance(first, str):
@@ -63,3 +61,15 @@ def default_collate(batch):
         return [default_collate(list(field)) for field in zip(*batch)]
     raise TypeError(f"default_collate: batch must contain Tensors, arrays, numbers, dicts or "
                     f"lists; found {type(first).__name__}")
+
+
+def _as_torch_tensor_would(numbers_):
+    array = np.array(numbers_)
+    kind = array.dtype.kind
+    if kind == "b":
+        return array
+    if kind in "iu":
+        return array.astype(np.int64)
+    if kind == "f":
+        return array.astype(np.float32)
+    raise TypeError(f"default_collate: a batch of numbers holds {array.dtype} values")
