@@ -84,3 +84,28 @@ def test_gradient_penalty_layer_norm_matches_torch():
     diff = max_abs_diff(penalty_grads_tinynorm(ours, x), penalty_grads_torch(theirs, x))
     print(f"linear-layernorm-tanh-linear max abs diff {diff:.3g}")
     assert diff <= TOL
+
+
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "exp", "log_softmax", "softmax"])
+def test_a_hook_on_an_output_sees_the_second_order_flow_through_it_as_in_torch(op):
+    """The double backward of tanh, sigmoid, exp and (log_)softmax is written with the op's
+    output, so a hook on that output scales the second-order terms too, as in torch."""
+    import tinynorm.functional as F
+    ops = {"tanh": (lambda x: x.tanh(), lambda x: x.tanh()),
+           "sigmoid": (lambda x: x.sigmoid(), lambda x: x.sigmoid()),
+           "exp": (lambda x: x.exp(), lambda x: x.exp()),
+           "log_softmax": (lambda x: F.log_softmax(x, dim=0), lambda x: torch.log_softmax(x, 0)),
+           "softmax": (lambda x: F.softmax(x, dim=0), lambda x: torch.softmax(x, 0))}
+    ours, theirs = ops[op]
+    xs = np.array([0.3, -1.2, 0.7])
+    x = tn.tensor(xs, requires_grad=True)
+    y = ours(x)
+    y.register_hook(lambda g: g * 3)
+    (gx,) = grad((y * y).sum(), x, create_graph=True)
+    (h,) = grad(gx.sum(), x)
+    xt = torch.tensor(xs, requires_grad=True)
+    yt = theirs(xt)
+    yt.register_hook(lambda g: g * 3)
+    (gxt,) = torch.autograd.grad((yt * yt).sum(), xt, create_graph=True)
+    (ht,) = torch.autograd.grad(gxt.sum(), xt)
+    np.testing.assert_allclose(h.data, ht.numpy(), rtol=1e-12, atol=1e-12)

@@ -106,11 +106,14 @@ class Function:
     differentiated again (used under ``create_graph=True``, see
     :mod:`tinynorm.graph`; returning ``NotImplemented`` means "no second
     order here"). Without it, ``backward`` runs and a second order through
-    its result raises, naming the op.
+    its result raises, naming the op. During that call ``self.output`` is the
+    Tensor the op made (or None), so that a gradient written with the output
+    (tanh, sigmoid, exp, softmax) goes through it, and its hooks, as in PyTorch.
     """
 
     needs_input_grad = ()
     saved = ()
+    output = None
 
     def save_for_backward(self, *arrays):
         self.saved = arrays

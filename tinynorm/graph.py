@@ -91,8 +91,9 @@ def unpack_arrays(flat, shapes, dtype=np.float64):
     return out
 
 
-def _node_grads(node, g, create_graph):
-    """The gradients (Tensors or None) of ``node``'s inputs given the Tensor ``g``."""
+def _node_grads(node, g, create_graph, output=None):
+    """The gradients (Tensors or None) of ``node``'s inputs given the Tensor ``g``; ``output`` is
+    the Tensor ``node`` made, when the sweep has met it (``Function.output`` during the call)."""
     from .tape import node_name
     from .tensor import Tensor
     fn = node.fn
@@ -102,7 +103,11 @@ def _node_grads(node, g, create_graph):
                                "autograd.grad; remove the hook for a second-order pass")
         graph_backward = getattr(fn, "backward_graph", None)
         if graph_backward is not None:
-            grads = graph_backward(g, node.inputs)
+            fn.output = output
+            try:
+                grads = graph_backward(g, node.inputs)
+            finally:
+                fn.output = None
             if grads is not NotImplemented:
                 return grads if isinstance(grads, tuple) else (grads,)
     raw = fn.backward(g.data)
@@ -163,6 +168,7 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
             else:
                 t.grad = gi if t.grad is None else t.grad + gi
 
+    made = {}
     nodes = [r._node for r in roots if r._node is not None]
     with _GradMode(create_graph):
         for r, g in zip(roots, root_grads):
@@ -170,6 +176,7 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
                 to_leaf(r, g)
             else:
                 add(grads, id(r._node), g)
+                made.setdefault(id(r._node), r)
         order = _collect_many(nodes)
         through = None if targets is None else _leading_to(order, want_leaf, want_node)
         for node in order:
@@ -190,12 +197,14 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
                                    "pass retain_graph=True to the first backward call")
             if node.saved_versions:
                 versions.check(node)
-            input_grads = _node_grads(node, g, create_graph)
+            input_grads = _node_grads(node, g, create_graph, made.get(id(node)))
             if not retain_graph:
                 node.fn.saved = ()
                 node.freed = True
             for t, parent, gi, need in zip(node.inputs, node.parents, input_grads,
                                            node.fn.needs_input_grad):
+                if parent is not None:
+                    made.setdefault(id(parent), t)
                 if gi is None or not need:
                     continue
                 if not isinstance(gi, Tensor):

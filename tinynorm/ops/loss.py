@@ -41,7 +41,8 @@ class LogSoftmax(Function):
     def backward_graph(self, g, inputs):
         if self.in_dtype != self.saved[0].dtype:
             return NotImplemented
-        p = LogSoftmax.apply(inputs[0], dim=self.dim).exp()
+        y = self.output if self.output is not None else LogSoftmax.apply(inputs[0], dim=self.dim)
+        p = y.exp()
         return g - p * g.sum(dim=self.dim, keepdim=True)
 
 

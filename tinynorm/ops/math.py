@@ -119,7 +119,7 @@ class Exp(Function):
         return g * self.saved[0]
 
     def backward_graph(self, g, inputs):
-        return g * inputs[0].exp()
+        return g * (self.output if self.output is not None else inputs[0].exp())
 
 
 class Log(Function):
@@ -145,7 +145,7 @@ class Tanh(Function):
         return g * (1 - y * y)
 
     def backward_graph(self, g, inputs):
-        y = inputs[0].tanh()
+        y = self.output if self.output is not None else inputs[0].tanh()
         return g * (1 - y * y)
 
 
@@ -164,7 +164,7 @@ class Sigmoid(Function):
         return g * y * (1 - y)
 
     def backward_graph(self, g, inputs):
-        y = inputs[0].sigmoid()
+        y = self.output if self.output is not None else inputs[0].sigmoid()
         return g * y * (1 - y)
 
 
