@@ -62,7 +62,7 @@ class Node:
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = inputs
-        self.parents = tuple(t._node for t in inputs)
+        self.parents = tuple(None if t is None else t._node for t in inputs)
         self.index = next(_tape_position)
         self.freed = False
         self.saved_versions = ()
@@ -96,7 +96,11 @@ class Function:
 
     Subclasses implement ``forward(self, *arrays, **params)`` returning one
     array, and ``backward(self, grad)`` returning one gradient (or ``None``)
-    per positional input. Arrays needed by backward are stored on ``self``
+    per positional input. An input may be ``None`` (an absent optional weight
+    or bias): ``forward`` then receives ``None`` in its place, its
+    ``needs_input_grad`` entry is False and its gradient is ignored, and
+    ``Node.inputs``/``next_functions`` hold ``None`` there, as in PyTorch.
+    Arrays needed by backward are stored on ``self``
     through :meth:`save_for_backward`; ``self.needs_input_grad`` tells which
     inputs want a gradient.
 
@@ -127,18 +131,20 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         from .tensor import Tensor, as_tensor
-        tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
-        for t in tensors:
+        tensors = tuple(t if t is None or isinstance(t, Tensor) else as_tensor(t) for t in inputs)
+        present = tensors if None not in tensors else tuple(t for t in tensors if t is not None)
+        for t in present:
             if type(t.data) is not np.ndarray:
-                _check_one_device(cls, tensors)
+                _check_one_device(cls, present)
                 break
         fn = cls()
-        record = _state["grad_enabled"] and any(t.requires_grad for t in tensors)
-        fn.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
+        record = _state["grad_enabled"] and any(t.requires_grad for t in present)
+        fn.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in tensors)
+        arrays = [None if t is None else t.data for t in tensors]
         if _profiler is None:
-            out = fn.forward(*(t.data for t in tensors), **params)
+            out = fn.forward(*arrays, **params)
         else:
-            out = _profiler.forward(fn, [t.data for t in tensors], params)
+            out = _profiler.forward(fn, arrays, params)
         result = Tensor(out, requires_grad=record)
         viewed = versions.share_view_counter(result, tensors)
         if record:

@@ -114,7 +114,7 @@ def next_functions(node):
     for t, parent in zip(node.inputs, node.parents):
         if parent is not None:
             out.append((parent, 0))
-        elif t.requires_grad:
+        elif t is not None and t.requires_grad:
             out.append((accumulate_grad(t), 0))
         else:
             out.append((None, 0))
@@ -205,7 +205,7 @@ def format_tape(t):
     rows = []
     for i, node in enumerate(nodes):
         out = made[id(node)]
-        shapes = " ".join(_shape(x.shape) for x in node.inputs)
+        shapes = " ".join(_shape(x.shape) for x in node.inputs if x is not None)
         rows.append((str(i), node_name(node), f"{shapes} -> {_shape(out.shape)}", str(out.dtype),
                      out.device, f"{saved_bytes(node):,}"))
     head = ("#", "op", "inputs -> output", "dtype", "device", "saved bytes")

@@ -45,7 +45,7 @@ def share_view_counter(result, tensors):
         return None
     owner = _owner(result.data)
     for i, t in enumerate(tensors):
-        if _owner(t.data) == owner and not isinstance(t.data, np.generic):
+        if t is not None and _owner(t.data) == owner and not isinstance(t.data, np.generic):
             result._version_counter = t._version_counter
             return i
     return None
@@ -64,7 +64,8 @@ def snapshot(fn, tensors, result, viewed=None):
         return ()
     owners = {}
     for i, t in enumerate(tensors):
-        owners.setdefault(_owner(t.data), (t, f"input {i}"))
+        if t is not None:
+            owners.setdefault(_owner(t.data), (t, f"input {i}"))
     owners.setdefault(_owner(result.data), (result, "output 0"))
     out = []
     for a in fn.saved:
@@ -102,7 +103,8 @@ def _view_base(tensor):
     permute: each shares its input's version counter), or None when it views nothing."""
     t = tensor
     while t._node is not None and not isinstance(t._node.fn, CopyInto):    # CopyInto: its own past
-        base = [i for i in t._node.inputs if i._version_counter is t._version_counter]
+        base = [i for i in t._node.inputs
+                if i is not None and i._version_counter is t._version_counter]
         if not base:
             break
         t = base[0]

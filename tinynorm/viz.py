@@ -60,7 +60,7 @@ def make_dot(t, params=None, show_saved=False):
         for x, parent in zip(node.inputs, node.parents):
             if parent is not None:
                 edges.append((ids[id(parent)], ids[id(node)]))
-            elif x.requires_grad:
+            elif x is not None and x.requires_grad:
                 leaf = leaves.get(id(x))
                 if leaf is None:
                     leaf = leaves[id(x)] = f"p{len(leaves)}"
