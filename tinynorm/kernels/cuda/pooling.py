@@ -22,21 +22,16 @@ in output order (oh, ow), so they are deterministic and need no float atomics:
                    linked into one list per input position (integer
                    cuda.atomic.exch), and each list is then summed in
                    ascending output index
-
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with
-__cuda_array_interface__ such as CuPy arrays), which are used in place.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
 from ..cpu.pooling import pool_output_size
 from .host import (Outputs as _Outputs, as_array as _as_array,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads,
+                   per_dtype as _per_dtype, threads_or_default as _threads,
                    c_contiguous as _c_contiguous, contiguous_device as _device,
                    workspace as _workspace)
 
@@ -70,10 +65,8 @@ def _candidates(h, size, k, s, p, n_out, adaptive):
     return max(lo, 0), min(hi, n_out)
 
 
-@functools.lru_cache(maxsize=None)
-def _max_forward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _max_forward_kernel(cast):
     @cuda.jit
     def kernel(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
         P = OH * OW
@@ -117,10 +110,8 @@ def _max_link_kernel(argmax, NC, P, HW, head, nxt):
             nxt[q] = cuda.atomic.exch(head, (q // P) * HW + a, q)
 
 
-@functools.lru_cache(maxsize=None)
-def _max_gather_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _max_gather_kernel(cast):
     @cuda.jit
     def kernel(dy, n, head, nxt, dx):
         for i in range(cuda.grid(1), n, cuda.gridsize(1)):
@@ -142,10 +133,8 @@ def _max_gather_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _avg_forward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _avg_forward_kernel(cast):
     @cuda.jit
     def kernel(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, y):
         P = OH * OW
@@ -170,10 +159,8 @@ def _avg_forward_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _avg_backward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _avg_backward_kernel(cast):
     @cuda.jit
     def kernel(dy, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, dx):
         for idx in range(cuda.grid(1), NC * H * W, cuda.gridsize(1)):
