@@ -303,8 +303,7 @@ def bn_stats(x3, count, mean, m2, threads=None):
     """
     t = _threads(threads)
     x3, count, mean, m2 = map(_as_array, (x3, count, mean, m2))
-    _check_input("x3", x3, "N, C, S")
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S")
     _check_vectors((C,), ("count", count), ("mean", mean), ("m2", m2))
     if C == 0:
         return
@@ -322,8 +321,7 @@ def bn_forward_apply(x3, mean, scale, shift, y3, threads=None):
     """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype."""
     t = _threads(threads)
     x3, mean, scale, shift, y3 = map(_as_array, (x3, mean, scale, shift, y3))
-    _check_input("x3", x3, "N, C, S", ("y3", y3))
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S", ("y3", y3))
     _check_vectors((C,), ("mean", mean), ("scale", scale), ("shift", shift))
     size = N * C * S
     if size == 0:
@@ -345,8 +343,7 @@ def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu, threads=None):
     """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]), in float64."""
     t = _threads(threads)
     dy3, x3, mean, sum_dy, sum_dy_xmu = map(_as_array, (dy3, x3, mean, sum_dy, sum_dy_xmu))
-    _check_input("x3", x3, "N, C, S", ("dy3", dy3))
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3))
     _check_vectors((C,), ("mean", mean), ("sum_dy", sum_dy), ("sum_dy_xmu", sum_dy_xmu))
     if C == 0:
         return
@@ -365,8 +362,7 @@ def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3, threads=None):
     subtracted as head + tail."""
     t = _threads(threads)
     dy3, x3, mean, mean_dy, k, g, dx3 = map(_as_array, (dy3, x3, mean, mean_dy, k, g, dx3))
-    _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3))
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3))
     _check_vectors((C,), ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
     size = N * C * S
     if size == 0:

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
                    check_input as _check_input, check_vectors as _check_vectors,
                    device_input as _input, flat as _flat, per_dtype as _per_dtype,
                    threads_or_default as _threads)
@@ -118,8 +118,7 @@ def frn_forward(x3, gamma, beta, tau, eps, z3, rstd, threads=None):
     """
     t = _threads(threads)
     x3, gamma, beta, eps, z3, rstd = map(_as_array, (x3, gamma, beta, eps, z3, rstd))
-    _check_input("x3", x3, "N, C, S", ("z3", z3))
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S", ("z3", z3))
     _check_vectors((C,), ("gamma", gamma), ("beta", beta), ("eps", eps))
     _check_vectors((N, C), ("rstd", rstd))
     tau, has_tau = _tau(tau, C)
@@ -143,23 +142,18 @@ def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_
     None skips dx.
     """
     t = _threads(threads)
-    dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau = map(
-        _as_array, (dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau))
-    _check_input("x3", x3, "N, C, S", ("dz3", dz3))
-    N, C, S = (int(v) for v in x3.shape)
+    dz3, x3, gamma, beta, rstd, dx3, sum_dy, sum_dy_xhat, sum_dtau = map(
+        _as_array, (dz3, x3, gamma, beta, rstd, dx3, sum_dy, sum_dy_xhat, sum_dtau))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dz3", dz3), ("dx3", dx3))
     _check_vectors((C,), ("gamma", gamma), ("beta", beta))
     _check_vectors((N, C), ("rstd", rstd), ("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat),
                    ("sum_dtau", sum_dtau))
     tau, has_tau = _tau(tau, C)
     need_dx = dx3 is not None
-    if need_dx:
-        dx3 = _as_array(dx3)
-        _check("dx3", dx3, x3.shape, x3.dtype)
     P = N * C
     if P == 0:
         return
-    outs = [sum_dy, sum_dy_xhat, sum_dtau] + ([dx3] if need_dx else [])
-    out = _Outputs(*outs)
+    out = _Outputs(sum_dy, sum_dy_xhat, sum_dtau, dx3)
     d = out.device
     dx_flat = _flat(d[3]) if need_dx else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type, t)

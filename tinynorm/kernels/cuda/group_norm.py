@@ -336,8 +336,7 @@ def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
     """
     t = _threads(threads)
     x4, weight, bias, y4, mean, rstd = map(_as_array, (x4, weight, bias, y4, mean, rstd))
-    _check_input("x4", x4, "N, G, K, S", ("y4", y4))
-    N, G, K, S = (int(v) for v in x4.shape)
+    N, G, K, S = _check_input("x4", x4, "N, G, K, S", ("y4", y4))
     _check_vectors((G * K,), ("weight", weight), ("bias", bias))
     _check_vectors((N, G), ("mean", mean), ("rstd", rstd))
     R, M = N * G, K * S
@@ -364,8 +363,7 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias, threads=None):
     t = _threads(threads)
     dy4, x4, weight, mean, rstd, dx4, dweight, dbias = map(
         _as_array, (dy4, x4, weight, mean, rstd, dx4, dweight, dbias))
-    _check_input("x4", x4, "N, G, K, S", ("dy4", dy4), ("dx4", dx4))
-    N, G, K, S = (int(v) for v in x4.shape)
+    N, G, K, S = _check_input("x4", x4, "N, G, K, S", ("dy4", dy4), ("dx4", dx4))
     _check_vectors((G * K,), ("weight", weight), ("dweight", dweight), ("dbias", dbias))
     _check_vectors((N, G), ("mean", mean), ("rstd", rstd))
     R, M = N * G, K * S

@@ -52,13 +52,15 @@ def check(name, a, shape, dtype):
 
 
 def check_input(name, a, axes, *others):
-    """Assert ``a`` is float32 or float64 with the axes named in ``axes`` (e.g. "N, C, S"), and
-    each ``(name, b)`` of ``others`` (None skipped) has its shape and dtype."""
+    """``a``'s shape as ints, after asserting it is float32 or float64 with the axes named in
+    ``axes`` (e.g. "N, C, S") and that each ``(name, b)`` of ``others`` (None skipped) has its
+    shape and dtype."""
     ndim = axes.count(",") + 1
     assert len(a.shape) == ndim, f"{name} must be {ndim}-D ({axes}), got shape {a.shape}"
     assert np.dtype(a.dtype) in (np.float32, np.float64), f"unsupported dtype {a.dtype}"
     for other, b in others:
         check(other, b, a.shape, a.dtype)
+    return tuple(int(v) for v in a.shape)
 
 
 def check_vectors(shape, *vectors):
@@ -80,7 +82,8 @@ def device_input(a):
 
 
 class Outputs:
-    """Device views of outputs; NumPy outputs get a device buffer copied back by ``copy_back``."""
+    """Device views of outputs (None stays None); NumPy outputs get a device buffer copied back by
+    ``copy_back``."""
 
     def __init__(self, *arrays):
         self._pairs = []

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
                    check_input as _check_input, device_input as _input, flat as _flat,
                    grid as _grid, per_dtype as _per_dtype, threads_or_default as _threads)
 
@@ -127,19 +127,13 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
     lrn_backward; worth it only when beta has no fast path (see beta_mode).
     """
     t = _threads(threads)
-    x3, y3 = _as_array(x3), _as_array(y3)
-    _check_input("x3", x3, "N, C, S", ("y3", y3))
+    x3, y3, scale3 = map(_as_array, (x3, y3, scale3))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("y3", y3), ("scale3", scale3))
     assert size >= 1, f"size must be positive, got {size}"
-    N, C, S = (int(v) for v in x3.shape)
     save = scale3 is not None
-    outs = [y3]
-    if save:
-        scale3 = _as_array(scale3)
-        _check("scale3", scale3, x3.shape, x3.dtype)
-        outs.append(scale3)
     if N * C * S == 0:
         return
-    out = _Outputs(*outs)
+    out = _Outputs(y3, scale3)
     sc = _flat(out.device[1]) if save else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _forward_kernel(np.dtype(x3.dtype).type)
     _launch(kernel, _grid(N * S, t), t, _flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
@@ -149,19 +143,15 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
 
 
 def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3, threads=None):
-    """dx3 = dy*d^-beta - 2*alpha*beta/size * x * sum_{c: j in window(c)} dy_c x_c d_c^(-beta-1).
+    """dx3, the gradient of lrn_forward's y3 for the upstream gradient dy3, in x3's dtype.
 
     ``scale3`` is the d^-beta that lrn_forward stored, or None to recompute it.
     """
     t = _threads(threads)
-    dy3, x3, dx3 = map(_as_array, (dy3, x3, dx3))
-    _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3))
+    dy3, x3, dx3, scale3 = map(_as_array, (dy3, x3, dx3, scale3))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3), ("scale3", scale3))
     assert size >= 1, f"size must be positive, got {size}"
-    N, C, S = (int(v) for v in x3.shape)
     saved = scale3 is not None
-    if saved:
-        scale3 = _as_array(scale3)
-        _check("scale3", scale3, x3.shape, x3.dtype)
     if N * C * S == 0:
         return
     out = _Outputs(dx3)

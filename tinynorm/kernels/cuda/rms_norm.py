@@ -105,8 +105,7 @@ def rms_forward(x2, weight, eps, y2, rstd, threads=None):
     """
     t = _threads(threads)
     x2, y2, rstd = map(_as_array, (x2, y2, rstd))
-    _check_input("x2", x2, "R, D", ("y2", y2))
-    R, D = (int(v) for v in x2.shape)
+    R, D = _check_input("x2", x2, "R, D", ("y2", y2))
     _check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     if R == 0:
@@ -125,8 +124,7 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
     """
     t = _threads(threads)
     dy2, x2, rstd = map(_as_array, (dy2, x2, rstd))
-    _check_input("x2", x2, "R, D", ("dy2", dy2))
-    R, D = (int(v) for v in x2.shape)
+    R, D = _check_input("x2", x2, "R, D", ("dy2", dy2))
     _check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     dyd, xd, rd = _input(dy2), _input(x2), _input(rstd)

@@ -74,41 +74,36 @@ def _backward_apply_kernel(cast):
 # host side
 
 
-def _reduce(a3, b3, out, t):
-    A, D, B = (int(s) for s in a3.shape)
+def _reduce(name, a3, b3, out, threads):
+    """out[d] = sum_{a,b} a3[a,d,b] * b3[a,d,b] in float64, one block per slice; b3 None: a3."""
+    t = _threads(threads)
+    a3, b3, out = map(_as_array, (a3, b3, out))
+    A, D, B = _check_input(name, a3, "A, D, B", ("b3", b3))
+    _check_vectors((D,), ("out", out))
     if D == 0:
         return
     res = _Outputs(out)
     da = _flat(_input(a3))
-    db = da if b3 is a3 else _flat(_input(b3))
+    db = da if b3 is None else _flat(_input(b3))
     _launch(_dot_kernel(t), D, t, da, db, A, D, B, res.device[0])
     res.copy_back()
 
 
 def wn_sum_sq(v3, out, threads=None):
     """out[d] = sum_{a,b} v3[a,d,b]^2 in float64."""
-    t = _threads(threads)
-    v3, out = map(_as_array, (v3, out))
-    _check_input("v3", v3, "A, D, B")
-    _check_vectors((int(v3.shape[1]),), ("out", out))
-    _reduce(v3, v3, out, t)
+    _reduce("v3", v3, None, out, threads)
 
 
 def wn_dot(a3, b3, out, threads=None):
     """out[d] = sum_{a,b} a3[a,d,b] * b3[a,d,b] in float64."""
-    t = _threads(threads)
-    a3, b3, out = map(_as_array, (a3, b3, out))
-    _check_input("a3", a3, "A, D, B", ("b3", b3))
-    _check_vectors((int(a3.shape[1]),), ("out", out))
-    _reduce(a3, b3, out, t)
+    _reduce("a3", a3, b3, out, threads)
 
 
 def wn_scale(v3, scale, w3, threads=None):
     """w3 = v3 * scale[d], in v3's dtype."""
     t = _threads(threads)
     v3, scale, w3 = map(_as_array, (v3, scale, w3))
-    _check_input("v3", v3, "A, D, B", ("w3", w3))
-    A, D, B = (int(s) for s in v3.shape)
+    A, D, B = _check_input("v3", v3, "A, D, B", ("w3", w3))
     _check_vectors((D,), ("scale", scale))
     size = A * D * B
     if size == 0:
@@ -123,8 +118,7 @@ def wn_backward_apply(gw3, v3, a, b, gv3, threads=None):
     """gv3 = gw3 * a[d] - v3 * b[d], in v3's dtype."""
     t = _threads(threads)
     gw3, v3, a, b, gv3 = map(_as_array, (gw3, v3, a, b, gv3))
-    _check_input("v3", v3, "A, D, B", ("gw3", gw3), ("gv3", gv3))
-    A, D, B = (int(s) for s in v3.shape)
+    A, D, B = _check_input("v3", v3, "A, D, B", ("gw3", gw3), ("gv3", gv3))
     _check_vectors((D,), ("a", a), ("b", b))
     size = A * D * B
     if size == 0:
