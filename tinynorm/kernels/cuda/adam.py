@@ -1,14 +1,11 @@
 """The Adam / AdamW parameter update for CUDA (numba.cuda), mirroring kernels/cpu/adam.py.
 
-    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
-    p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-
-(Kingma & Ba 2015), in place, one thread per element (grid-stride), in the
-parameters' dtype as on the CPU: every scalar and g are cast to it first.
-Weight decay is applied by the caller. Same function, arguments and meaning as
-tinynorm.kernels.cpu.adam, plus a keyword ``threads`` (threads per block, a
-power of two up to 1024). NumPy arrays are copied to the device and back;
-device arrays are updated in place.
+Same function, arguments and meaning as tinynorm.kernels.cpu.adam (the update
+is in tinynorm/optim/adam.py), plus a keyword ``threads`` (threads per block,
+a power of two up to 1024). One thread per element (grid-stride), in place,
+in the parameters' dtype as on the CPU: every scalar and g are cast to it
+first. Weight decay is applied by the caller. NumPy arrays are copied to the
+device and back; device arrays are updated in place.
 """
 import math
 
