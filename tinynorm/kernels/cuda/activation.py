@@ -4,28 +4,19 @@
     dx = dy if y > 0 else 0            (a NaN in y gives 0)
 
 Same functions, arguments and meaning as tinynorm.kernels.cpu.activation, plus
-a keyword `threads` (threads per block, a power of two up to 1024). One
+a keyword ``threads`` (threads per block, a power of two up to 1024). One
 thread per element, grid-stride.
-
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with
-__cuda_array_interface__ such as CuPy arrays), which are used in place.
 """
-import functools
-
 import numpy as np
-from numba import cuda, from_dtype
+from numba import cuda
 
-from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
-                   flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads,
-                   c_contiguous as _c_contiguous)
+from .host import (Outputs as _Outputs, as_array as _as_array, c_contiguous as _c_contiguous,
+                   device_input as _device_input, flat as _flat, grid as _grid, launch as _launch,
+                   per_dtype as _per_dtype, threads_or_default as _threads)
 
 
-@functools.lru_cache(maxsize=None)
-def _relu_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _relu_kernel(cast):
     @cuda.jit
     def kernel(x, n, y):
         zero = cast(0)
@@ -39,10 +30,8 @@ def _relu_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _relu_backward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _relu_backward_kernel(cast):
     @cuda.jit
     def kernel(dy, y, n, dx):
         zero = cast(0)
@@ -59,10 +48,6 @@ def _relu_backward_kernel(dtype):
 # host side
 
 
-def _device(a):
-    return _device_input(a) if isinstance(a, np.ndarray) else a
-
-
 def _check(name, a, shape, dtype):
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
@@ -74,40 +59,38 @@ def _check(name, a, shape, dtype):
         raise ValueError(f"{name} must be C-contiguous")
 
 
+def _elementwise(kernel, ref, inputs, output, threads):
+    """Launch ``kernel(dtype)`` over ``(*inputs, n, output)``, all flat, one thread per element.
+
+    ``inputs`` and ``output`` are (name, array) pairs; NumPy inputs are made contiguous, and each
+    array, ``ref`` (an input's name) first, must have ref's shape and float dtype.
+    """
+    t = _threads(threads)
+    arrays = {}
+    for name, a in inputs:
+        a = _as_array(a)
+        arrays[name] = np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a
+    out_name, out = output[0], _as_array(output[1])
+    r = arrays[ref]
+    for name in [ref] + [name for name in arrays if name != ref]:
+        _check(name, arrays[name], r.shape, r.dtype)
+    _check(out_name, out, r.shape, r.dtype)
+    n = int(np.prod(r.shape))
+    if n == 0:
+        return
+    outs = _Outputs(out)
+    _launch(kernel(np.dtype(r.dtype).type), _grid(n, t), t,
+            *(_flat(_device_input(a)) for a in arrays.values()), n, _flat(outs.device[0]))
+    outs.copy_back()
+
+
 def relu_forward(x, y, threads=None):
     """``y = max(x, 0)`` for C-contiguous ``x`` and ``y`` of one float dtype; returns y."""
-    t = _threads(threads)
-    xd, yd = _as_array(x), _as_array(y)
-    if isinstance(xd, np.ndarray):
-        xd = np.ascontiguousarray(xd)
-    _check("x", xd, xd.shape, xd.dtype)
-    _check("y", yd, xd.shape, xd.dtype)
-    n = int(np.prod(xd.shape))
-    if n == 0:
-        return y
-    out = _Outputs(yd)
-    _launch(_relu_kernel(np.dtype(xd.dtype).type), _grid(n, t), t, _flat(_device(xd)), n,
-            _flat(out.device[0]))
-    out.copy_back()
+    _elementwise(_relu_kernel, "x", [("x", x)], ("y", y), threads)
     return y
 
 
 def relu_backward(dy, y, dx, threads=None):
     """``dx = dy`` where ``y > 0``, else 0; returns dx."""
-    t = _threads(threads)
-    dyd, yd, dxd = _as_array(dy), _as_array(y), _as_array(dx)
-    if isinstance(yd, np.ndarray):
-        yd = np.ascontiguousarray(yd)
-    if isinstance(dyd, np.ndarray):
-        dyd = np.ascontiguousarray(dyd)
-    _check("y", yd, yd.shape, yd.dtype)
-    _check("dy", dyd, yd.shape, yd.dtype)
-    _check("dx", dxd, yd.shape, yd.dtype)
-    n = int(np.prod(yd.shape))
-    if n == 0:
-        return dx
-    out = _Outputs(dxd)
-    _launch(_relu_backward_kernel(np.dtype(yd.dtype).type), _grid(n, t), t,
-            _flat(_device(dyd)), _flat(_device(yd)), n, _flat(out.device[0]))
-    out.copy_back()
+    _elementwise(_relu_backward_kernel, "y", [("dy", dy), ("y", y)], ("dx", dx), threads)
     return dx

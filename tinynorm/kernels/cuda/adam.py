@@ -1,34 +1,24 @@
 """The Adam / AdamW parameter update for CUDA (numba.cuda), mirroring kernels/cpu/adam.py.
 
-    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
-    p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-
-(Kingma & Ba 2015), in place, one thread per element (grid-stride), in the
-parameters' dtype as on the CPU: every scalar and g are cast to it first.
-Weight decay is applied by the caller. Same function, arguments and meaning as
-tinynorm.kernels.cpu.adam, plus a keyword `threads` (threads per block, a
-power of two up to 1024).
-
-Arrays may be NumPy arrays (copied to the device and back) or device arrays
-(numba device arrays, or anything with __cuda_array_interface__ such as CuPy
-arrays), which are updated in place.
+Same function, arguments and meaning as tinynorm.kernels.cpu.adam (the update
+is in tinynorm/optim/adam.py), plus a keyword ``threads`` (threads per block,
+a power of two up to 1024). One thread per element (grid-stride), in place,
+in the parameters' dtype as on the CPU: every scalar and g are cast to it
+first. Weight decay is applied by the caller. NumPy arrays are copied to the
+device and back; device arrays are updated in place.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, from_dtype
+from numba import cuda
 
-from .host import (Outputs as _Outputs, as_array as _as_array, device_input as _device_input,
-                   flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads,
-                   c_contiguous as _c_contiguous)
+from .host import (Outputs as _Outputs, as_array as _as_array, c_contiguous as _c_contiguous,
+                   device_input as _device_input, flat as _flat, grid as _grid, launch as _launch,
+                   per_dtype as _per_dtype, threads_or_default as _threads)
 
 
-@functools.lru_cache(maxsize=None)
-def _adam_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _adam_kernel(cast):
     @cuda.jit
     def kernel(p, g, m, v, n, b1, b2, c1, c2, step_size, bias2_sqrt, eps):
         b1t = cast(b1)

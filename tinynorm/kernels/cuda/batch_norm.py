@@ -1,46 +1,34 @@
-"""Batch normalization kernels for CUDA (numba.cuda), mirroring kernels/cpu.
+"""Batch normalization kernels for CUDA (numba.cuda), mirroring kernels/cpu/batch_norm.py.
 
-Batch Normalization (Ioffe & Szegedy, 2015) normalizes every channel c of x,
-viewed as x3 of shape (N, C, S), over its m = N*S values:
-
-    mean_c = 1/m sum_{n,s} x[n,c,s]          var_c = 1/m sum_{n,s} (x[n,c,s] - mean_c)^2
-    y      = (x - mean_c) * gamma_c / sqrt(var_c + eps) + beta_c
-    dx     = gamma_c*invstd_c/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
-
-Same four functions, arguments and meaning as tinynorm.kernels.cpu.batch_norm,
-plus a keyword `threads` (threads per block, a power of two up to 1024;
-None means DEFAULT_THREADS):
+Same four functions, arguments and meaning as tinynorm.kernels.cpu.batch_norm
+(the math is in tinynorm/ops/batch_norm.py and docs/norms.md), plus a keyword
+``threads`` (threads per block, a power of two up to 1024; None means
+DEFAULT_THREADS). x is viewed as x3 (N, C, S); every statistic is per
+channel c, strided across the N rows (the "cols" traversal):
 
     bn_stats            local (count, mean, M2) per channel
     bn_forward_apply    y  = (x - mean) * scale + shift
     bn_backward_reduce  local (sum dy, sum dy*(x - mean)) per channel
     bn_backward_apply   dx = (dy - mean_dy - (x - mean) * k) * g
 
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with __cuda_array_interface__
-such as CuPy arrays), which are used in place.
-
-Reductions use one block per channel: each thread walks the channel's N*S
-values with a stride of the block size and keeps float64 registers (Welford's
-update for the statistics), then the block combines the threads' partials in
-shared memory with a tree of cuda.syncthreads() steps, using the pairwise
-formula of Chan, Golub & LeVeque (1979) for (count, mean, M2):
-
-    n = na + nb,  delta = mean_b - mean_a,
-    mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
-
-No warp shuffles are used, so every kernel also runs under the CUDA simulator
-(NUMBA_ENABLE_CUDASIM=1). Elementwise kernels run a grid-stride loop over all
-elements (channel = (i // S) % C) in x's dtype, with the float64 per-channel
-coefficients cast once per element's channel load.
+Reductions, S < PLANE_MIN: one block per channel; each thread walks the
+channel's N*S values with a stride of the block size in float64 registers
+(Welford's update for the statistics), and the block merges the threads'
+partials in shared memory (reduce.block_chan_merge, reduce.block_sum2).
+S >= PLANE_MIN: a channel's N planes are split over P blocks whose float64
+partials (shifted sums for the statistics) a finish kernel adds in order.
+Elementwise kernels compute in x's dtype, the float64 per-channel
+coefficients cast once per element (grid-stride, channel = (i // S) % C) or
+once per plane (one plane per block step).
 """
 import functools
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, flat as _flat, grid as _grid,
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
+                   check_input as _check_input, check_vectors as _check_vectors,
+                   device_input as _input, flat as _flat, grid as _grid, per_dtype as _per_dtype,
                    threads_or_default as _threads, workspace as _workspace)
 from .reduce import block_chan_merge, block_sum2, sum2_for
 
@@ -100,30 +88,22 @@ def _backward_reduce_kernel(threads):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _forward_apply_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _forward_apply_kernel(cast):
     @cuda.jit
     def kernel(x, C, S, mean, scale, shift, y):
-        start = cuda.grid(1)
-        stride = cuda.gridsize(1)
-        for i in range(start, x.shape[0], stride):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
             c = (i // S) % C
             y[i] = (x[i] - cast(mean[c])) * cast(scale[c]) + cast(shift[c])
 
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _backward_apply_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _backward_apply_kernel(cast):
     @cuda.jit
     def kernel(dy, x, C, S, mean, mean_dy, k, g, dx):
-        start = cuda.grid(1)
-        stride = cuda.gridsize(1)
-        for i in range(start, x.shape[0], stride):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
             c = (i // S) % C
             head = cast(mean[c])
             tail = cast(mean[c] - float64(head))
@@ -147,6 +127,9 @@ def _plane_partials_kernel(threads, backward):
     dy * (x - mean[c]). part has shape (2, C, P).
     """
     sum2 = sum2_for(threads)
+
+    # The x-only and the (x, dy) loads are written out four at a time on purpose: four loads in
+    # flight per thread (group_norm's kernels unroll the same way for the same reason).
 
     @cuda.jit
     def kernel(x, dy, N, C, S, P, mean, part):
@@ -196,15 +179,22 @@ def _plane_partials_kernel(threads, backward):
     return kernel
 
 
+@cuda.jit(device=True)
+def _part_sums(part, C, P, c):
+    """Channel c's two sums over its P partials of the (2, C, P) array ``part``, in order of p."""
+    a = 0.0
+    b = 0.0
+    for p in range(P):
+        a += part[c * P + p]
+        b += part[C * P + c * P + p]
+    return a, b
+
+
 @cuda.jit
 def _stats_finish_kernel(x, N, C, S, P, part, count, mean, m2):
     """count = N*S, mean = shift + S1/count, M2 = S2 - S1^2/count from the (2, C, P) partials."""
     for c in range(cuda.grid(1), C, cuda.gridsize(1)):
-        s1 = 0.0
-        s2 = 0.0
-        for p in range(P):
-            s1 += part[c * P + p]
-            s2 += part[C * P + c * P + p]
+        s1, s2 = _part_sums(part, C, P, c)
         n = float64(N * S)
         if n > 0:
             q = s2 - s1 * s1 / n
@@ -220,24 +210,19 @@ def _stats_finish_kernel(x, N, C, S, P, part, count, mean, m2):
 @cuda.jit
 def _sums_finish_kernel(C, P, part, sum_a, sum_b):
     for c in range(cuda.grid(1), C, cuda.gridsize(1)):
-        a = 0.0
-        b = 0.0
-        for p in range(P):
-            a += part[c * P + p]
-            b += part[C * P + c * P + p]
+        a, b = _part_sums(part, C, P, c)
         sum_a[c] = a
         sum_b[c] = b
 
 
-@functools.lru_cache(maxsize=None)
-def _plane_apply_kernel(threads, dtype, backward):
+@_per_dtype
+def _plane_apply_kernel(cast, threads, backward):
     """One plane (n, c) per block step; per-channel coefficients are loaded once per plane.
 
     Forward: y = (x - mean) * scale + shift. Backward:
     dx = (dy - mean_dy - ((x - head) - tail) * k) * g with the float64 mean as head + tail.
+    Loads and stores are written out four at a time on purpose (four loads in flight).
     """
-    cast = from_dtype(np.dtype(dtype))
-
     @cuda.jit
     def kernel(x, dy, NC, C, S, mean, u, v, g, out):
         tid = cuda.threadIdx.x
@@ -310,31 +295,16 @@ def _plane_partials(x, dy, N, C, S, mean, t, backward):
 # host side
 
 
-def _check_big(x3, *others):
-    assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
-def _check_vectors(C, *vectors):
-    for name, v in vectors:
-        _check(name, v, (C,), np.float64)
-
-
 def bn_stats(x3, count, mean, m2, threads=None):
     """Per-channel count, mean and M2 = sum (x - mean)^2 of x3 (N, C, S).
 
-    count[c] = N*S, mean[c] = 1/count sum_{n,s} x[n,c,s],
-    m2[c] = sum_{n,s} (x[n,c,s] - mean[c])^2, all float64; the biased
-    variance of Ioffe & Szegedy (2015) is m2/count. An empty channel gives
-    (0, 0, 0), which Chan's merge treats as absent.
+    count[c] = N*S, mean[c] and m2[c] = sum_{n,s} (x[n,c,s] - mean[c])^2, all float64. An empty
+    channel gives (0, 0, 0), which Chan's merge treats as absent.
     """
     t = _threads(threads)
     x3, count, mean, m2 = map(_as_array, (x3, count, mean, m2))
-    _check_big(x3)
-    N, C, S = (int(v) for v in x3.shape)
-    _check_vectors(C, ("count", count), ("mean", mean), ("m2", m2))
+    N, C, S = _check_input("x3", x3, "N, C, S")
+    _check_vectors((C,), ("count", count), ("mean", mean), ("m2", m2))
     if C == 0:
         return
     out = _Outputs(count, mean, m2)
@@ -348,24 +318,18 @@ def bn_stats(x3, count, mean, m2, threads=None):
 
 
 def bn_forward_apply(x3, mean, scale, shift, y3, threads=None):
-    """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype.
-
-    With scale = gamma * invstd and shift = beta this is the BatchNorm
-    transform y = gamma * (x - mean) / sqrt(var + eps) + beta
-    (Ioffe & Szegedy 2015, Algorithm 1).
-    """
+    """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype."""
     t = _threads(threads)
     x3, mean, scale, shift, y3 = map(_as_array, (x3, mean, scale, shift, y3))
-    _check_big(x3, ("y3", y3))
-    N, C, S = (int(v) for v in x3.shape)
-    _check_vectors(C, ("mean", mean), ("scale", scale), ("shift", shift))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("y3", y3))
+    _check_vectors((C,), ("mean", mean), ("scale", scale), ("shift", shift))
     size = N * C * S
     if size == 0:
         return
     out = _Outputs(y3)
     xd = _flat(_input(x3))
     if S >= PLANE_MIN:
-        kernel = _plane_apply_kernel(t, np.dtype(x3.dtype).type, 0)
+        kernel = _plane_apply_kernel(np.dtype(x3.dtype).type, t, 0)
         _launch(kernel, min(N * C, MAX_BLOCKS), t, xd, xd, N * C, C, S, _input(mean),
                 _input(scale), _input(shift), _input(mean), _flat(out.device[0]))
     else:
@@ -376,17 +340,11 @@ def bn_forward_apply(x3, mean, scale, shift, y3, threads=None):
 
 
 def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu, threads=None):
-    """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]).
-
-    Accumulated in float64. These are the two reductions of the BatchNorm
-    backward pass (Ioffe & Szegedy 2015): dbeta = sum dy,
-    dgamma = invstd * sum dy*(x - mean).
-    """
+    """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]), in float64."""
     t = _threads(threads)
     dy3, x3, mean, sum_dy, sum_dy_xmu = map(_as_array, (dy3, x3, mean, sum_dy, sum_dy_xmu))
-    _check_big(x3, ("dy3", dy3))
-    N, C, S = (int(v) for v in x3.shape)
-    _check_vectors(C, ("mean", mean), ("sum_dy", sum_dy), ("sum_dy_xmu", sum_dy_xmu))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3))
+    _check_vectors((C,), ("mean", mean), ("sum_dy", sum_dy), ("sum_dy_xmu", sum_dy_xmu))
     if C == 0:
         return
     out = _Outputs(sum_dy, sum_dy_xmu)
@@ -400,25 +358,19 @@ def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu, threads=None):
 
 
 def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3, threads=None):
-    """dx3 = (dy3 - mean_dy[c] - (x3 - mean[c]) * k[c]) * g[c], in x3's dtype.
-
-    Training (Ioffe & Szegedy 2015): mean_dy = sum_dy/m,
-    k = sum_dy_xmu/m * invstd^2, g = gamma * invstd, which is
-    dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)).
-    Eval (fixed statistics): mean_dy = 0, k = 0.
-    """
+    """dx3 = (dy3 - mean_dy[c] - (x3 - mean[c]) * k[c]) * g[c], in x3's dtype, the float64 mean
+    subtracted as head + tail."""
     t = _threads(threads)
     dy3, x3, mean, mean_dy, k, g, dx3 = map(_as_array, (dy3, x3, mean, mean_dy, k, g, dx3))
-    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
-    N, C, S = (int(v) for v in x3.shape)
-    _check_vectors(C, ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3))
+    _check_vectors((C,), ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
     size = N * C * S
     if size == 0:
         return
     out = _Outputs(dx3)
     xd, dyd = _flat(_input(x3)), _flat(_input(dy3))
     if S >= PLANE_MIN:
-        kernel = _plane_apply_kernel(t, np.dtype(x3.dtype).type, 1)
+        kernel = _plane_apply_kernel(np.dtype(x3.dtype).type, t, 1)
         _launch(kernel, min(N * C, MAX_BLOCKS), t, xd, dyd, N * C, C, S, _input(mean),
                 _input(mean_dy), _input(k), _input(g), _flat(out.device[0]))
     else:

@@ -1,38 +1,32 @@
 """Filter Response Normalization (+ TLU) kernels for CUDA (numba.cuda), mirroring kernels/cpu/frn.py.
 
-Filter Response Normalization (Singh & Krishnan, 2019) of every (n, c) plane
-of x3 (N, C, S), with the optional Thresholded Linear Unit:
-
-    nu2 = 1/S sum_s x^2,   r = 1/sqrt(nu2 + eps_c)
-    y   = gamma_c * x * r + beta_c,   z = max(y, tau_c)
-    dx  = gamma_c * r * (dy - xhat * P / S),  P = sum_s dy * xhat,  dy = dz * [y > tau]
-
-Same functions, arguments and meaning as tinynorm.kernels.cpu.frn, plus a
-keyword `threads` (threads per block, a power of two up to 1024).
+Same functions, arguments and meaning as tinynorm.kernels.cpu.frn (the math
+is in tinynorm/ops/frn.py and docs/norms.md), plus a keyword ``threads``
+(threads per block, a power of two up to 1024). x is viewed as x3 (N, C, S);
+each (n, c) plane of S values is one row of the "rows" traversal.
 
 One block per plane (blocks stride over planes): threads sum their strided
 share in float64, the block folds the partials in shared memory with a tree
-of cuda.syncthreads() steps (no warp shuffles, so the simulator runs it), and
-the same block then writes the plane's outputs in x's dtype.
+of cuda.syncthreads() steps, and the same block then writes the plane's
+outputs in x's dtype.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, flat as _flat, threads_or_default as _threads)
-from .reduce import block_sum, block_sum2
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
+                   check_input as _check_input, check_vectors as _check_vectors,
+                   device_input as _input, flat as _flat, per_dtype as _per_dtype,
+                   threads_or_default as _threads)
+from .reduce import block_mean_sq, block_sum, block_sum2
 
 
 MAX_BLOCKS = 4096
 
 
-@functools.lru_cache(maxsize=None)
-def _forward_kernel(dtype, threads):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _forward_kernel(cast, threads):
     @cuda.jit
     def kernel(x, P, C, S, gamma, beta, tau, has_tau, eps, z, rstd):
         buf = cuda.shared.array(threads, float64)
@@ -40,13 +34,7 @@ def _forward_kernel(dtype, threads):
         for p in range(cuda.blockIdx.x, P, cuda.gridDim.x):
             c = p % C
             base = p * S
-            acc = 0.0
-            for j in range(tid, S, threads):
-                v = float64(x[base + j])
-                acc += v * v
-            acc = block_sum(buf, acc, tid, threads)
-            ms = acc / S if S > 0 else 0.0
-            r = 1.0 / math.sqrt(ms + eps[c])
+            r = 1.0 / math.sqrt(block_mean_sq(buf, x, base, S, tid, threads) + eps[c])
             if tid == 0:
                 rstd[p] = r
             a = cast(gamma[c] * r)
@@ -61,10 +49,8 @@ def _forward_kernel(dtype, threads):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _backward_kernel(dtype, threads):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _backward_kernel(cast, threads):
     @cuda.jit
     def kernel(dz, x, P, C, S, gamma, beta, tau, has_tau, rstd, need_dx, dx,
                sum_dy, sum_dy_xhat, sum_dtau):
@@ -116,18 +102,6 @@ def _backward_kernel(dtype, threads):
 # host side
 
 
-def _check_big(x3, *others):
-    assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
-def _check_vectors(shape, *vectors):
-    for name, v in vectors:
-        _check(name, v, shape, np.float64)
-
-
 def _tau(tau, C):
     if tau is None:
         return _input(np.zeros(max(C, 1))), False
@@ -144,8 +118,7 @@ def frn_forward(x3, gamma, beta, tau, eps, z3, rstd, threads=None):
     """
     t = _threads(threads)
     x3, gamma, beta, eps, z3, rstd = map(_as_array, (x3, gamma, beta, eps, z3, rstd))
-    _check_big(x3, ("z3", z3))
-    N, C, S = (int(v) for v in x3.shape)
+    N, C, S = _check_input("x3", x3, "N, C, S", ("z3", z3))
     _check_vectors((C,), ("gamma", gamma), ("beta", beta), ("eps", eps))
     _check_vectors((N, C), ("rstd", rstd))
     tau, has_tau = _tau(tau, C)
@@ -166,27 +139,21 @@ def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_
 
     sum_dy = sum_s dy, sum_dy_xhat = sum_s dy*x*r, sum_dtau = sum_s dz*[y <= tau]
     (0 without TLU), with dy = dz*[y > tau] and ties split in halves. ``dx3``
-    None skips dx. From these: dgamma = sum_n sum_dy_xhat, dbeta = sum_n sum_dy,
-    dtau = sum_n sum_dtau, deps = -1/2 sum_n rstd^2 * gamma * sum_dy_xhat.
+    None skips dx.
     """
     t = _threads(threads)
-    dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau = map(
-        _as_array, (dz3, x3, gamma, beta, rstd, sum_dy, sum_dy_xhat, sum_dtau))
-    _check_big(x3, ("dz3", dz3))
-    N, C, S = (int(v) for v in x3.shape)
+    dz3, x3, gamma, beta, rstd, dx3, sum_dy, sum_dy_xhat, sum_dtau = map(
+        _as_array, (dz3, x3, gamma, beta, rstd, dx3, sum_dy, sum_dy_xhat, sum_dtau))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dz3", dz3), ("dx3", dx3))
     _check_vectors((C,), ("gamma", gamma), ("beta", beta))
     _check_vectors((N, C), ("rstd", rstd), ("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat),
                    ("sum_dtau", sum_dtau))
     tau, has_tau = _tau(tau, C)
     need_dx = dx3 is not None
-    if need_dx:
-        dx3 = _as_array(dx3)
-        _check("dx3", dx3, x3.shape, x3.dtype)
     P = N * C
     if P == 0:
         return
-    outs = [sum_dy, sum_dy_xhat, sum_dtau] + ([dx3] if need_dx else [])
-    out = _Outputs(*outs)
+    out = _Outputs(sum_dy, sum_dy_xhat, sum_dtau, dx3)
     d = out.device
     dx_flat = _flat(d[3]) if need_dx else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type, t)

@@ -1,63 +1,55 @@
 """Group normalization kernels for CUDA (numba.cuda), mirroring kernels/cpu/group_norm.py.
 
-Group Normalization (Wu & He, 2018) over x viewed as x4 (N, G, K, S): row
-r = (n, g) holds M = K*S values with its own statistics, slot (g, k) its own
-gamma and beta (GroupNorm: K = C/G; InstanceNorm: G = C, K = 1; LayerNorm:
-G = 1, K = M, S = 1):
+Same functions, arguments and meaning as tinynorm.kernels.cpu.group_norm (the
+math is in tinynorm/ops/group_norm.py and docs/norms.md), plus a keyword
+``threads`` (threads per block, a power of two up to 1024; None means
+DEFAULT_THREADS). x is viewed as x4 (N, G, K, S): row r = (n, g) holds
+M = K*S values with its own statistics, slot (g, k) its own gamma and beta.
 
-    mean_r = 1/M sum_m x[r, m]      rstd_r = 1/sqrt(1/M sum_m (x[r, m] - mean_r)^2 + eps)
-    y      = (x - mean_r) * rstd_r * gamma[g, k] + beta[g, k]
-    A_r    = sum_m dy*gamma*(x - mean_r),   B_r = sum_m dy*gamma
-    dx     = dy*gamma*rstd - ((x - mean)*rstd^3*A/M + rstd*B/M)
-    dgamma = sum_{n,s} dy*(x - mean)*rstd,  dbeta = sum_{n,s} dy
+Statistics and dx take the "rows" traversal: one block per row (blocks
+stride over rows). The statistics are float64 sums of x - x[r, 0] and its
+square (the shifted-data algorithm: with a shift drawn from the row,
+M2 = S2 - S1^2/M loses nothing in float64 to the cancellation that unshifted
+sums suffer), folded by the block (warp shuffles on a GPU, a shared-memory
+tree under the simulator). Each thread keeps four loads in flight. The
+second pass over the row, writing y, finds it in L2. Three layouts of the
+slots along the row:
 
-Same functions, arguments and meaning as tinynorm.kernels.cpu.group_norm,
-plus a keyword `threads` (threads per block, a power of two up to 1024;
-None means DEFAULT_THREADS).
-
-One block per row (blocks stride over rows). The statistics are float64
-sums of x - x[r, 0] and its square (the shifted-data algorithm: with a shift
-drawn from the row, M2 = S2 - S1^2/M loses nothing in float64 to the
-cancellation that unshifted sums suffer), folded by the block (warp shuffles
-on a GPU, a shared-memory tree under the simulator). Each thread keeps four
-loads in flight. The second pass over the row, writing y, finds it in L2.
-Three layouts of the slots along the row:
-
-    S == 1      LayerNorm: slot = column (no index arithmetic per element)
-    S >= 32     per-slot planes of S values: gamma, beta loaded once per plane
-    otherwise   slot = j // S per element
+    ELEMENT_SLOTS  S == 1    one slot per element (LayerNorm): no index arithmetic
+    PLANE_SLOTS    S >= 32   per-slot planes of S values: gamma, beta loaded once per plane
+    DIVIDED_SLOTS  otherwise slot = j // S per element
 
 The backward's per-slot sums (dgamma, dbeta) come out of the dx kernel's
-per-plane folds in the plane layout; for LayerNorm a column kernel sums
-dy*(x - mean)*rstd and dy over blocks of rows into float64 partials, which a
-last kernel adds in order. Results repeat bitwise from run to run.
-
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with
-__cuda_array_interface__ such as CuPy arrays), which are used in place.
+per-plane folds in the plane layout; with one slot per element they take the
+"cols" traversal (cols.column_sums). Results repeat bitwise from run to run.
 """
 import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, filled as _filled, flat as _flat,
+from .cols import column_sums
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
+                   check_input as _check_input, check_vectors as _check_vectors,
+                   device_input as _input, filled as _filled, flat as _flat, per_dtype as _per_dtype,
                    threads_or_default as _threads, workspace as _workspace)
 from .reduce import sum2_for
 
 MAX_BLOCKS = 65535
-ROWS_LAYOUT, PLANES_LAYOUT, DIVIDE_LAYOUT = 0, 1, 2
+ELEMENT_SLOTS, PLANE_SLOTS, DIVIDED_SLOTS = 0, 1, 2
 
 
 def _layout(S):
-    return ROWS_LAYOUT if S == 1 else PLANES_LAYOUT if S >= 32 else DIVIDE_LAYOUT
+    return ELEMENT_SLOTS if S == 1 else PLANE_SLOTS if S >= 32 else DIVIDED_SLOTS
 
 
-@functools.lru_cache(maxsize=None)
-def _forward_kernel(threads, dtype):
-    cast = from_dtype(np.dtype(dtype))
+# The kernels below write their loads out four at a time in each layout on purpose: four loads
+# in flight per thread; the layouts differ only in how a value finds its slot.
+
+
+@_per_dtype
+def _forward_kernel(cast, threads):
     sum2 = sum2_for(threads)
 
     @cuda.jit
@@ -96,7 +88,7 @@ def _forward_kernel(threads, dtype):
                 rstd[r] = rs
             mt = cast(mu)
             off = (r % G) * K
-            if layout == 0:
+            if layout == ELEMENT_SLOTS:
                 j = tid
                 while j + 3 * threads < M:
                     j1 = j + threads
@@ -114,7 +106,7 @@ def _forward_kernel(threads, dtype):
                 while j < M:
                     y[base + j] = (x[base + j] - mt) * cast(rs * w[off + j]) + cast(b[off + j])
                     j += threads
-            elif layout == 1:
+            elif layout == PLANE_SLOTS:
                 for kk in range(K):
                     a = cast(rs * w[off + kk])
                     c = cast(b[off + kk])
@@ -141,9 +133,8 @@ def _forward_kernel(threads, dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _dx_kernel(threads, dtype):
-    cast = from_dtype(np.dtype(dtype))
+@_per_dtype
+def _dx_kernel(cast, threads):
     sum2 = sum2_for(threads)
 
     @cuda.jit
@@ -157,7 +148,7 @@ def _dx_kernel(threads, dtype):
             mu = mean[r]
             a = 0.0
             b = 0.0
-            if layout == 1:
+            if layout == PLANE_SLOTS:
                 for kk in range(K):
                     p = base + kk * S
                     pa = 0.0
@@ -185,7 +176,7 @@ def _dx_kernel(threads, dtype):
                     if want_params and tid == 0:
                         part_a[r * K + kk] = pa
                         part_b[r * K + kk] = pb
-            elif layout == 0:
+            elif layout == ELEMENT_SLOTS:
                 j = tid
                 while j + 3 * threads < M:
                     j1 = j + threads
@@ -221,7 +212,7 @@ def _dx_kernel(threads, dtype):
             rs = rstd[r]
             c2 = rs * rs * rs * a / M
             c0 = rs * b / M
-            if layout == 1:
+            if layout == PLANE_SLOTS:
                 for kk in range(K):
                     wr = w[off + kk] * rs
                     p = base + kk * S
@@ -245,7 +236,7 @@ def _dx_kernel(threads, dtype):
                         i = p + s
                         dx[i] = cast(float64(dy[i]) * wr - ((float64(x[i]) - mu) * c2 + c0))
                         s += threads
-            elif layout == 0:
+            elif layout == ELEMENT_SLOTS:
                 j = tid
                 while j + 3 * threads < M:
                     i = base + j
@@ -282,7 +273,8 @@ def _dx_kernel(threads, dtype):
 @functools.lru_cache(maxsize=None)
 def _plane_sums_kernel(threads):
     """Per-slot plane sums when dx is not wanted:
-    part_a[r, k] = sum_s dy*(x - mean), part_b[r, k] = sum_s dy."""
+    part_a[r, k] = sum_s dy*(x - mean), part_b[r, k] = sum_s dy. One plane per block step, unlike
+    batch_norm's plane partials (a channel's planes split over blocks), so the two stay apart."""
     sum2 = sum2_for(threads)
 
     @cuda.jit
@@ -321,70 +313,6 @@ def _slot_finish_kernel(part_a, part_b, N, G, K, rstd, dweight, dbias):
         dbias[gk] = b
 
 
-@cuda.jit
-def column_sums_kernel(dy, x, R, G, K, mean, centered, rstd, chunk, part_a, part_b):
-    """Column sums of (R, G*K) arrays over one chunk of rows per grid row, statistics per (r, g):
-    part_a[p, j] = sum_r dy[r, j]*(x[r, j] - mean[r, g] if centered else x[r, j])*rstd[r, g],
-    part_b[p, j] = sum_r dy[r, j], for rows r in [p*chunk, (p+1)*chunk) and g = j // K."""
-    M = G * K
-    j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    p = cuda.blockIdx.y
-    if j >= M:
-        return
-    g = j // K
-    r = p * chunk
-    end = min(R, r + chunk)
-    a = 0.0
-    b = 0.0
-    while r + 1 < end:
-        q0 = r * G + g
-        q1 = q0 + G
-        g0 = float64(dy[r * M + j])
-        g1 = float64(dy[(r + 1) * M + j])
-        m0 = mean[q0] if centered else 0.0
-        m1 = mean[q1] if centered else 0.0
-        a += g0 * (x[r * M + j] - m0) * rstd[q0] + g1 * (x[(r + 1) * M + j] - m1) * rstd[q1]
-        b += g0 + g1
-        r += 2
-    if r < end:
-        q0 = r * G + g
-        g0 = float64(dy[r * M + j])
-        m0 = mean[q0] if centered else 0.0
-        a += g0 * (x[r * M + j] - m0) * rstd[q0]
-        b += g0
-    part_a[p * M + j] = a
-    part_b[p * M + j] = b
-
-
-@cuda.jit
-def column_finish_kernel(part_a, part_b, P, M, out_a, out_b):
-    """out_a[j] = sum_p part_a[p, j], out_b[j] = sum_p part_b[p, j], in order of p."""
-    for j in range(cuda.grid(1), M, cuda.gridsize(1)):
-        a = 0.0
-        b = 0.0
-        for p in range(P):
-            a += part_a[p * M + j]
-            b += part_b[p * M + j]
-        out_a[j] = a
-        out_b[j] = b
-
-
-def column_sums(dy, x, R, G, K, mean, rstd, out_a, out_b, t):
-    """Launch the column kernels over dy, x (R, G*K) flattened, statistics (R, G):
-    out_a[j] = sum_r dy*(x - mean[r, g])*rstd[r, g] (mean None: uncentred), out_b[j] = sum_r dy
-    (out_b may be None). Partials cover chunks of rows so that about 1024 blocks run."""
-    M = G * K
-    chunk = max(16, -(-R * max(1, -(-M // t)) // 1024))
-    P = -(-R // chunk)
-    part_a = _workspace(P * M, np.float64, dy)
-    part_b = _workspace(P * M, np.float64, dy)
-    _launch(column_sums_kernel, (-(-M // t), P), t, dy, x, R, G, K,
-            rstd if mean is None else mean, 0 if mean is None else 1, rstd, chunk, part_a, part_b)
-    if out_b is None:
-        out_b = _workspace(M, np.float64, dy)
-    _launch(column_finish_kernel, -(-M // t), t, part_a, part_b, P, M, out_a, out_b)
-
-
 # ---------------------------------------------------------------------------
 # host side
 
@@ -399,29 +327,18 @@ def _fill(a, value):
         cuda.as_cuda_array(a).copy_to_device(np.full(a.shape, value))
 
 
-def _check_big(x4, *others):
-    assert len(x4.shape) == 4, f"x4 must be 4-D (N, G, K, S), got shape {x4.shape}"
-    assert np.dtype(x4.dtype) in (np.float32, np.float64), f"unsupported dtype {x4.dtype}"
-    for name, a in others:
-        _check(name, a, x4.shape, x4.dtype)
-
-
 def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
     """y4 = (x4 - mean[n, g]) * rstd[n, g] * weight[g, k] + bias[g, k]; writes mean and rstd.
 
     x4 (N, G, K, S) in float32 or float64; weight and bias float64 of shape
     (G*K,) or None (ones, zeros); mean and rstd float64 (N, G): the mean and
-    1/sqrt(var + eps) of each row's K*S values, var the biased variance
-    (Wu & He 2018, eq. 1-3).
+    1/sqrt(var + eps) of each row's K*S values, var the biased variance.
     """
     t = _threads(threads)
     x4, weight, bias, y4, mean, rstd = map(_as_array, (x4, weight, bias, y4, mean, rstd))
-    _check_big(x4, ("y4", y4))
-    N, G, K, S = (int(v) for v in x4.shape)
-    for name, a in (("weight", weight), ("bias", bias)):
-        _check(name, a, (G * K,), np.float64)
-    for name, a in (("mean", mean), ("rstd", rstd)):
-        _check(name, a, (N, G), np.float64)
+    N, G, K, S = _check_input("x4", x4, "N, G, K, S", ("y4", y4))
+    _check_vectors((G * K,), ("weight", weight), ("bias", bias))
+    _check_vectors((N, G), ("mean", mean), ("rstd", rstd))
     R, M = N * G, K * S
     if R == 0:
         return
@@ -431,7 +348,7 @@ def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
         return
     out = _Outputs(y4, mean, rstd)
     xd = _input(x4)
-    kernel = _forward_kernel(t, np.dtype(x4.dtype).type)
+    kernel = _forward_kernel(np.dtype(x4.dtype).type, t)
     _launch(kernel, min(R, MAX_BLOCKS), t, _flat(xd), R, M, G, K, S, _layout(S),
             _filled(weight, G * K, 1.0, xd), _filled(bias, G * K, 0.0, xd), float(eps),
             _flat(out.device[0]), _flat(out.device[1]), _flat(out.device[2]))
@@ -441,20 +358,14 @@ def gn_forward(x4, weight, bias, eps, y4, mean, rstd, threads=None):
 def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias, threads=None):
     """dx4, dweight, dbias of gn_forward's y for upstream gradient dy4 (each output optional).
 
-    With A = sum dy*gamma*(x - mean) and B = sum dy*gamma over each row of
-    M = K*S values: dx = dy*gamma*rstd - ((x - mean)*rstd^3*A/M + rstd*B/M);
-    dweight[g, k] = sum_{n, s} dy*(x - mean)*rstd, dbias[g, k] = sum_{n, s} dy.
     Reductions accumulate in float64; dweight and dbias are float64 (G*K,).
     """
     t = _threads(threads)
     dy4, x4, weight, mean, rstd, dx4, dweight, dbias = map(
         _as_array, (dy4, x4, weight, mean, rstd, dx4, dweight, dbias))
-    _check_big(x4, ("dy4", dy4), ("dx4", dx4))
-    N, G, K, S = (int(v) for v in x4.shape)
-    for name, a in (("weight", weight), ("dweight", dweight), ("dbias", dbias)):
-        _check(name, a, (G * K,), np.float64)
-    for name, a in (("mean", mean), ("rstd", rstd)):
-        _check(name, a, (N, G), np.float64)
+    N, G, K, S = _check_input("x4", x4, "N, G, K, S", ("dy4", dy4), ("dx4", dx4))
+    _check_vectors((G * K,), ("weight", weight), ("dweight", dweight), ("dbias", dbias))
+    _check_vectors((N, G), ("mean", mean), ("rstd", rstd))
     R, M = N * G, K * S
     if R == 0 or M == 0:
         for a in (dweight, dbias):
@@ -466,21 +377,21 @@ def gn_backward(dy4, x4, weight, mean, rstd, dx4, dweight, dbias, threads=None):
     params = _Outputs(*(_workspace(G * K, np.float64, d_x) if a is None else a
                         for a in (dweight, dbias))) if want_params else None
     part_a = part_b = d_mean
-    planes = want_params and layout != ROWS_LAYOUT
+    planes = want_params and layout != ELEMENT_SLOTS
     if planes:
         part_a = _workspace(R * K, np.float64, d_x)
         part_b = _workspace(R * K, np.float64, d_x)
-    fused = planes and layout == PLANES_LAYOUT
+    fused = planes and layout == PLANE_SLOTS
     if dx4 is not None:
         out = _Outputs(dx4)
-        kernel = _dx_kernel(t, np.dtype(x4.dtype).type)
+        kernel = _dx_kernel(np.dtype(x4.dtype).type, t)
         _launch(kernel, min(R, MAX_BLOCKS), t,
                 d_dy, d_x, R, M, G, K, S, layout, _filled(weight, G * K, 1.0, d_x), d_mean, d_rstd,
                 1 if fused else 0, part_a, part_b, _flat(out.device[0]))
         out.copy_back()
     if not want_params:
         return
-    if layout == ROWS_LAYOUT:
+    if layout == ELEMENT_SLOTS:
         column_sums(d_dy, d_x, N, G, K, d_mean, d_rstd, params.device[0], params.device[1], t)
     else:
         if dx4 is None or not fused:

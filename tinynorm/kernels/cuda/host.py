@@ -1,11 +1,15 @@
-"""Host-side helpers shared by the CUDA launchers: block sizes, argument checks, device views.
+"""Host-side helpers shared by the CUDA launchers: kernel caches, block sizes, argument checks,
+device views.
 
 Launchers accept NumPy arrays (copied to the device, outputs copied back) or
-device arrays (used in place), so the simulator tests and real GPUs share
-one code path.
+device arrays (Numba device arrays, or anything with __cuda_array_interface__
+such as CuPy arrays; used in place), so the simulator tests and real GPUs
+share one code path.
 """
+import functools
+
 import numpy as np
-from numba import cuda
+from numba import cuda, from_dtype
 
 from .launch import current_stream, launch  # noqa: F401  (launchers import them from here)
 
@@ -18,6 +22,18 @@ def threads_or_default(threads):
     assert 1 <= t <= 1024 and t & (t - 1) == 0, \
         f"threads must be a power of two in [1, 1024], got {threads}"
     return t
+
+
+def per_dtype(build):
+    """A kernel factory cached per ``(dtype, *args)``: ``build(cast, *args)`` returns the kernel,
+    ``cast`` converting to ``dtype`` inside it."""
+    @functools.lru_cache(maxsize=None)
+    def factory(dtype, *args):
+        return build(from_dtype(np.dtype(dtype)), *args)
+
+    factory.__name__ = factory.__qualname__ = build.__name__
+    factory.__doc__ = build.__doc__
+    return factory
 
 
 def as_array(a):
@@ -35,6 +51,24 @@ def check(name, a, shape, dtype):
     assert np.dtype(a.dtype) == np.dtype(dtype), f"{name}: dtype {a.dtype}, expected {dtype}"
 
 
+def check_input(name, a, axes, *others):
+    """``a``'s shape as ints, after asserting it is float32 or float64 with the axes named in
+    ``axes`` (e.g. "N, C, S") and that each ``(name, b)`` of ``others`` (None skipped) has its
+    shape and dtype."""
+    ndim = axes.count(",") + 1
+    assert len(a.shape) == ndim, f"{name} must be {ndim}-D ({axes}), got shape {a.shape}"
+    assert np.dtype(a.dtype) in (np.float32, np.float64), f"unsupported dtype {a.dtype}"
+    for other, b in others:
+        check(other, b, a.shape, a.dtype)
+    return tuple(int(v) for v in a.shape)
+
+
+def check_vectors(shape, *vectors):
+    """Assert each ``(name, v)`` (None skipped) is float64 of ``shape``."""
+    for name, v in vectors:
+        check(name, v, shape, np.float64)
+
+
 def flat(a):
     return a.reshape(int(np.prod(a.shape)))
 
@@ -48,7 +82,8 @@ def device_input(a):
 
 
 class Outputs:
-    """Device views of outputs; NumPy outputs get a device buffer copied back by ``copy_back``."""
+    """Device views of outputs (None stays None); NumPy outputs get a device buffer copied back by
+    ``copy_back``."""
 
     def __init__(self, *arrays):
         self._pairs = []

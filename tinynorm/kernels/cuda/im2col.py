@@ -17,29 +17,21 @@ keyword `threads` (threads per block, a power of two up to 1024):
              order (i, j), the entries whose (oh, ow) satisfy
              oh*sh - ph + i*dh = h and ow*sw - pw + j*dw = w; deterministic,
              no atomics
-
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with
-__cuda_array_interface__ such as CuPy arrays), which are used in place.
 """
-import functools
-
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
-from ..cpu.im2col import conv_output_size
+from ..cpu.im2col import _geometry, conv_output_size
 from .host import (Outputs as _Outputs, as_array as _as_array,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads,
+                   per_dtype as _per_dtype, threads_or_default as _threads,
                    c_contiguous as _c_contiguous, contiguous_device as _input)
 
 __all__ = ["conv_output_size", "im2col", "col2im"]
 
 
-@functools.lru_cache(maxsize=None)
-def _im2col_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _im2col_kernel(cast):
     @cuda.jit
     def kernel(x, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols):
         P = OH * OW
@@ -66,10 +58,8 @@ def _im2col_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _col2im_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _col2im_kernel(cast):
     @cuda.jit
     def kernel(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
         P = OH * OW
@@ -121,16 +111,6 @@ def _check_out(name, arr, shape, dtype):
         raise TypeError(f"{name} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
     if not _c_contiguous(arr) or (isinstance(arr, np.ndarray) and not arr.flags.writeable):
         raise ValueError(f"{name} must be C-contiguous and writeable")
-
-
-def _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw):
-    OH = conv_output_size(H, kh, sh, ph, dh)
-    OW = conv_output_size(W, kw, sw, pw, dw)
-    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
-        raise ValueError("kernel, stride and dilation must be >= 1, padding >= 0")
-    if OH < 1 or OW < 1:
-        raise ValueError(f"output size ({OH}, {OW}) is too small")
-    return OH, OW
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols, threads=None):

@@ -1,12 +1,12 @@
 """Kernel launches on CuPy's current stream, with a low-overhead path for CuPy arrays.
 
-``kernel[blocks, threads, stream](*args)`` through Numba's dispatcher costs
-about 110 us per launch on an H100 when the arguments are CuPy arrays (typing
-each ``__cuda_array_interface__`` and preparing ctypes arguments), ten times a
-memory-bound kernel at a few MB. The fast path compiles the kernel once per
-argument-type signature through Numba, loads Numba's cubin into a CuPy module
-and launches it with CuPy, passing each argument as Numba's kernel ABI lays it
-out: an array of ndim k is the 5 + 2k parameters
+``kernel[blocks, threads, stream](*args)`` through Numba's dispatcher types
+each CuPy argument's ``__cuda_array_interface__`` and prepares ctypes
+arguments on every launch, which can outlast a memory-bound kernel. The fast
+path compiles the kernel once per argument-type signature through Numba,
+loads Numba's cubin into a CuPy module and launches it with CuPy, passing
+each argument as Numba's kernel ABI lays it out: an array of ndim k is the
+5 + 2k parameters
 
     meminfo (0), parent (0), nitems, itemsize, data pointer, shape[k], strides[k]
 

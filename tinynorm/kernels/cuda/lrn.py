@@ -1,38 +1,29 @@
 """Local Response Normalization kernels for CUDA (numba.cuda), mirroring kernels/cpu/lrn.py.
 
-Local Response Normalization (Krizhevsky, Sutskever & Hinton, 2012) with
-PyTorch's semantics, for x3 (N, C, S), n = size, lo = n//2, hi = (n-1)//2:
-
-    d_c  = k + alpha/n * sum_{c' = c-lo}^{c+hi} a_{c'}^2          (zero padded, divisor n)
-    b_c  = a_c * d_c^(-beta)
-    da_j = db_j * d_j^(-beta)
-           - 2*alpha*beta/n * a_j * sum_{c = j-hi}^{j+lo} db_c * a_c * d_c^(-beta-1)
-
-Same functions, arguments and meaning as tinynorm.kernels.cpu.lrn, plus a
-keyword `threads` (threads per block).
+Same functions, arguments and meaning as tinynorm.kernels.cpu.lrn (the math
+is in tinynorm/ops/lrn.py and docs/norms.md), plus a keyword ``threads``
+(threads per block). x is viewed as x3 (N, C, S).
 
 One thread per (sample, spatial position), grid-stride; consecutive threads
 read consecutive positions of a channel row, so loads coalesce. The thread
-walks the channels in order: every d_c is a direct float64 window sum (n
-loads, no drift, a NaN stays inside its window); the backward pass slides a
+walks the channels in order: every divisor d_c is a direct float64 window sum
+(n loads, no drift, a NaN stays inside its window); the backward pass slides a
 float64 running sum of t_c = db_c a_c d_c^(-beta-1) over the mirrored window,
 recomputed directly every REFRESH channels and whenever a slide cancels badly
 (a term larger than LOSS times the result) or turns NaN.
 d^-beta has the fast paths of the CPU kernels (beta 0.75 and 0.5); other
 betas call pow, and the forward pass can store the scale for the backward.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
-from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, flat as _flat, threads_or_default as _threads)
+from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
+                   check_input as _check_input, device_input as _input, flat as _flat,
+                   grid as _grid, per_dtype as _per_dtype, threads_or_default as _threads)
 
 from ..cpu.lrn import LOSS, MODE_05, MODE_075, REFRESH, beta_mode
-
-MAX_BLOCKS = 4096
 
 
 @cuda.jit(device=True)
@@ -71,10 +62,8 @@ def _term_window(dy, x, sc, saved, base, C, S, j, lo, hi, k, an, mode, beta):
     return acc
 
 
-@functools.lru_cache(maxsize=None)
-def _forward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _forward_kernel(cast):
     @cuda.jit
     def kernel(x, N, C, S, lo, hi, k, an, mode, beta, save, y, sc):
         for p in range(cuda.grid(1), N * S, cuda.gridsize(1)):
@@ -90,10 +79,8 @@ def _forward_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _backward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _backward_kernel(cast):
     @cuda.jit
     def kernel(dy, x, N, C, S, lo, hi, k, an, mode, beta, coef, saved, sc, dx):
         for p in range(cuda.grid(1), N * S, cuda.gridsize(1)):
@@ -131,17 +118,6 @@ def _backward_kernel(dtype):
 # host side
 
 
-def _check_big(x3, *others):
-    assert len(x3.shape) == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert np.dtype(x3.dtype) in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
-def _blocks(positions, threads):
-    return max(1, min(MAX_BLOCKS, -(-positions // threads)))
-
-
 def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
     """y3 = x3 * d^-beta, d = k + alpha/size * (window sum of x^2 over channels).
 
@@ -151,47 +127,37 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None, threads=None):
     lrn_backward; worth it only when beta has no fast path (see beta_mode).
     """
     t = _threads(threads)
-    x3, y3 = _as_array(x3), _as_array(y3)
-    _check_big(x3, ("y3", y3))
+    x3, y3, scale3 = map(_as_array, (x3, y3, scale3))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("y3", y3), ("scale3", scale3))
     assert size >= 1, f"size must be positive, got {size}"
-    N, C, S = (int(v) for v in x3.shape)
     save = scale3 is not None
-    outs = [y3]
-    if save:
-        scale3 = _as_array(scale3)
-        _check("scale3", scale3, x3.shape, x3.dtype)
-        outs.append(scale3)
     if N * C * S == 0:
         return
-    out = _Outputs(*outs)
+    out = _Outputs(y3, scale3)
     sc = _flat(out.device[1]) if save else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _forward_kernel(np.dtype(x3.dtype).type)
-    _launch(kernel, _blocks(N * S, t), t, _flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
+    _launch(kernel, _grid(N * S, t), t, _flat(_input(x3)), N, C, S, size // 2, (size - 1) // 2,
             float(k), float(alpha) / size, beta_mode(beta), float(beta),
             save, _flat(out.device[0]), sc)
     out.copy_back()
 
 
 def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3, threads=None):
-    """dx3 = dy*d^-beta - 2*alpha*beta/size * x * sum_{c: j in window(c)} dy_c x_c d_c^(-beta-1).
+    """dx3, the gradient of lrn_forward's y3 for the upstream gradient dy3, in x3's dtype.
 
     ``scale3`` is the d^-beta that lrn_forward stored, or None to recompute it.
     """
     t = _threads(threads)
-    dy3, x3, dx3 = map(_as_array, (dy3, x3, dx3))
-    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
+    dy3, x3, dx3, scale3 = map(_as_array, (dy3, x3, dx3, scale3))
+    N, C, S = _check_input("x3", x3, "N, C, S", ("dy3", dy3), ("dx3", dx3), ("scale3", scale3))
     assert size >= 1, f"size must be positive, got {size}"
-    N, C, S = (int(v) for v in x3.shape)
     saved = scale3 is not None
-    if saved:
-        scale3 = _as_array(scale3)
-        _check("scale3", scale3, x3.shape, x3.dtype)
     if N * C * S == 0:
         return
     out = _Outputs(dx3)
     sc = _flat(_input(scale3)) if saved else cuda.device_array(1, np.dtype(x3.dtype))
     kernel = _backward_kernel(np.dtype(x3.dtype).type)
-    _launch(kernel, _blocks(N * S, t), t, _flat(_input(dy3)), _flat(_input(x3)), N, C, S, size // 2,
+    _launch(kernel, _grid(N * S, t), t, _flat(_input(dy3)), _flat(_input(x3)), N, C, S, size // 2,
             (size - 1) // 2, float(k), float(alpha) / size,
             beta_mode(beta), float(beta),
             2.0 * float(alpha) * float(beta) / size, saved, sc,

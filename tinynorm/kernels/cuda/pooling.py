@@ -22,27 +22,31 @@ in output order (oh, ow), so they are deterministic and need no float atomics:
                    linked into one list per input position (integer
                    cuda.atomic.exch), and each list is then summed in
                    ascending output index
-
-Arrays may be NumPy arrays (copied to the device and, for outputs, back) or
-device arrays (numba device arrays, or anything with
-__cuda_array_interface__ such as CuPy arrays), which are used in place.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
 from ..cpu.pooling import pool_output_size
 from .host import (Outputs as _Outputs, as_array as _as_array,
                    flat as _flat, grid as _grid, launch as _launch,
-                   threads_or_default as _threads,
+                   per_dtype as _per_dtype, threads_or_default as _threads,
                    c_contiguous as _c_contiguous, contiguous_device as _device,
                    workspace as _workspace)
 
 __all__ = ["pool_output_size", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward",
            "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward"]
+
+
+@cuda.jit(device=True)
+def _output_position(q, P, OW):
+    """(plane, oh, ow) of the flat output index q, P = OH*OW."""
+    p = q // P
+    r = q - p * P
+    oh = r // OW
+    return p, oh, r - oh * OW
 
 
 @cuda.jit(device=True)
@@ -70,18 +74,13 @@ def _candidates(h, size, k, s, p, n_out, adaptive):
     return max(lo, 0), min(hi, n_out)
 
 
-@functools.lru_cache(maxsize=None)
-def _max_forward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _max_forward_kernel(cast):
     @cuda.jit
     def kernel(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
         P = OH * OW
         for q in range(cuda.grid(1), NC * P, cuda.gridsize(1)):
-            p = q // P
-            r = q - p * P
-            oh = r // OW
-            ow = r - oh * OW
+            p, oh, ow = _output_position(q, P, OW)
             xb = p * H * W
             best = cast(-math.inf)
             arg = -1
@@ -117,10 +116,8 @@ def _max_link_kernel(argmax, NC, P, HW, head, nxt):
             nxt[q] = cuda.atomic.exch(head, (q // P) * HW + a, q)
 
 
-@functools.lru_cache(maxsize=None)
-def _max_gather_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _max_gather_kernel(cast):
     @cuda.jit
     def kernel(dy, n, head, nxt, dx):
         for i in range(cuda.grid(1), n, cuda.gridsize(1)):
@@ -142,18 +139,13 @@ def _max_gather_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _avg_forward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _avg_forward_kernel(cast):
     @cuda.jit
     def kernel(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, y):
         P = OH * OW
         for q in range(cuda.grid(1), NC * P, cuda.gridsize(1)):
-            p = q // P
-            r = q - p * P
-            oh = r // OW
-            ow = r - oh * OW
+            p, oh, ow = _output_position(q, P, OW)
             hs, he, hl = _window(oh, H, kh, sh, ph, OH, adaptive)
             ws, we, wl = _window(ow, W, kw, sw, pw, OW, adaptive)
             if hs < he and ws < we:
@@ -170,10 +162,8 @@ def _avg_forward_kernel(dtype):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _avg_backward_kernel(dtype):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _avg_backward_kernel(cast):
     @cuda.jit
     def kernel(dy, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, dx):
         for idx in range(cuda.grid(1), NC * H * W, cuda.gridsize(1)):
@@ -294,10 +284,20 @@ def max_pool2d_backward(dy, argmax, dx, threads=None):
     return dx
 
 
-def _avg(kernel, src, dst, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t):
+def _avg(forward, src, dst, window, include_pad, threads):
     """Launch an average-pool kernel with one thread per value of ``dst`` (y forward, dx
-    backward); the planes are (H, W) on the input side and (OH, OW) on the output side."""
-    forward = kernel is _avg_forward_kernel
+    backward); the planes are (H, W) on the input side and (OH, OW) on the output side.
+    ``window`` is (kh, kw, sh, sw, ph, pw), or None for the adaptive windows."""
+    t = _threads(threads)
+    src_name, dst_name = ("x", "y") if forward else ("dy", "dx")
+    src = _input(src, src_name)
+    dst = _output(dst_name, dst, tuple(src.shape[:2]), src.dtype)
+    if window is None:
+        window, adaptive = (0, 0, 1, 1, 0, 0), 1
+    else:
+        window, adaptive = _ints(*window), 0
+        _check_geometry(*window)
+    kernel = _avg_forward_kernel if forward else _avg_backward_kernel
     x_side, y_side = (src, dst) if forward else (dst, src)
     N, C, H, W = (int(v) for v in x_side.shape)
     OH, OW = int(y_side.shape[2]), int(y_side.shape[3])
@@ -307,55 +307,33 @@ def _avg(kernel, src, dst, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t):
     out = _Outputs(dst)
     dtype = np.dtype(src.dtype)
     flat_src = _flat(_device(src)) if src.size else cuda.device_array(1, dtype)
-    _launch(kernel(dtype.type), _grid(size, t), t, flat_src, N * C, H, W, OH, OW, kh, kw, sh, sw,
-            ph, pw, include_pad, adaptive, _flat(out.device[0]))
+    _launch(kernel(dtype.type), _grid(size, t), t, flat_src, N * C, H, W, OH, OW, *window,
+            int(bool(include_pad)), adaptive, _flat(out.device[0]))
     out.copy_back()
-
-
-def _avg_forward(x, kh, kw, sh, sw, ph, pw, include_pad, adaptive, y, t):
-    _avg(_avg_forward_kernel, x, y, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t)
-
-
-def _avg_backward(dy, kh, kw, sh, sw, ph, pw, include_pad, adaptive, dx, t):
-    _avg(_avg_backward_kernel, dy, dx, kh, kw, sh, sw, ph, pw, include_pad, adaptive, t)
 
 
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, y, threads=None):
     """``y`` = window sums of ``x`` over PyTorch's divisor: the padded window
     size (clipped to ``H + ph``) if ``count_include_pad``, else the number of
     input elements in it. Output size is taken from ``y``."""
-    t = _threads(threads)
-    x = _input(x, "x")
-    yd = _output("y", y, tuple(x.shape[:2]), x.dtype)
-    kh, kw, sh, sw, ph, pw = _ints(kh, kw, sh, sw, ph, pw)
-    _check_geometry(kh, kw, sh, sw, ph, pw)
-    _avg_forward(x, kh, kw, sh, sw, ph, pw, int(bool(count_include_pad)), 0, yd, t)
+    _avg(True, x, y, (kh, kw, sh, sw, ph, pw), count_include_pad, threads)
     return y
 
 
 def avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, dx, threads=None):
     """Adjoint of :func:`avg_pool2d_forward`; ``dx`` is overwritten."""
-    t = _threads(threads)
-    dy = _input(dy, "dy")
-    dxd = _output("dx", dx, tuple(dy.shape[:2]), dy.dtype)
-    kh, kw, sh, sw, ph, pw = _ints(kh, kw, sh, sw, ph, pw)
-    _check_geometry(kh, kw, sh, sw, ph, pw)
-    _avg_backward(dy, kh, kw, sh, sw, ph, pw, int(bool(count_include_pad)), 0, dxd, t)
+    _avg(False, dy, dx, (kh, kw, sh, sw, ph, pw), count_include_pad, threads)
     return dx
 
 
 def adaptive_avg_pool2d_forward(x, y, threads=None):
     """``y[o]`` = mean of ``x`` over ``[floor(o*H/OH), ceil((o+1)*H/OH))``
     (same along W); output size is taken from ``y``."""
-    t = _threads(threads)
-    x = _input(x, "x")
-    _avg_forward(x, 0, 0, 1, 1, 0, 0, 0, 1, _output("y", y, tuple(x.shape[:2]), x.dtype), t)
+    _avg(True, x, y, None, False, threads)
     return y
 
 
 def adaptive_avg_pool2d_backward(dy, dx, threads=None):
     """Adjoint of :func:`adaptive_avg_pool2d_forward`; ``dx`` is overwritten."""
-    t = _threads(threads)
-    dy = _input(dy, "dy")
-    _avg_backward(dy, 0, 0, 1, 1, 0, 0, 0, 1, _output("dx", dx, tuple(dy.shape[:2]), dy.dtype), t)
+    _avg(False, dy, dx, None, False, threads)
     return dx

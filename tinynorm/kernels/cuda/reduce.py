@@ -5,12 +5,14 @@ them) and, on a real GPU, warp-shuffle folds (``sum2_for`` picks). The
 pairing is fixed, so results do not change from run to run. Every thread of
 the block gets the result, and the buffers may be reused at once.
 """
-from numba import config, cuda
+from numba import config, cuda, float64
 
 
 @cuda.jit(device=True)
 def block_sum(buf, value, tid, threads):
     """Sum of every thread's ``value``; ``buf`` is a shared float64 array of ``threads``."""
+    # block_sum2 and block_chan_merge repeat this tree on purpose: one tree per call folds
+    # several values with the barrier rounds of one.
     buf[tid] = value
     cuda.syncthreads()
     half = threads // 2
@@ -22,6 +24,18 @@ def block_sum(buf, value, tid, threads):
     total = buf[0]
     cuda.syncthreads()
     return total
+
+
+@cuda.jit(device=True)
+def block_mean_sq(buf, x, base, n, tid, threads):
+    """Mean of x[base + j]^2 over j < n (0 when n == 0): each thread sums its strided share of
+    squares in float64, ``block_sum`` folds them."""
+    acc = 0.0
+    for j in range(tid, n, threads):
+        v = float64(x[base + j])
+        acc += v * v
+    total = block_sum(buf, acc, tid, threads)
+    return total / n if n > 0 else 0.0
 
 
 @cuda.jit(device=True)

@@ -1,54 +1,41 @@
 """RMSNorm kernels for CUDA (numba.cuda), mirroring kernels/cpu/rms_norm.py.
 
-Root Mean Square Layer Normalization (Zhang & Sennrich, 2019) of every row x
-of x2 (R, D):
+Same functions, arguments and meaning as tinynorm.kernels.cpu.rms_norm (the
+math is in tinynorm/ops/rms_norm.py and docs/norms.md), plus a keyword
+``threads`` (threads per block, a power of two up to 1024). x is viewed as
+x2 (R, D).
 
-    r  = 1 / sqrt(1/D sum_j x_j^2 + eps)
-    y  = x * r * w
-    dx = r * (w*dy - x * r^2/D * sum_j w_j dy_j x_j)
-    dw = sum_rows dy * x * r
-
-Same functions, arguments and meaning as tinynorm.kernels.cpu.rms_norm, plus
-a keyword `threads` (threads per block, a power of two up to 1024).
-
-One block per row (blocks stride over rows): each thread sums its strided
-share of the row in float64, the block folds the partials in shared memory
-with a tree of cuda.syncthreads() steps (no warp shuffles, so the simulator
-runs it), then every thread writes its share of the row in x's dtype. dw is a
-column sum over chunks of rows (group_norm.column_sums), partials in float64.
+rstd and dx take the "rows" traversal: one block per row (blocks stride over
+rows); each thread sums its strided share of the row in float64, the block
+folds the partials in shared memory with a tree of cuda.syncthreads() steps,
+then every thread writes its share of the row in x's dtype. dw takes the
+"cols" traversal (cols.column_sums): float64 partials over chunks of rows,
+added in order.
 """
-import functools
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64
 
+from .cols import column_sums
 from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
-                   device_input as _input, flat as _flat, grid as _grid,
-                   threads_or_default as _threads)
-from .group_norm import column_sums
-from .reduce import block_sum
+                   check_input as _check_input, device_input as _input, flat as _flat,
+                   grid as _grid, per_dtype as _per_dtype, threads_or_default as _threads)
+from .reduce import block_mean_sq, block_sum
 
 
 MAX_BLOCKS = 4096
 
 
-@functools.lru_cache(maxsize=None)
-def _forward_kernel(dtype, threads):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _forward_kernel(cast, threads):
     @cuda.jit
     def kernel(x, R, D, w, has_w, eps, y, rstd):
         buf = cuda.shared.array(threads, float64)
         tid = cuda.threadIdx.x
         for row in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             base = row * D
-            acc = 0.0
-            for j in range(tid, D, threads):
-                v = float64(x[base + j])
-                acc += v * v
-            total = block_sum(buf, acc, tid, threads)
-            r = 1.0 / math.sqrt((total / D if D > 0 else 0.0) + eps)
+            r = 1.0 / math.sqrt(block_mean_sq(buf, x, base, D, tid, threads) + eps)
             if tid == 0:
                 rstd[row] = r
             a = cast(r)
@@ -61,10 +48,8 @@ def _forward_kernel(dtype, threads):
     return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _dx_kernel(dtype, threads):
-    cast = from_dtype(np.dtype(dtype))
-
+@_per_dtype
+def _dx_kernel(cast, threads):
     @cuda.jit
     def kernel(dy, x, R, D, w, has_w, rstd, dx):
         buf = cuda.shared.array(threads, float64)
@@ -100,13 +85,6 @@ def _zero_kernel(a):
 # host side
 
 
-def _check_rows(x2, *others):
-    assert len(x2.shape) == 2, f"x2 must be 2-D (R, D), got shape {x2.shape}"
-    assert np.dtype(x2.dtype) in (np.float32, np.float64), f"unsupported dtype {x2.dtype}"
-    for name, a in others:
-        _check(name, a, x2.shape, x2.dtype)
-
-
 def _weight(weight, x2):
     """(device weight, 1) or, without a weight, (a placeholder vector, 0)."""
     if weight is None:
@@ -123,12 +101,11 @@ def rms_forward(x2, weight, eps, y2, rstd, threads=None):
     """y2 = x2 * rstd[row] * weight with rstd = 1/sqrt(mean(x^2 over the row) + eps).
 
     ``weight`` is (D,) in x2's dtype or None (no scaling); rstd (R,) float64
-    is written for the backward pass (Zhang & Sennrich 2019).
+    is written for the backward pass.
     """
     t = _threads(threads)
     x2, y2, rstd = map(_as_array, (x2, y2, rstd))
-    _check_rows(x2, ("y2", y2))
-    R, D = (int(v) for v in x2.shape)
+    R, D = _check_input("x2", x2, "R, D", ("y2", y2))
     _check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     if R == 0:
@@ -147,8 +124,7 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw, threads=None):
     """
     t = _threads(threads)
     dy2, x2, rstd = map(_as_array, (dy2, x2, rstd))
-    _check_rows(x2, ("dy2", dy2))
-    R, D = (int(v) for v in x2.shape)
+    R, D = _check_input("x2", x2, "R, D", ("dy2", dy2))
     _check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     dyd, xd, rd = _input(dy2), _input(x2), _input(rstd)
