@@ -5,10 +5,20 @@ import numpy as np
 
 from .. import checks, dtypes
 from .. import functional as F
-from ..backend import check_float_dtype
 from . import init
 from .containers import _index
 from .module import Module, Parameter
+
+
+def _default_parameters(module, weight_shape, bias, dtype):
+    """PyTorch's initial weight (Kaiming uniform, a = sqrt(5)) and bias (or None) of a Linear or Conv."""
+    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[0], dtype=dtype))
+        init.default_bias_(module.bias, module.weight.shape)
+    else:
+        module.register_parameter("bias", None)
 
 
 class Linear(Module):
@@ -20,13 +30,7 @@ class Linear(Module):
         checks.integer(in_features, "Linear: in_features", 0)
         checks.integer(out_features, "Linear: out_features", 0)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-            init.default_bias_(self.bias, self.weight.shape)
-        else:
-            self.register_parameter("bias", None)
+        _default_parameters(self, (out_features, in_features), bias, dtype)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -51,13 +55,7 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.dilation, self.groups = dilation, groups
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-            init.default_bias_(self.bias, self.weight.shape)
-        else:
-            self.register_parameter("bias", None)
+        _default_parameters(self, (out_channels, in_channels // groups, kh, kw), bias, dtype)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
