@@ -1,13 +1,13 @@
 """Instance Normalization: GroupNorm's case of one channel per group, plus running statistics.
 
 With input statistics, InstanceNorm is :class:`~tinynorm.ops.group_norm.GroupNorm`
-over the view (N, C, 1, prod(spatial)): G = C groups of one channel each, so
-it shares GroupNorm's fused kernels and double backward (the tape names the
-node ``GroupNorm``). What InstanceNorm adds is PyTorch's running statistics
-(``track_running_stats``): training folds the per-instance statistics the
-kernel already returns (``stats_out``) into the buffers, and eval normalizes
-with the buffers, a per-channel affine map with constant coefficients, which
-is BatchNorm in eval mode.
+over the view (N, C, 1, prod(spatial)): G = C groups of one channel each, so it
+shares GroupNorm's kernel family, its stats -> apply split and its double
+backward (the tape names the node ``GroupNorm``). What InstanceNorm adds is
+PyTorch's running statistics (``track_running_stats``): training folds the
+per-instance statistics of the kernel's stats step (``stats_out``) into the
+buffers, and eval normalizes with the buffers, a per-channel affine map with
+constant coefficients, which is BatchNorm in eval mode.
 """
 import math
 

@@ -1,12 +1,13 @@
 """Layer Normalization: GroupNorm's case of one group over a sample's trailing axes.
 
-LayerNorm has no Function of its own. Viewing the input as
-(rows, 1, prod(normalized_shape), 1) makes every row one "group" whose K
-slots each have their own gamma and beta, which is exactly what
-:class:`~tinynorm.ops.group_norm.GroupNorm` computes. So LN runs on
-GroupNorm's fused kernels (statistics, then the affine apply, in one pass
-each way), its double backward and its tests, and a fix to one is a fix to
-both; the node on the tape is named ``GroupNorm``.
+Viewing the input as (rows, 1, prod(normalized_shape), 1) makes every sample
+one group whose K slots each have their own gamma and beta, which is exactly
+what :class:`~tinynorm.ops.group_norm.GroupNorm` computes. LN therefore has
+no Function of its own: one kernel family (``kernels/*/group_norm.py``, CPU
+and CUDA) with one stats -> apply split (row statistics, then the
+normalize-and-affine pass, fused; the same split backward) and one double
+backward serve GN, LN and IN, so a fix or a speed-up to one is one to all.
+The node on the tape is named ``GroupNorm``.
 """
 import math
 
