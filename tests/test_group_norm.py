@@ -14,7 +14,9 @@ from hypothesis import given, settings, strategies as st
 import tinynorm as tn
 from tinynorm.nn.group_norm import (GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
                                     LayerNorm)
-from tinynorm.ops.group_norm import group_norm, instance_norm, layer_norm
+from tinynorm.ops.group_norm import group_norm
+from tinynorm.ops.instance_norm import instance_norm
+from tinynorm.ops.layer_norm import layer_norm
 from tinynorm.testing import gradcheck
 
 FAST = settings(max_examples=15, deadline=None)

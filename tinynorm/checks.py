@@ -94,3 +94,10 @@ def param(t, shape, what, name):
     if tuple(t.shape) != tuple(shape):
         extra = f" for {shape[0]} channels" if len(shape) == 1 else ""
         raise ValueError(f"{name}: {what} has shape {tuple(t.shape)}, expected {tuple(shape)}{extra}")
+
+
+def lrn_args(size, alpha, beta, k):
+    """Local response norm's (size, alpha, beta, k): a positive integer window and finite numbers."""
+    return (integer(size, "local_response_norm: size", 1),
+            *(number(v, f"local_response_norm: {n}") for n, v in
+              (("alpha", alpha), ("beta", beta), ("k", k))))

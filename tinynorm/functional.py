@@ -18,12 +18,14 @@ from .ops import shape as _shape
 from .tensor import Tensor, as_tensor
 from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
 from .ops.frn import filter_response_norm, tlu  # noqa: F401
-from .ops.group_norm import group_norm, instance_norm, layer_norm  # noqa: F401
+from .ops.group_norm import group_norm  # noqa: F401
+from .ops.instance_norm import instance_norm  # noqa: F401
+from .ops.layer_norm import layer_norm  # noqa: F401
 from .ops.lrn import local_response_norm  # noqa: F401
 from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                          l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from .ops.rms_norm import rms_norm  # noqa: F401
-from .ops.weight_norm import _weight_norm, norm_except_dim  # noqa: F401
+from .ops.weight_norm import _weight_norm, norm_except_dim, weight_norm  # noqa: F401
 
 
 def _pair(v, name, low=1):
@@ -310,8 +312,8 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups):
             f"({weight.shape[1]} per group x {groups} groups)")
     if bias is not None and bias.shape != (cout,):
         raise ValueError(f"conv2d: bias shape {bias.shape} does not match out_channels {cout}")
-    args = (input, weight) if bias is None else (input, weight, bias)
-    return _conv.Conv2d.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return _conv.Conv2d.apply(input, weight, bias, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, name):

@@ -1,9 +1,10 @@
-"""FilterResponseNorm2d and TLU modules (Singh & Krishnan 2019).
+"""FilterResponseNorm2d and TLU modules.
 
-See :func:`tinynorm.ops.frn.filter_response_norm` for the formulas. PyTorch has
-no FRN; these follow its style: parameters ``weight`` (gamma, ones), ``bias``
-(beta, zeros), ``tau`` (zeros) of shape (num_features,), and
-``eps_learned`` (num_features,) initialized to 1e-4 when ``learnable_eps``.
+The formulas, defaults and paper are :func:`tinynorm.ops.frn.filter_response_norm`'s
+and :func:`tinynorm.ops.frn.tlu`'s docstrings. PyTorch has no FRN; these follow
+its style: parameters ``weight`` (gamma, ones), ``bias`` (beta, zeros), ``tau``
+(zeros) of shape (num_features,), and ``eps_learned`` (num_features,)
+initialized to 1e-4 when ``learnable_eps``.
 
 Decisions:
 
@@ -21,24 +22,14 @@ Decisions:
 import numpy as np
 
 from .. import checks, dtypes
-from ..ops.frn import filter_response_norm, tlu
-from .module import Module, Parameter
+from .. import functional as F
+from .module import Module, Parameter, check_channels, register_affine, reset_affine
 
 EPS_LEARNED_INIT = 1e-4
 
 
-def _check_input(module, x, ranks):
-    if x.ndim not in ranks:
-        expect = " or ".join(f"{r}D" for r in ranks)
-        raise ValueError(f"{type(module).__name__} expected {expect} input, got {x.ndim}D input "
-                         f"of shape {tuple(x.shape)}")
-    if x.shape[1] != module.num_features:
-        raise ValueError(f"{type(module).__name__}({module.num_features}) got input with "
-                         f"{x.shape[1]} channels (shape {tuple(x.shape)})")
-
-
 class FilterResponseNorm2d(Module):
-    """FRN over (N, C, H, W) or (N, C), followed by the TLU ``max(y, tau)`` unless ``tlu=False``."""
+    """FRN (``F.filter_response_norm``) over (N, C, H, W) or (N, C), then the TLU unless ``tlu=False``."""
 
     def __init__(self, num_features, eps=1e-6, learnable_eps=False, tlu=True, dtype=np.float32):
         dtype = dtypes.parameter(dtype, "FilterResponseNorm2d")
@@ -47,8 +38,7 @@ class FilterResponseNorm2d(Module):
         checks.eps(eps, "FilterResponseNorm2d: eps")
         self.num_features, self.eps = num_features, eps
         self.learnable_eps, self.tlu = learnable_eps, tlu
-        self.weight = Parameter(np.ones(num_features, dtype=dtype))
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        register_affine(self, num_features, dtype)
         if tlu:
             self.tau = Parameter(np.zeros(num_features, dtype=dtype))
         else:
@@ -59,17 +49,16 @@ class FilterResponseNorm2d(Module):
             self.register_parameter("eps_learned", None)
 
     def reset_parameters(self):
-        self.weight.data[...] = 1
-        self.bias.data[...] = 0
+        reset_affine(self)
         if self.tau is not None:
             self.tau.data[...] = 0
         if self.eps_learned is not None:
             self.eps_learned.data[...] = EPS_LEARNED_INIT
 
     def forward(self, x):
-        _check_input(self, x, (2, 4))
-        return filter_response_norm(x, self.weight, self.bias, self.eps, self.eps_learned,
-                                    tau=self.tau)
+        check_channels(self, x, (2, 4))
+        return F.filter_response_norm(x, self.weight, self.bias, self.eps, self.eps_learned,
+                                      tau=self.tau)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, learnable_eps={self.learnable_eps}, "
@@ -77,7 +66,7 @@ class FilterResponseNorm2d(Module):
 
 
 class TLU(Module):
-    """Thresholded Linear Unit ``max(x, tau[c])`` over (N, C, *), tau initialized to zeros."""
+    """Thresholded Linear Unit (``F.tlu``) over (N, C, *), tau initialized to zeros."""
 
     def __init__(self, num_features, dtype=np.float32):
         dtype = dtypes.parameter(dtype, "TLU")
@@ -95,7 +84,7 @@ class TLU(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"TLU({self.num_features}) got input with {x.shape[1]} channels "
                              f"(shape {tuple(x.shape)})")
-        return tlu(x, self.tau)
+        return F.tlu(x, self.tau)
 
     def extra_repr(self):
         return f"{self.num_features}"

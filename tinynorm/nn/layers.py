@@ -5,10 +5,20 @@ import numpy as np
 
 from .. import checks, dtypes
 from .. import functional as F
-from ..backend import check_float_dtype
 from . import init
 from .containers import _index
 from .module import Module, Parameter
+
+
+def _default_parameters(module, weight_shape, bias, dtype):
+    """PyTorch's initial weight (Kaiming uniform, a = sqrt(5)) and bias (or None) of a Linear or Conv."""
+    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[0], dtype=dtype))
+        init.default_bias_(module.bias, module.weight.shape)
+    else:
+        module.register_parameter("bias", None)
 
 
 class Linear(Module):
@@ -20,13 +30,7 @@ class Linear(Module):
         checks.integer(in_features, "Linear: in_features", 0)
         checks.integer(out_features, "Linear: out_features", 0)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-            init.default_bias_(self.bias, self.weight.shape)
-        else:
-            self.register_parameter("bias", None)
+        _default_parameters(self, (out_features, in_features), bias, dtype)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -46,18 +50,12 @@ class Conv2d(Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} "
                              f"must be divisible by groups {groups}")
-        kh, kw = F._pair(kernel_size, "Conv2d: kernel_size")
+        kh, kw = checks.ints(kernel_size, 2, "Conv2d: kernel_size", 1)
         F.conv_geometry((kh, kw), stride, padding, dilation)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.dilation, self.groups = dilation, groups
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-            init.default_bias_(self.bias, self.weight.shape)
-        else:
-            self.register_parameter("bias", None)
+        _default_parameters(self, (out_channels, in_channels // groups, kh, kw), bias, dtype)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -67,38 +65,39 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """The window arguments both pools share, checked at construction as at call time."""
+
+    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode, name):
+        super().__init__()
+        F.pool_geometry(kernel_size, stride, padding, dilation, name)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode = ceil_mode
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  return_indices=False):
-        super().__init__()
-        F.pool_geometry(kernel_size, stride, padding, dilation, "MaxPool2d")
-        self.return_indices = return_indices
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode, "MaxPool2d")
+        self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                             self.ceil_mode, self.return_indices)
 
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
-        super().__init__()
-        F.pool_geometry(kernel_size, stride, padding, 1, "AvgPool2d")
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
-        self.divisor_override = divisor_override
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode, "AvgPool2d")
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):

@@ -1,19 +1,16 @@
 """RMSNorm module with PyTorch's arguments and parameter name (``weight``).
 
-See :func:`tinynorm.ops.rms_norm.rms_norm` for the formula (Zhang & Sennrich 2019).
+The formula, defaults and paper are :func:`tinynorm.ops.rms_norm.rms_norm`'s docstring.
 """
 import numpy as np
 
 from .. import checks, dtypes
-from ..ops.rms_norm import rms_norm
-from .module import Module, Parameter
+from .. import functional as F
+from .module import Module, Parameter, reset_affine
 
 
 class RMSNorm(Module):
-    """``y = x / sqrt(mean(x^2) + eps) * weight`` over the trailing ``normalized_shape`` axes.
-
-    ``eps=None`` uses the input dtype's machine epsilon; ``weight`` starts at ones.
-    """
+    """RMS normalization (``F.rms_norm``) over the trailing ``normalized_shape`` axes; ``weight`` starts at ones."""
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=np.float32):
         dtype = dtypes.parameter(dtype, "RMSNorm")
@@ -28,11 +25,10 @@ class RMSNorm(Module):
             self.register_parameter("weight", None)
 
     def reset_parameters(self):
-        if self.weight is not None:
-            self.weight.data[...] = 1
+        reset_affine(self)
 
     def forward(self, x):
-        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "

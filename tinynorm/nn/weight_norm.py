@@ -1,8 +1,8 @@
 """``weight_norm`` / ``remove_weight_norm`` (PyTorch's legacy ``torch.nn.utils`` helpers) and data-dependent init.
 
-Weight Normalization (Salimans & Kingma 2016) reparameterizes a module's
-weight as ``w = g * v / ||v||`` (the norm over every axis but ``dim``; see
-:func:`tinynorm.ops.weight_norm._weight_norm`). ``weight_norm(module)``
+Weight Normalization reparameterizes a module's weight; the formula, defaults
+and paper are :func:`tinynorm.ops.weight_norm.weight_norm`'s docstring
+(``F.weight_norm``, PyTorch's ``torch._weight_norm``). ``weight_norm(module)``
 replaces the Parameter ``weight`` by Parameters ``weight_g`` and
 ``weight_v``, the state_dict keys of PyTorch's legacy helper, and recomputes
 ``module.weight`` (a plain Tensor on the tape) before every forward.
@@ -20,8 +20,9 @@ itself is not supported (the subclass is created at run time); save its
 """
 import numpy as np
 
+from .. import functional as F
 from ..autograd import no_grad
-from ..ops.weight_norm import _canonical_dim, _weight_norm, norm_except_dim
+from ..dims import dim as canonical_dim
 from ..tensor import as_tensor
 from .layers import Linear
 from .module import Module, Parameter
@@ -51,16 +52,15 @@ def _weight_normed_class(cls):
 
 def _recompute(module, name):
     dim = module.__dict__[_DIMS][name]
-    w = _weight_norm(module._parameters[name + "_v"], module._parameters[name + "_g"], dim)
+    w = F.weight_norm(module._parameters[name + "_v"], module._parameters[name + "_g"], dim)
     object.__setattr__(module, name, w)
 
 
 def weight_norm(module, name="weight", dim=0):
-    """Apply Weight Normalization to parameter ``name`` of ``module``; returns ``module``.
+    """Apply Weight Normalization (``F.weight_norm``) to parameter ``name`` of ``module``; returns ``module``.
 
-    ``w = g * v / ||v||`` (Salimans & Kingma 2016) with the norm over every
-    axis of the weight except ``dim`` (0: one ``g`` per output unit;
-    ``None``: one ``g`` for the whole tensor). Adds Parameters
+    ``dim`` as in ``F.weight_norm`` (0: one ``g`` per output unit; ``None``:
+    one ``g`` for the whole tensor). Adds Parameters
     ``name + '_g'`` (shape of the norms, e.g. (out, 1) for Linear,
     (out, 1, 1, 1) for Conv2d, () for ``dim=None``) and ``name + '_v'``
     (initialized to the current weight, so the module computes the same
@@ -82,8 +82,9 @@ def weight_norm(module, name="weight", dim=0):
         raise ValueError(f"weight_norm: {type(module).__name__} has no parameter named {name!r}")
     if weight.ndim == 0:
         raise ValueError(f"weight_norm: parameter {name!r} is a scalar; it needs at least one dimension")
-    dim = _canonical_dim(dim, weight.ndim, "weight_norm")
-    g = Parameter(norm_except_dim(weight, dim))
+    if dim is not None:
+        dim = canonical_dim(dim, weight.ndim, "weight_norm")
+    g = Parameter(F.norm_except_dim(weight, dim))
     v = Parameter(weight.data)
     del module._parameters[name]
     module.register_parameter(name + "_g", g)
@@ -103,8 +104,8 @@ def remove_weight_norm(module, name="weight"):
     if name not in dims:
         raise ValueError(f"weight_norm of '{name}' not found in {module}")
     with no_grad():
-        w = _weight_norm(module._parameters[name + "_v"], module._parameters[name + "_g"],
-                         dims[name])
+        w = F.weight_norm(module._parameters[name + "_v"], module._parameters[name + "_g"],
+                          dims[name])
     module.__dict__.pop(name, None)
     del module._parameters[name + "_g"]
     del module._parameters[name + "_v"]

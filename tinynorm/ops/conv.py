@@ -11,7 +11,9 @@ from ..kernels import kernels_for
 
 
 class Conv2d(Function):
-    def forward(self, x, weight, bias=None, *, stride, padding, dilation, groups):
+    """Inputs ``(x, weight, bias)``, ``bias`` possibly None; geometry as pairs of ints."""
+
+    def forward(self, x, weight, bias, *, stride, padding, dilation, groups):
         xp = get_array_module(x)
         k = kernels_for("im2col", x)
         n, c, h, w = x.shape
@@ -32,7 +34,6 @@ class Conv2d(Function):
         if bias is not None:
             out += bias.reshape(cout, 1, 1, 1)
         self.geometry = (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow)
-        self.has_bias = bias is not None
         self.save_for_backward(cols, weight)
         return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
@@ -51,9 +52,9 @@ class Conv2d(Function):
             kernels_for("im2col", g).col2im(dcols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, gx)
         if self.needs_input_grad[1]:
             gw = blas.matmul(gy, xp.swapaxes(cols_g, 1, 2)).reshape(weight.shape)
-        if self.has_bias and self.needs_input_grad[2]:
+        if self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
-        return (gx, gw, gb) if self.has_bias else (gx, gw)
+        return gx, gw, gb
 
     def backward_graph(self, g, inputs):
         """With create_graph: the two products of :mod:`tinynorm.ops.conv_grad`, differentiable to any order."""
@@ -62,6 +63,4 @@ class Conv2d(Function):
         need = self.needs_input_grad
         gx = Conv2dInputGrad.apply(g, weight, geometry=self.geometry) if need[0] else None
         gw = Conv2dWeightGrad.apply(x, g, geometry=self.geometry) if need[1] else None
-        if not self.has_bias:
-            return gx, gw
         return gx, gw, g.sum(dim=(0, 2, 3)) if need[2] else None

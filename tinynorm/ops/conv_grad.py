@@ -64,7 +64,7 @@ def weight_grad(x, dy, geometry):
 def _conv_apply(x, weight, geometry):
     from .conv import Conv2d
     sh, sw, ph, pw, dh, dw, groups = geometry[6:13]
-    return Conv2d.apply(x, weight, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
+    return Conv2d.apply(x, weight, None, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
                         groups=groups)
 
 

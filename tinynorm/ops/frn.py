@@ -1,17 +1,7 @@
-"""Filter Response Normalization and the Thresholded Linear Unit (Singh & Krishnan 2019).
+"""Filter Response Normalization and the Thresholded Linear Unit, fused or apart.
 
-Per (sample, channel) plane of S spatial values (S = 1 for (N, C) input)::
-
-    nu2 = mean_s x^2,  r = 1/sqrt(nu2 + eps),  xhat = x * r
-    y   = gamma * xhat + beta
-    z   = max(y, tau)                                    (TLU, fused when tau is given)
-
-Backward, with dy = dz * [y > tau] (ties split in halves, as torch.maximum)
-and P = sum_s dy * xhat per plane::
-
-    dx     = gamma * r * (dy - xhat * P / S)
-    dgamma = sum_n P,  dbeta = sum_{n,s} dy,  dtau = sum_{n,s} dz * [y <= tau]
-    deps   = -1/2 sum_n r^2 * gamma * P     (per channel; eps = |eps| + |eps_learned|)
+The formulas, defaults and paper are :func:`filter_response_norm`'s and
+:func:`tlu`'s docstrings; the backward is :class:`FilterResponseNorm`'s.
 """
 import numpy as np
 
@@ -30,24 +20,26 @@ def _vector(xp, a, c, fill):
 
 
 class FilterResponseNorm(Function):
-    """FRN (+ TLU when ``has_tau``) over (N, C, *spatial); backward as in the module docstring.
+    """FRN, and the TLU when ``tau`` is given, over (N, C, *spatial) in one kernel each way.
 
-    Positional inputs: x, then whichever of weight, bias, tau, eps_learned are present.
+    Inputs ``(x, weight, bias, tau, eps_learned)``, each but x possibly None.
+    With ``xhat = x*r`` (``r = 1/sqrt(nu2 + eps_eff)``), ``dy = dz*[y > tau]``
+    (a tie ``y == tau`` sends half to each side, as ``torch.maximum``) and
+    ``P = sum_s dy*xhat`` per (n, c) plane of S values, in float64::
+
+        dx        = gamma * r * (dy - xhat * P / S)
+        dgamma    = sum_n P,  dbeta = sum_{n,s} dy,  dtau = sum_{n,s} dz * [y <= tau]
+        d eps_eff = -1/2 sum_n r^2 * gamma * P,   d eps_learned = sign(eps_learned) * d eps_eff
     """
 
-    def forward(self, x, *params, eps, has_weight, has_bias, has_tau, has_eps_learned):
+    def forward(self, x, weight, bias, tau, eps_learned, *, eps):
         xp = get_array_module(x)
-        it = iter(params)
-        weight = next(it) if has_weight else None
-        bias = next(it) if has_bias else None
-        tau = next(it) if has_tau else None
-        eps_learned = next(it) if has_eps_learned else None
         x3 = as_channels_3d(x)
         n, c, _ = x3.shape
         gamma, beta = _vector(xp, weight, c, 1.0), _vector(xp, bias, c, 0.0)
-        tau64 = _vector(xp, tau, c, 0.0) if has_tau else None
+        tau64 = None if tau is None else _vector(xp, tau, c, 0.0)
         eps_vec = xp.full(c, abs(eps), dtype=np.float64)
-        if has_eps_learned:
+        if eps_learned is not None:
             eps_vec = eps_vec + xp.abs(eps_learned.astype(np.float64)).reshape(-1)
         z3 = memory.empty(xp, x3.shape, x3.dtype)
         rstd = xp.empty((n, c), dtype=np.float64)
@@ -70,16 +62,16 @@ class FilterResponseNorm(Function):
         kernels_for("frn", x3).frn_backward(g3, x3, gamma, beta, tau64, rstd, dx3,
                                             sum_dy, sum_dy_xhat, sum_dtau)
         grads = [dx3.reshape(self.shape) if need_dx else None]
-        w, b, t, e = self.layouts
-        for layout, total in ((w, sum_dy_xhat), (b, sum_dy), (t, sum_dtau)):
-            if layout is not None:
-                grads.append(total.sum(axis=0).astype(layout[0]).reshape(layout[1]))
-        if e is not None:
-            deps = -0.5 * gamma * (rstd * rstd * sum_dy_xhat).sum(axis=0)
-            if eps_learned.size != c:
-                deps = deps.sum()
-            grads.append((deps.reshape(e[1]) * xp.sign(eps_learned)).astype(e[0]))
-        return tuple(grads)
+        for layout, total in zip(self.layouts[:3], (sum_dy_xhat, sum_dy, sum_dtau)):
+            grads.append(None if layout is None
+                         else total.sum(axis=0).astype(layout[0]).reshape(layout[1]))
+        e = self.layouts[3]
+        if e is None:
+            return (*grads, None)
+        deps = -0.5 * gamma * (rstd * rstd * sum_dy_xhat).sum(axis=0)
+        if eps_learned.size != c:
+            deps = deps.sum()
+        return (*grads, (deps.reshape(e[1]) * xp.sign(eps_learned)).astype(e[0]))
 
 
 class TLU(Function):
@@ -119,7 +111,7 @@ def _check_input(input, fn):
 
 
 def filter_response_norm(input, weight, bias, eps=1e-6, eps_learned=None, tau=None):
-    """Filter Response Normalization (Singh & Krishnan 2019), optionally fused with TLU.
+    """Filter Response Normalization, optionally fused with the TLU.
 
     Over every (n, c) plane of ``input`` (N, C, *spatial), or of (N, C)
     fully connected input (one value per plane)::
@@ -131,11 +123,13 @@ def filter_response_norm(input, weight, bias, eps=1e-6, eps_learned=None, tau=No
     There is no mean subtraction: the TLU's learned threshold ``tau`` is the
     paper's companion to FRN, and passing it here runs both in one kernel
     (the same as ``tlu(filter_response_norm(...), tau)`` but one pass over
-    memory each way). ``weight``, ``bias``, ``tau`` are (C,) or None
-    (1, 0, no TLU). ``eps_learned`` (a Tensor of one value or of shape (C,),
-    or None) is the paper's learned epsilon, which matters for 1x1 maps and
-    fully connected inputs where nu2 is a single squared value; its gradient
-    is sign(eps_learned) * dL/deps_eff. Mean squares accumulate in float64.
+    memory each way); with tau = 0 the TLU is ReLU. ``weight``, ``bias``,
+    ``tau`` are (C,) or None (1, 0, no TLU); ``eps=1e-6``. ``eps_learned`` (a
+    Tensor of one value or of shape (C,), or None) is the paper's learned
+    epsilon, which matters for 1x1 maps and fully connected inputs where nu2
+    is a single squared value; its gradient is sign(eps_learned) *
+    dL/deps_eff. Mean squares accumulate in float64; a NaN in a plane gives
+    NaN, and the TLU keeps it NaN. The backward is :class:`FilterResponseNorm`'s.
 
     Filter Response Normalization Layer: Eliminating Batch Dependence in the
     Training of Deep Neural Networks, S. Singh and S. Krishnan, CVPR 2020
@@ -154,18 +148,19 @@ def filter_response_norm(input, weight, bias, eps=1e-6, eps_learned=None, tau=No
             raise ValueError(f"{fn}: eps_learned has shape {tuple(eps_learned.shape)}, expected "
                              f"one value or ({c},) for {c} channels")
     eps = checks.eps(eps, f"{fn}: eps")
-    params = [t for t in (weight, bias, tau, eps_learned) if t is not None]
-    return FilterResponseNorm.apply(
-        input, *params, eps=float(eps), has_weight=weight is not None, has_bias=bias is not None,
-        has_tau=tau is not None, has_eps_learned=eps_learned is not None)
+    return FilterResponseNorm.apply(input, weight, bias, tau, eps_learned, eps=float(eps))
 
 
 def tlu(input, tau):
-    """Thresholded Linear Unit (Singh & Krishnan 2019): ``max(x, tau[c])`` over (N, C, *).
+    """Thresholded Linear Unit: ``z = max(x, tau[c])`` over (N, C, *) of rank >= 2.
 
-    ``tau`` is a learned per-channel threshold of shape (C,); with tau = 0 this is
-    ReLU. At ties (x == tau) the gradient is split in halves between x and tau,
-    as for ``torch.maximum``; a NaN x gives NaN.
+    ``tau`` is a learned per-channel threshold of shape (C,), required; with
+    tau = 0 this is ReLU. At ties (x == tau) the gradient is split in halves
+    between x and tau, as for ``torch.maximum``; a NaN x gives NaN. The paper
+    pairs it with FRN, which does no mean centering;
+    ``filter_response_norm(..., tau=tau)`` runs both in one kernel.
+
+    Same paper as :func:`filter_response_norm` (Singh & Krishnan, CVPR 2020).
     """
     fn = "tlu"
     input = _as_tensor(input)

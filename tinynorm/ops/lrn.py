@@ -1,14 +1,8 @@
-"""Local Response Normalization across channels (Krizhevsky, Sutskever & Hinton 2012).
+"""Local Response Normalization across channels, with PyTorch's semantics.
 
-PyTorch's semantics, for a window of n = size channels zero-padded by n//2
-before and (n-1)//2 after, the divisor always n::
-
-    d_c  = k + alpha/n * sum_{c' in window(c)} a_{c'}^2
-    b_c  = a_c * d_c^(-beta)
-    da_j = db_j * d_j^(-beta) - 2*alpha*beta/n * a_j * sum_{c: j in window(c)} db_c a_c d_c^(-beta-1)
+The formula, defaults and paper are :func:`local_response_norm`'s docstring;
+the backward is :class:`LocalResponseNorm`'s.
 """
-import numpy as np
-
 from .. import checks, memory
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
@@ -20,7 +14,12 @@ FAST_BETAS = (0.75, 0.5)
 
 
 class LocalResponseNorm(Function):
-    """LRN over (N, C, *) with a sliding channel window; backward as in the module docstring.
+    """LRN over (N, C, *) with a sliding channel window; ``d_c`` and ``b_c`` as in :func:`local_response_norm`.
+
+    Backward, ``window(c)`` the channels that ``c``'s sum covers::
+
+        da_j = db_j * d_j^(-beta)
+               - 2*alpha*beta/n * a_j * sum_{c: j in window(c)} db_c a_c d_c^(-beta-1)
 
     The scale d^-beta is kept from the forward pass only when beta has no fast
     path in the kernels (otherwise recomputing it is cheaper than storing it).
@@ -46,24 +45,20 @@ class LocalResponseNorm(Function):
         return dx3.reshape(self.shape)
 
 
-def check_lrn_args(size, alpha, beta, k):
-    """(size, alpha, beta, k) checked: a positive integer window and finite numbers."""
-    return (checks.integer(size, "local_response_norm: size", 1),
-            *(checks.number(v, f"local_response_norm: {n}") for n, v in
-              (("alpha", alpha), ("beta", beta), ("k", k))))
-
-
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local Response Normalization across channels, ``torch.nn.functional.local_response_norm``.
 
     For ``input`` of shape (N, C, *) (rank >= 3) and n = ``size``::
 
-        b_c = a_c / (k + alpha/n * sum_{c'=c-n//2}^{c+(n-1)//2} a_{c'}^2) ^ beta
+        d_c = k + alpha/n * sum_{c'=c-n//2}^{c+(n-1)//2} a_{c'}^2
+        b_c = a_c * d_c^(-beta)
 
     with channels outside [0, C) counted as zeros and the divisor always n,
     exactly as PyTorch computes it (an average pool of a^2 over a
-    zero-padded channel window). The kernels slide a float64 running sum
-    over the channels, with fast paths for beta = 0.75 and beta = 0.5.
+    zero-padded channel window). ``size`` is required (a positive integer);
+    ``alpha=1e-4``, ``beta=0.75``, ``k=1.0``, finite numbers of any sign. The
+    kernels slide a float64 running sum over the channels, with fast paths for
+    beta = 0.75 and beta = 0.5.
 
     AlexNet (Krizhevsky, Sutskever & Hinton 2012, section 3.3) used
     k = 2, n = 5, alpha = 1e-4, beta = 0.75 with alpha *not* divided by n:
@@ -79,5 +74,5 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
         raise ValueError(f"local_response_norm: expected 3D or higher dimensionality input "
                          f"(N, C, *), got {input.ndim}D input of shape {tuple(input.shape)}")
     check_float_dtype(input.data, "local_response_norm input")
-    size, alpha, beta, k = check_lrn_args(size, alpha, beta, k)
+    size, alpha, beta, k = checks.lrn_args(size, alpha, beta, k)
     return LocalResponseNorm.apply(input, size=size, alpha=alpha, beta=beta, k=k)

@@ -86,33 +86,32 @@ def double_backward(x, g, u, u_gamma, u_beta, gamma, mean, sigma, axes, batch_st
 
 
 class _NormGrad(Function):
-    """A norm's first-order backward as a tape op: inputs (x, [weight], g), output packed grads."""
+    """A norm's first-order backward as a tape op: inputs (x, weight, g), ``weight`` possibly None;
+    output the norm's gradients packed."""
 
-    def forward(self, *arrays, first, layout):
-        grads = first.backward(arrays[-1])
-        self.first_needs = first.needs_input_grad
-        self.layout = layout
-        flat, self.shapes = pack(grads, arrays[0].dtype)
+    def forward(self, x, weight, g, *, first, layout):
+        grads = first.backward(g)
+        flat, self.shapes = pack(grads, x.dtype)
         layout["shapes"] = self.shapes
-        self.dtypes = [a.dtype for a in arrays]
-        self.in_shapes = [a.shape for a in arrays]
+        self.layouts = [None if a is None else (a.shape, a.dtype) for a in (x, weight, g)]
         return flat
 
     def backward(self, flat):
-        parts = unpack_arrays(flat, self.shapes)
-        gx, gg, ggamma = self.second(parts)
-        out = [gx]
-        if len(self.in_shapes) == 3:
-            out.append(ggamma)
-        out.append(gg)
-        return tuple(None if a is None else a.reshape(s).astype(d, copy=False)
-                     for a, s, d in zip(out, self.in_shapes, self.dtypes))
+        gx, gg, ggamma = self.second(unpack_arrays(flat, self.shapes))
+        return tuple(None if a is None or layout is None
+                     else a.reshape(layout[0]).astype(layout[1], copy=False)
+                     for a, layout in zip((gx, ggamma, gg), self.layouts))
 
 
 def graph_grads(first, g, inputs, grad_cls, **layout):
-    """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function)."""
-    weight = [inputs[1]] if first.has_weight else []
-    packed = grad_cls.apply(inputs[0], *weight, g, first=first, layout=layout)
+    """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function).
+
+    ``inputs`` are the norm's (x, weight, ...), weight possibly None; a norm
+    that passes only its present affine inputs says whether the weight is
+    among them with ``has_weight``.
+    """
+    weight = inputs[1] if getattr(first, "has_weight", True) else None
+    packed = grad_cls.apply(inputs[0], weight, g, first=first, layout=layout)
     return tuple(unpack(packed, layout["shapes"]))
 
 
@@ -146,19 +145,18 @@ class BatchNormGrad(_NormGrad):
 class GroupNormGrad(_NormGrad):
     """GroupNorm's (and LayerNorm's, InstanceNorm's) backward; rows of the (N, G, K, S) view."""
 
-    def forward(self, *arrays, first, layout):
+    def forward(self, x, weight, g, *, first, layout):
         x4, w = first.saved
-        self.save_for_backward(x4, arrays[-1])
-        self.stats = (first.mean, first.rstd, w, first.bias_meta is not None)
-        return super().forward(*arrays, first=first, layout=layout)
+        self.save_for_backward(x4, g)
+        self.stats = (first.mean, first.rstd, w)
+        return super().forward(x, weight, g, first=first, layout=layout)
 
     def second(self, parts):
         x4, g = self.saved
-        mean, rstd, w, has_bias = self.stats
+        mean, rstd, w = self.stats
         n, gr, k, s = x4.shape
         slot, row = (1, gr, k, 1), (n, gr, 1, 1)
-        u, u_gamma = parts[0], parts[1] if w is not None else None
-        u_beta = parts[-1] if has_bias else None
+        u, u_gamma, u_beta = parts
         u = get_array_module(x4).zeros(x4.shape) if u is None else u.reshape(x4.shape)
         gx, gg, ggamma = double_backward(
             x4.astype(np.float64), g.reshape(x4.shape).astype(np.float64), u,
@@ -172,16 +170,16 @@ class GroupNormGrad(_NormGrad):
 class RMSNormGrad(_NormGrad):
     """RMSNorm's backward; rows of the (R, D) view, no centering."""
 
-    def forward(self, *arrays, first, layout):
+    def forward(self, x, weight, g, *, first, layout):
         x2, w, rstd = first.saved
-        self.save_for_backward(x2, arrays[-1])
+        self.save_for_backward(x2, g)
         self.stats = (rstd, w)
-        return super().forward(*arrays, first=first, layout=layout)
+        return super().forward(x, weight, g, first=first, layout=layout)
 
     def second(self, parts):
         x2, g = self.saved
         rstd, w = self.stats
-        u, u_gamma = parts[0], parts[1] if w is not None else None
+        u, u_gamma = parts
         u = get_array_module(x2).zeros(x2.shape) if u is None else u.reshape(x2.shape)
         gx, gg, ggamma = double_backward(
             x2.astype(np.float64), g.reshape(x2.shape).astype(np.float64), u,

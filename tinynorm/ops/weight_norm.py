@@ -1,15 +1,8 @@
-"""Weight Normalization (Salimans & Kingma 2016) as one fused op.
+"""Weight Normalization as one fused op, and the norm it divides by.
 
-``w = g * v / ||v||`` with the 2-norm over every axis of ``v`` except ``dim``::
-
-    forward     ||v||_d^2 = sum v^2                        (kernel, float64)
-                w = v * (g / ||v||)                        (kernel)
-    backward    grad_g = sum(grad_w * v) / ||v||            (kernel, float64)
-                grad_v = g/||v|| * (grad_w - grad_g * v/||v||)   (kernel)
-
-``v`` is viewed as (A, D, B): A the size of the axes before ``dim``, D the
-size of ``dim``, B the size of the axes after it (``dim=None``: (1, 1, size)).
-A slice whose norm is 0 gives NaN (0/0), as in PyTorch.
+The formula, defaults and paper are :func:`weight_norm`'s docstring; the
+kernels and backward are :class:`WeightNorm`'s, the double backward
+:mod:`tinynorm.ops.weight_norm_grad`'s.
 """
 import numpy as np
 
@@ -53,7 +46,16 @@ def _sum_sq(v3):
 
 
 class WeightNorm(Function):
-    """``w = g * v / ||v||``; ``dim`` canonical (non-negative) or None."""
+    """``w = g * v / ||v||`` with the norm over every axis of ``v`` but ``dim`` (canonical, or None).
+
+    ``v`` is viewed as (A, D, B): A the size of the axes before ``dim``, D the
+    size of ``dim``, B the size of the axes after it (``dim=None``: (1, 1, size))::
+
+        forward     ||v||_d^2 = sum v^2                              (kernel, float64)
+                    w = v * (g / ||v||)                              (kernel)
+        backward    grad_g = sum(grad_w * v) / ||v||                 (kernel, float64)
+                    grad_v = g/||v|| * (grad_w - grad_g * v/||v||)   (kernel)
+    """
 
     def forward(self, v, g, *, dim):
         xp = get_array_module(v)
@@ -95,8 +97,10 @@ class WeightNorm(Function):
 def norm_except_dim(v, dim=0):
     """The 2-norm of ``v`` over every axis but ``dim`` (None: the whole tensor), as a Tensor of ``v``'s dtype.
 
-    The result has shape :func:`norm_shape` (``dim`` kept, other axes of size
-    1); it carries no gradient. Accumulated in float64.
+    PyTorch's ``torch.norm_except_dim`` with its default ``pow=2`` (tinynorm
+    takes no ``pow``; ``dim`` as in :func:`weight_norm`). The result has shape
+    :func:`norm_shape` (``dim`` kept, other axes of size 1); it carries no
+    gradient. Accumulated in float64.
     """
     data = as_tensor(v).data
     check_float_dtype(data, "norm_except_dim")
@@ -108,20 +112,26 @@ def norm_except_dim(v, dim=0):
     return Tensor(norm.astype(data.dtype).reshape(norm_shape(data.shape, dim)))
 
 
-def _weight_norm(v, g, dim=0):
-    """Weight Normalization (Salimans & Kingma 2016), PyTorch's ``torch._weight_norm``.
+def weight_norm(v, g, dim=0):
+    """Weight Normalization, PyTorch's ``torch._weight_norm`` (also importable under that name).
 
     ``w = g * v / ||v||`` with the 2-norm over every axis of ``v`` except
-    ``dim``; ``dim=None`` takes the norm of the whole tensor; negative ``dim``
-    counts from the end (``-1`` is the last axis; note that PyTorch's
-    ``norm_except_dim`` reads ``-1`` as "whole tensor", tinynorm does not).
-    ``g`` holds one value per index of ``dim``: shape ``(v.shape[dim],)`` or
-    that with the other axes kept as 1 (what :func:`norm_except_dim` returns);
-    for ``dim=None`` a scalar (shape () or all ones).
+    ``dim``: ``dim=0`` (the default) gives one ``g`` per output unit,
+    ``dim=None`` the norm of the whole tensor, and a negative ``dim`` counts
+    from the end (``-1`` is the last axis; PyTorch's ``norm_except_dim`` reads
+    ``-1`` as "whole tensor", tinynorm does not). ``g`` has ``v``'s dtype and
+    one value per index of ``dim``: shape ``(v.shape[dim],)`` or that with the
+    other axes kept as 1 (what :func:`norm_except_dim` returns); for
+    ``dim=None`` a scalar (shape () or all ones). A slice whose norm is 0
+    gives NaN (0/0), as in PyTorch. Norms and reductions accumulate in
+    float64; the gradients are :class:`WeightNorm`'s.
 
-    Gradients: ``grad_g = sum(grad_w * v)/||v||`` and
-    ``grad_v = g/||v|| * (grad_w - grad_g * v/||v||)``; norms and reductions
-    are accumulated in float64.
+    ``tinynorm.functional.weight_norm`` is a tinynorm addition:
+    ``torch.nn.functional`` has no weight_norm; the module hook is
+    :func:`tinynorm.nn.utils.weight_norm`, as ``torch.nn.utils.weight_norm``.
+
+    Weight Normalization: A Simple Reparameterization to Accelerate Training
+    of Deep Neural Networks, T. Salimans and D. P. Kingma, NeurIPS 2016.
     """
     v, g = as_tensor(v), as_tensor(g)
     check_float_dtype(v.data, "weight_norm v")
@@ -142,3 +152,6 @@ def _weight_norm(v, g, dim=0):
             f"weight_norm: g has shape {tuple(g.shape)}, expected {expected} for v of shape "
             f"{tuple(v.shape)} and dim={dim}")
     return WeightNorm.apply(v, g, dim=dim)
+
+
+_weight_norm = weight_norm      # PyTorch's name for it, torch._weight_norm

@@ -32,7 +32,7 @@ class WeightNormGrad(Function):
 
     def forward(self, v, g, gw, *, first, layout):
         self.save_for_backward(v, gw)
-        self.g64, self.dim, self.first_needs = first.saved[1], first.dim, first.needs_input_grad
+        self.g64, self.dim = first.saved[1], first.dim
         flat, self.shapes = pack(first.backward(gw), v.dtype)
         layout["shapes"] = self.shapes
         self.metas = [(v.shape, v.dtype), (g.shape, g.dtype), (gw.shape, gw.dtype)]
