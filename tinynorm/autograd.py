@@ -16,7 +16,7 @@ import itertools
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, is_device_array
 
 _state = {"grad_enabled": True}
 _tape_position = itertools.count()
@@ -84,7 +84,7 @@ class Node:
 
 def _check_one_device(cls, tensors):
     """Raise RuntimeError when an op mixes host arrays and GPU arrays (scalars go anywhere)."""
-    on_gpu = [hasattr(t.data, "__cuda_array_interface__") for t in tensors
+    on_gpu = [is_device_array(t.data) for t in tensors
               if not isinstance(t.data, np.generic)]
     if any(on_gpu) and not all(on_gpu):
         raise RuntimeError(f"{cls.__name__}: expected all tensors to be on the same device, "

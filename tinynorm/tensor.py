@@ -4,7 +4,7 @@ import operator
 import numpy as np
 
 from . import autograd, dims, dtypes, hooks, promotion, versions
-from .backend import get_array_module
+from .backend import get_array_module, is_device_array
 from . import extrema
 from .extrema import MinMax  # noqa: F401
 from .tensor_args import (_DEFAULT_FLOAT, _NUMERIC_KINDS, _array_from_python, _check_grad, _flag,
@@ -116,7 +116,7 @@ class Tensor:
     @property
     def device(self):
         from .device import device
-        return device("cuda" if get_array_module(self.data) is not np else "cpu")
+        return device("cuda" if is_device_array(self.data) else "cpu")
 
     @property
     def is_leaf(self):

@@ -11,7 +11,7 @@ other two: for an incoming ``u``,
 With ``create_graph=True`` :meth:`Conv2d.backward_graph` builds these two
 Functions; the first-order path keeps Conv2d's own backward.
 """
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -20,7 +20,7 @@ from ..kernels import kernels_for
 def _cols(x, geometry):
     n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow = geometry
     xp = get_array_module(x)
-    cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
+    cols = buffer_pool.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
     kernels_for("im2col", x).im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
     return cols
 
@@ -47,7 +47,7 @@ def input_grad(dy, weight, geometry):
     cout = weight.shape[0]
     w2 = xp.ascontiguousarray(weight).reshape(groups, cout // groups, -1)
     dcols = blas.matmul(xp.swapaxes(w2, 1, 2), _dy_groups(dy, groups))
-    gx = memory.empty(xp, (n, c, h, w), dy.dtype)
+    gx = buffer_pool.empty(xp, (n, c, h, w), dy.dtype)
     kernels_for("im2col", dy).col2im(dcols.reshape(c * kh * kw, n * oh * ow), n, c, h, w,
                                      kh, kw, sh, sw, ph, pw, dh, dw, gx)
     return gx

@@ -7,7 +7,7 @@ Each op's ``backward_graph`` states the same gradient with tape ops, for
 """
 import numpy as np
 
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..autograd import Function, unbroadcast
 from ..graph import sum_to
 from ..tensor import Tensor
@@ -177,7 +177,7 @@ class ReLU(Function):
         if a.dtype.kind == "b":
             raise RuntimeError("Boolean inputs not supported for relu")
         if has_kernel(a) and a.flags.c_contiguous:
-            y = kernels_for("activation", a).relu_forward(a, memory.empty(xp, a.shape, a.dtype))
+            y = kernels_for("activation", a).relu_forward(a, buffer_pool.empty(xp, a.shape, a.dtype))
         else:
             y = xp.maximum(a, 0)
         self.save_for_backward(y)
@@ -189,7 +189,7 @@ class ReLU(Function):
             xp = get_array_module(y)
             if xp is get_array_module(g):
                 g = xp.ascontiguousarray(g)
-                dx = memory.empty(xp, y.shape, y.dtype)
+                dx = buffer_pool.empty(xp, y.shape, y.dtype)
                 return kernels_for("activation", y).relu_backward(g, y, dx)
         return g * (y > 0)
 
@@ -415,7 +415,7 @@ class ToDevice(Function):
 def _move(a, device):
     if device == "cpu":
         return a.get() if get_array_module(a) is not np else a
-    from .. import cuda
-    cuda.require()
+    from .. import gpu
+    gpu.require()
     import cupy
     return cupy.asarray(a)

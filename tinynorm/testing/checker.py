@@ -33,8 +33,8 @@ FD_TOLERANCE = 1e-6
 
 def default_devices():
     """``('cpu',)``, plus ``'cuda'`` when a real GPU is usable (never under the CUDA simulator)."""
-    from .. import cuda
-    return ("cpu", "cuda") if cuda.is_available() else ("cpu",)
+    from .. import gpu
+    return ("cpu", "cuda") if gpu.is_available() else ("cpu",)
 
 
 class CheckFailure(AssertionError):

@@ -42,6 +42,7 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
+from ...backend import is_cupy_array
 from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, filled as _filled, flat as _flat,
                    threads_or_default as _threads, workspace as _workspace)
@@ -393,7 +394,7 @@ def _fill(a, value):
     """Set every element of an output (NumPy, CuPy or Numba device array; None is skipped)."""
     if a is None:
         return
-    if isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] == "cupy":
+    if isinstance(a, np.ndarray) or is_cupy_array(a):
         a[...] = value
     else:
         cuda.as_cuda_array(a).copy_to_device(np.full(a.shape, value))

@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype
 
+from ...backend import is_cupy_array
 from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    device_input as _input, flat as _flat, grid as _grid,
                    threads_or_default as _threads)
@@ -110,7 +111,7 @@ def _check_rows(x2, *others):
 def _weight(weight, x2):
     """(device weight, 1) or, without a weight, (a placeholder vector, 0)."""
     if weight is None:
-        if type(x2).__module__.split(".")[0] == "cupy":
+        if is_cupy_array(x2):
             import cupy
             return cupy.ones(1, x2.dtype), 0
         return _input(np.ones(1, np.dtype(x2.dtype))), 0
