@@ -218,6 +218,8 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
     order = _collect(root._node)
     plan = hooks.Plan(order) if hooks.armed() else None
     grads = {id(root._node): grad}
+    # The root gradient counts as handed out twice, the caller's reference and the sweep's: it may be
+    # the caller's own array (xp.asarray does not copy one of the root's dtype), so no leaf adopts it.
     handed = {_owner(grad): 2}
 
     def send(t, parent, gi, node):
