@@ -19,6 +19,7 @@ from ..autograd import grad
 from ..tensor import Tensor
 from .arguments import arrays as checked_arrays
 from .arguments import function, indices, output, positive, tolerances
+from .gradcheck import central_differences, worst_miss
 
 
 def _first_order(fn, arrays, u, wrt, create_graph):
@@ -77,21 +78,11 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     points = [arrays[i] for i in wrt] + [u]
     for label, point, got in zip(labels, points, analytic):
         got = np.zeros_like(point) if got is None else np.asarray(got.data, dtype=np.float64)
-        expected = np.zeros_like(point)
-        flat, eflat = point.reshape(-1), expected.reshape(-1)
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = numeric_s(arrays, u)
-            flat[j] = orig - eps
-            minus = numeric_s(arrays, u)
-            flat[j] = orig
-            eflat[j] = (plus - minus) / (2 * eps)
-        err = np.abs(got - expected)
-        tol = atol + rtol * np.abs(expected)
-        if not np.all(err <= tol):
-            j = np.unravel_index(np.argmax(err - tol), err.shape)
+        expected = central_differences(point, lambda: numeric_s(arrays, u), eps)
+        miss = worst_miss(got, expected, atol, rtol)
+        if miss is not None:
+            j, worst = miss
             raise AssertionError(
                 f"gradgradcheck failed for {name}: {label} (shape {point.shape}) at index {j}: "
-                f"got {got[j]!r}, expected {expected[j]!r} (max abs error {err.max():.3g})")
+                f"got {got[j]!r}, expected {expected[j]!r} (max abs error {worst:.3g})")
     return True
