@@ -176,29 +176,27 @@ class Module:
         fn(self)
         return self
 
-    def named_parameters(self, prefix=""):
+    def _named_members(self, table, prefix):
+        """(dotted name, tensor) for each entry of ``table`` (``_parameters`` or ``_buffers``)
+        of every module under ``self``; a tensor registered several times comes once."""
         seen = set()
         for mprefix, m in self.named_modules(prefix):
-            for name, p in m._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mprefix}.{name}" if mprefix else name), p
+            for name, t in getattr(m, table).items():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{mprefix}.{name}" if mprefix else name), t
+
+    def named_parameters(self, prefix=""):
+        return self._named_members("_parameters", prefix)
 
     def parameters(self):
-        for _, p in self.named_parameters():
-            yield p
+        return (p for _, p in self.named_parameters())
 
     def named_buffers(self, prefix=""):
-        seen = set()
-        for mprefix, m in self.named_modules(prefix):
-            for name, b in m._buffers.items():
-                if b is not None and id(b) not in seen:
-                    seen.add(id(b))
-                    yield (f"{mprefix}.{name}" if mprefix else name), b
+        return self._named_members("_buffers", prefix)
 
     def buffers(self):
-        for _, b in self.named_buffers():
-            yield b
+        return (b for _, b in self.named_buffers())
 
     # ---- modes and state ----------------------------------------------------
     def train(self, mode=True):
