@@ -96,22 +96,12 @@ class Tensor:
             _check_grad(self, value)
         self._grad = value
 
-    @property
-    def _version(self):
-        return self._version_counter.value
+    _version = property(operator.attrgetter("_version_counter.value"))
 
     # ---- inspection -------------------------------------------------------
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def ndim(self):
-        return self.data.ndim
+    shape = property(operator.attrgetter("data.shape"))
+    dtype = property(operator.attrgetter("data.dtype"))
+    ndim = property(operator.attrgetter("data.ndim"))
 
     @property
     def device(self):
