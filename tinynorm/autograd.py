@@ -281,16 +281,23 @@ def format_tape(t):
     return fmt(t)
 
 
+def broadcast_axes(grad_shape, shape):
+    """The axes that broadcasting ``shape`` to ``grad_shape`` added in front, and those of the
+    rest that it stretched from 1: a gradient sums over the first, then (keeping them) the second."""
+    extra = len(grad_shape) - len(shape)
+    return tuple(range(extra)), tuple(i for i, s in enumerate(shape)
+                                      if s == 1 and grad_shape[extra + i] != 1)
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
     if grad.shape == tuple(shape):
         return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+    added, stretched = broadcast_axes(grad.shape, shape)
+    if added:
+        grad = grad.sum(axis=added)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
     return grad.reshape(shape)
 
 

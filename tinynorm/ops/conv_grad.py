@@ -68,13 +68,22 @@ def _conv_apply(x, weight, geometry):
                         groups=groups)
 
 
-class Conv2dInputGrad(Function):
+class _ConvGrad(Function):
+    """One of conv2d's two gradients as an op of its two inputs (so that it has a backward):
+    forward saves both and returns ``compute(first, second, geometry)``."""
+
+    compute = None
+
+    def forward(self, first, second, *, geometry):
+        self.geometry = geometry
+        self.save_for_backward(first, second)
+        return self.compute(first, second, geometry)
+
+
+class Conv2dInputGrad(_ConvGrad):
     """``dx = conv_input_grad(dy, W)``; inputs (dy, W)."""
 
-    def forward(self, dy, weight, *, geometry):
-        self.geometry = geometry
-        self.save_for_backward(dy, weight)
-        return input_grad(dy, weight, geometry)
+    compute = staticmethod(input_grad)
 
     def backward(self, u):
         dy, weight = self.saved
@@ -88,13 +97,10 @@ class Conv2dInputGrad(Function):
                 if self.needs_input_grad[1] else None)
 
 
-class Conv2dWeightGrad(Function):
+class Conv2dWeightGrad(_ConvGrad):
     """``dW = conv_weight_grad(x, dy)``; inputs (x, dy)."""
 
-    def forward(self, x, dy, *, geometry):
-        self.geometry = geometry
-        self.save_for_backward(x, dy)
-        return weight_grad(x, dy, geometry)
+    compute = staticmethod(weight_grad)
 
     def backward(self, u):
         x, dy = self.saved
