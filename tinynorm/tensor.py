@@ -20,31 +20,21 @@ def _arithmetic(op, symbol, promote=promotion.pair):
     division = promote is promotion.division
     cls = None                      # the op's Function, looked up once (ops imports this module)
 
-    def method(self, other):
-        nonlocal cls
-        b = self._coerce(other)
-        if b is None:
-            _refuse(symbol, other)
-        a = self
-        if a.data.dtype != b.data.dtype or (division and a.data.dtype.kind in "biu"):
-            a, b = promote(a, b)
-        if cls is None:
-            cls = getattr(_ops(), op)
-        return cls.apply(a, b)
+    def side(reflected):
+        def method(self, other):
+            nonlocal cls
+            operand = self._coerce(other)
+            if operand is None:
+                _refuse(symbol, other, reflected)
+            a, b = (operand, self) if reflected else (self, operand)
+            if a.data.dtype != b.data.dtype or (division and self.data.dtype.kind in "biu"):
+                a, b = promote(a, b)
+            if cls is None:
+                cls = getattr(_ops(), op)
+            return cls.apply(a, b)
+        return method
 
-    def reflected(self, other):
-        nonlocal cls
-        a = self._coerce(other)
-        if a is None:
-            _refuse(symbol, other, True)
-        b = self
-        if a.data.dtype != b.data.dtype or (division and b.data.dtype.kind in "biu"):
-            a, b = promote(a, b)
-        if cls is None:
-            cls = getattr(_ops(), op)
-        return cls.apply(a, b)
-
-    return method, reflected
+    return side(False), side(True)
 
 
 class Tensor:

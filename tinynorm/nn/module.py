@@ -49,26 +49,19 @@ class Module:
         another kind of value to it raises TypeError instead of silently unregistering it."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call")
-        if isinstance(value, Parameter):
-            self._forget(name)
-            self._parameters[name] = value
-            return
-        if name in self._parameters:
-            if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
-                                "(tinynorm.nn.Parameter or None expected)")
-            self._parameters[name] = None
-            return
-        if isinstance(value, Module):
-            self._forget(name)
-            self._modules[name] = value
-            return
-        if name in self._modules:
-            if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
-                                "(tinynorm.nn.Module or None expected)")
-            self._modules[name] = None
-            return
+        for kind, table, what in ((Parameter, "_parameters", "parameter"),
+                                  (Module, "_modules", "child module")):
+            registered = self.__dict__[table]
+            if isinstance(value, kind):
+                self._forget(name)
+                registered[name] = value
+                return
+            if name in registered:
+                if value is not None:
+                    raise TypeError(f"cannot assign '{_typename(value)}' as {what} '{name}' "
+                                    f"(tinynorm.nn.{kind.__name__} or None expected)")
+                registered[name] = None
+                return
         if name in self.__dict__.get("_buffer_names", ()):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "

@@ -9,8 +9,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..tensor import Tensor
-from .arguments import arrays as checked_arrays
-from .arguments import function, indices, output, positive, tolerances
+from .arguments import finite_difference_call, output
 
 
 def _as_leaf(x):
@@ -60,11 +59,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, wrt=None):
     AssertionError naming the input and the worst element; returns True.
     """
     who = "gradcheck"
-    function(fn, who)
-    arrays = checked_arrays(inputs, who)
-    wrt = indices(wrt, len(arrays), who)
-    positive(eps, "eps", who)
-    tolerances(who, atol=atol, rtol=rtol)
+    arrays, wrt = finite_difference_call(who, fn, inputs, wrt, eps, atol, rtol)
     leaves = [_as_leaf(a) for a in arrays]
     out = output(fn(*leaves), who)
     cotangent = np.random.default_rng(seed).standard_normal(out.shape)

@@ -17,8 +17,7 @@ import numpy as np
 
 from ..autograd import grad
 from ..tensor import Tensor
-from .arguments import arrays as checked_arrays
-from .arguments import function, indices, output, positive, tolerances
+from .arguments import finite_difference_call, output
 from .gradcheck import central_differences, worst_miss
 
 
@@ -52,11 +51,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     (expected); returns True.
     """
     who = "gradgradcheck"
-    function(fn, who)
-    arrays = checked_arrays(inputs, who)
-    wrt = indices(wrt, len(arrays), who)
-    positive(eps, "eps", who)
-    tolerances(who, atol=atol, rtol=rtol)
+    arrays, wrt = finite_difference_call(who, fn, inputs, wrt, eps, atol, rtol)
     name = name or getattr(fn, "__name__", "fn")
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(output(fn(*[Tensor(a) for a in arrays]), who).shape)
