@@ -103,24 +103,24 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def _check_registration(self, kind, name, value, cls, cls_name):
+        """``register_parameter``'s and ``register_buffer``'s checks, as PyTorch's: after
+        ``__init__``, a free valid name, and a ``cls`` or None."""
+        if f"_{kind}s" not in self.__dict__:
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
+        self._check_new_name(name, kind)
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"cannot assign '{_typename(value)}' object to {kind} '{name}' "
+                            f"({cls_name} or None required)")
+
     def register_parameter(self, name, param):
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("cannot assign parameter before Module.__init__() call")
-        self._check_new_name(name, "parameter")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
-                            "(tinynorm.nn.Parameter or None required)")
+        self._check_registration("parameter", name, param, Parameter, "tinynorm.nn.Parameter")
         self._forget(name)
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor):
         """Register state that is saved in ``state_dict`` but not trained (or ``None``)."""
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("cannot assign buffer before Module.__init__() call")
-        self._check_new_name(name, "buffer")
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
-                            "(tinynorm.Tensor or None required)")
+        self._check_registration("buffer", name, tensor, Tensor, "tinynorm.Tensor")
         if "_buffer_names" not in self.__dict__:
             object.__setattr__(self, "_buffer_names", set())
         self._forget(name)

@@ -33,14 +33,15 @@ def central_differences(x, f, eps):
     return grad
 
 
-def worst_miss(got, expected, atol, rtol):
-    """None when ``|got - expected| <= atol + rtol |expected|`` everywhere; else the index of the
-    element furthest outside it and the largest absolute error."""
+def assert_close(got, expected, atol, rtol, message):
+    """Raise AssertionError(message(j, worst)) unless ``|got - expected| <= atol + rtol |expected|``
+    everywhere: ``j`` is the index of the element furthest outside, ``worst`` the largest absolute
+    error."""
     err = np.abs(got - expected)
     tol = atol + rtol * np.abs(expected)
-    if np.all(err <= tol):
-        return None
-    return np.unravel_index(np.argmax(err - tol), err.shape), err.max()
+    if not np.all(err <= tol):
+        j = np.unravel_index(np.argmax(err - tol), err.shape)
+        raise AssertionError(message(j, err.max()))
 
 
 def numerical_grad(fn, arrays, cotangent, index, eps=1e-6):
@@ -67,10 +68,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, wrt=None):
     for i in wrt:
         analytic = np.zeros_like(arrays[i]) if leaves[i].grad is None else leaves[i].grad.data
         numeric = numerical_grad(fn, arrays, cotangent, i, eps)
-        miss = worst_miss(analytic, numeric, atol, rtol)
-        if miss is not None:
-            j, worst = miss
-            raise AssertionError(
-                f"gradcheck failed for input {i} (shape {arrays[i].shape}) at {j}: "
-                f"analytic {analytic[j]!r}, numeric {numeric[j]!r}, max abs error {worst:.3g}")
+        assert_close(analytic, numeric, atol, rtol, lambda j, worst: (
+            f"gradcheck failed for input {i} (shape {arrays[i].shape}) at {j}: "
+            f"analytic {analytic[j]!r}, numeric {numeric[j]!r}, max abs error {worst:.3g}"))
     return True

@@ -18,7 +18,7 @@ import numpy as np
 from ..autograd import grad
 from ..tensor import Tensor
 from .arguments import finite_difference_call, output
-from .gradcheck import central_differences, worst_miss
+from .gradcheck import assert_close, central_differences
 
 
 def _first_order(fn, arrays, u, wrt, create_graph):
@@ -74,10 +74,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     for label, point, got in zip(labels, points, analytic):
         got = np.zeros_like(point) if got is None else np.asarray(got.data, dtype=np.float64)
         expected = central_differences(point, lambda: numeric_s(arrays, u), eps)
-        miss = worst_miss(got, expected, atol, rtol)
-        if miss is not None:
-            j, worst = miss
-            raise AssertionError(
-                f"gradgradcheck failed for {name}: {label} (shape {point.shape}) at index {j}: "
-                f"got {got[j]!r}, expected {expected[j]!r} (max abs error {worst:.3g})")
+        assert_close(got, expected, atol, rtol, lambda j, worst: (
+            f"gradgradcheck failed for {name}: {label} (shape {point.shape}) at index {j}: "
+            f"got {got[j]!r}, expected {expected[j]!r} (max abs error {worst:.3g})"))
     return True
