@@ -16,7 +16,7 @@ import itertools
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, is_device_array
 
 _state = {"grad_enabled": True}
 _tape_position = itertools.count()
@@ -84,7 +84,7 @@ class Node:
 
 def _check_one_device(cls, tensors):
     """Raise RuntimeError when an op mixes host arrays and GPU arrays (scalars go anywhere)."""
-    on_gpu = [hasattr(t.data, "__cuda_array_interface__") for t in tensors
+    on_gpu = [is_device_array(t.data) for t in tensors
               if not isinstance(t.data, np.generic)]
     if any(on_gpu) and not all(on_gpu):
         raise RuntimeError(f"{cls.__name__}: expected all tensors to be on the same device, "
@@ -224,6 +224,8 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
     order = _collect(root._node)
     plan = hooks.Plan(order) if hooks.armed() else None
     grads = {id(root._node): grad}
+    # The root gradient counts as handed out twice, the caller's reference and the sweep's: it may be
+    # the caller's own array (xp.asarray does not copy one of the root's dtype), so no leaf adopts it.
     handed = {_owner(grad): 2}
 
     def send(t, parent, gi, node):
@@ -285,16 +287,23 @@ def format_tape(t):
     return fmt(t)
 
 
+def broadcast_axes(grad_shape, shape):
+    """The axes that broadcasting ``shape`` to ``grad_shape`` added in front, and those of the
+    rest that it stretched from 1: a gradient sums over the first, then (keeping them) the second."""
+    extra = len(grad_shape) - len(shape)
+    return tuple(range(extra)), tuple(i for i, s in enumerate(shape)
+                                      if s == 1 and grad_shape[extra + i] != 1)
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
     if grad.shape == tuple(shape):
         return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+    added, stretched = broadcast_axes(grad.shape, shape)
+    if added:
+        grad = grad.sum(axis=added)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
     return grad.reshape(shape)
 
 

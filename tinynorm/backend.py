@@ -5,11 +5,27 @@ arrays, CuPy for arrays that expose ``__cuda_array_interface__``.
 """
 import numpy as np
 
+_ndarray = np.ndarray
+
+
+def is_device_array(a):
+    """True for an array in GPU memory (anything with ``__cuda_array_interface__``: CuPy or Numba
+    device arrays); False for NumPy arrays, scalars and everything else."""
+    if type(a) is _ndarray:
+        return False
+    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+
+
+def is_cupy_array(a):
+    """True for a CuPy array: the device arrays whose workspaces CuPy allocates (a Numba device
+    array is a device array too, but its workspaces come from Numba)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
 
 def get_array_module(*arrays):
     """Return ``numpy`` or ``cupy``, whichever owns the first device array given."""
     for a in arrays:
-        if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
+        if type(a) is not _ndarray and is_device_array(a):
             import cupy
             return cupy
     return np
@@ -20,7 +36,7 @@ def to_numpy(a):
     from .tensor import Tensor
     if isinstance(a, Tensor):
         a = a.data
-    if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
+    if is_device_array(a):
         return a.get()
     return np.asarray(a)
 

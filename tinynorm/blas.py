@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from . import kernels as _kernels
-from . import memory
+from . import buffer_pool
 
 PARALLEL_MIN_FLOPS = 1 << 23
 """Products below this many flops run as one single-threaded BLAS call through NumPy."""
@@ -99,7 +99,7 @@ def _matmul(a, b):
                 or 0 in a.shape or 0 in b.shape
                 or 2 * a.size * b.shape[-1] < PARALLEL_MIN_FLOPS):
             return a @ b
-        out = memory.empty(np, a.shape[:-1] + b.shape[-1:], a.dtype)
+        out = buffer_pool.empty(np, a.shape[:-1] + b.shape[-1:], a.dtype)
         if a.ndim == 2:
             _gemm2d(a, b, out, fns[a.dtype])
         else:

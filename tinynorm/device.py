@@ -5,7 +5,7 @@ wherever a device string does (``Tensor.to``, ``Module.to``).
 """
 import types
 
-from . import cuda
+from . import gpu
 
 _TYPES = ("cpu", "cuda")
 
@@ -51,12 +51,12 @@ class device(str):
 
 def _current_accelerator(check_available=False):
     """The GPU as a device when one is usable, else None (``torch.accelerator.current_accelerator``)."""
-    return device("cuda") if cuda.is_available() else None
+    return device("cuda") if gpu.is_available() else None
 
 
 accelerator = types.SimpleNamespace(
-    is_available=cuda.is_available,
+    is_available=gpu.is_available,
     current_accelerator=_current_accelerator,
-    device_count=lambda: int(cuda.is_available()),
+    device_count=lambda: int(gpu.is_available()),
 )
 accelerator.__doc__ = "``torch.accelerator``'s names: is_available, current_accelerator, device_count."

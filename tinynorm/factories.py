@@ -6,6 +6,7 @@ Every ``dtype`` goes through :func:`tinynorm.dtypes.parse`; without one the dtyp
 import numpy as np
 
 from . import dtypes, promotion
+from .backend import is_device_array
 from .tensor import _DEFAULT_FLOAT, Tensor
 from .tensor_args import _shape_arg
 
@@ -16,7 +17,7 @@ def as_tensor(x, dtype=None):
         dtype = dtypes.parse(dtype, "as_tensor")
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype == dtype else x.astype(dtype)
-    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+    if is_device_array(x):
         return Tensor(x if dtype is None else x.astype(dtype))
     arr = np.asarray(x, dtype=dtype)
     if dtype is None:
@@ -33,7 +34,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
         dtype = dtypes.parse(dtype, "tensor")
     if isinstance(data, Tensor):
         data = data.data
-    if hasattr(data, "__cuda_array_interface__") and not isinstance(data, np.ndarray):
+    if is_device_array(data):
         arr = data.astype(dtype) if dtype is not None else data.copy()
     else:
         try:

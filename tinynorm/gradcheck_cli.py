@@ -48,8 +48,8 @@ def run(args, out=None, err=None):
     if args.device == "auto":
         devices = default_devices()
     elif args.device == "cuda":
-        from . import cuda
-        if not cuda.is_available():
+        from . import gpu
+        if not gpu.is_available():
             print("tinynorm gradcheck: --device cuda needs CuPy and an NVIDIA GPU; none was found",
                   file=err)
             return 2

@@ -17,7 +17,7 @@ ever asked of it.
 import numpy as np
 
 from . import autograd, versions
-from .autograd import Function, _collect, _GradMode
+from .autograd import Function, _collect, _GradMode, broadcast_axes
 
 _UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
            "Set allow_unused=True if this is the desired behavior.")
@@ -41,12 +41,11 @@ def sum_to(g, shape):
     shape = tuple(shape)
     if g.shape == shape:
         return g
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(dim=tuple(range(extra)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(dim=axes, keepdim=True)
+    added, stretched = broadcast_axes(g.shape, shape)
+    if added:
+        g = g.sum(dim=added)
+    if stretched:
+        g = g.sum(dim=stretched, keepdim=True)
     return g.reshape(shape) if g.shape != shape else g
 
 
@@ -63,32 +62,29 @@ def pack(arrays, dtype):
     return flat, [None if a is None else a.shape for a in arrays]
 
 
-def unpack(packed, shapes):
-    """Tensors cut from a packed Tensor (tape ops, so gradients flow back into it)."""
-    out, offset = [], 0
+def _parts(shapes):
+    """For each shape of :func:`pack`, the slice of the packed array that holds it and the shape
+    (None for an absent part)."""
+    offset = 0
     for shape in shapes:
         if shape is None:
-            out.append(None)
+            yield None
             continue
         n = int(np.prod(shape, dtype=np.int64))
-        out.append(packed[offset:offset + n].reshape(tuple(shape)))
+        yield slice(offset, offset + n), shape
         offset += n
-    return out
+
+
+def unpack(packed, shapes):
+    """Tensors cut from a packed Tensor (tape ops, so gradients flow back into it)."""
+    return [None if part is None else packed[part[0]].reshape(tuple(part[1]))
+            for part in _parts(shapes)]
 
 
 def unpack_arrays(flat, shapes, dtype=np.float64):
-    """The raw-array split of a packed gradient; absent parts come back as zeros."""
-    from .backend import get_array_module
-    xp = get_array_module(flat)
-    out, offset = [], 0
-    for shape in shapes:
-        if shape is None:
-            out.append(None)
-            continue
-        n = int(np.prod(shape, dtype=np.int64))
-        out.append(flat[offset:offset + n].reshape(shape).astype(dtype))
-        offset += n
-    return out
+    """The raw-array split of a packed gradient, as ``dtype``; absent parts come back as None."""
+    return [None if part is None else flat[part[0]].reshape(part[1]).astype(dtype)
+            for part in _parts(shapes)]
 
 
 def _node_grads(node, g, create_graph, output=None):

@@ -21,6 +21,7 @@ with ``grad_input`` all None. Every ``register_*`` returns a
 import itertools
 
 from .autograd import Function
+from .backend import is_device_array
 
 _ids = itertools.count()
 _state = {"armed": False}
@@ -92,8 +93,7 @@ def _run(hooks, g):
         if out is None:
             continue
         new = out.data if isinstance(out, Tensor) else out
-        if not hasattr(new, "shape") or not isinstance(new, xp_array) and not hasattr(
-                new, "__cuda_array_interface__"):
+        if not hasattr(new, "shape") or not isinstance(new, xp_array) and not is_device_array(new):
             raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned "
                             f"{type(out).__name__}; expected a Tensor or None")
         if new.shape != g.shape:

@@ -30,15 +30,13 @@ import functools
 import json
 import time
 
+from .backend import is_device_array as _on_gpu
+
 _active = None
 
 
 def _now():
     return time.perf_counter_ns()
-
-
-def _on_gpu(x):
-    return hasattr(x, "__cuda_array_interface__") and type(x).__module__.split(".")[0] != "numpy"
 
 
 def _sync():

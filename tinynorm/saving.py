@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 
 from . import serialization
-from .backend import to_numpy
+from .backend import is_device_array, to_numpy
 from .tensor import Tensor
 
 HEADER = "__tinynorm_save__"
@@ -32,7 +32,7 @@ def _encode(obj, where, arrays, memo):
         return int(obj)
     if isinstance(obj, numbers.Real):
         return float(obj)
-    if isinstance(obj, Tensor) or isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):
+    if isinstance(obj, Tensor) or isinstance(obj, np.ndarray) or is_device_array(obj):
         if id(obj) not in memo:
             memo[id(obj)] = str(len(arrays))
             arrays[memo[id(obj)]] = to_numpy(obj)

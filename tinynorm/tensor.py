@@ -4,7 +4,7 @@ import operator
 import numpy as np
 
 from . import autograd, dims, dtypes, hooks, promotion, versions
-from .backend import get_array_module
+from .backend import get_array_module, is_device_array
 from . import extrema
 from .extrema import MinMax  # noqa: F401
 from .tensor_args import (_DEFAULT_FLOAT, _NUMERIC_KINDS, _array_from_python, _check_grad, _flag,
@@ -20,31 +20,21 @@ def _arithmetic(op, symbol, promote=promotion.pair):
     division = promote is promotion.division
     cls = None                      # the op's Function, looked up once (ops imports this module)
 
-    def method(self, other):
-        nonlocal cls
-        b = self._coerce(other)
-        if b is None:
-            _refuse(symbol, other)
-        a = self
-        if a.data.dtype != b.data.dtype or (division and a.data.dtype.kind in "biu"):
-            a, b = promote(a, b)
-        if cls is None:
-            cls = getattr(_ops(), op)
-        return cls.apply(a, b)
+    def side(reflected):
+        def method(self, other):
+            nonlocal cls
+            operand = self._coerce(other)
+            if operand is None:
+                _refuse(symbol, other, reflected)
+            a, b = (operand, self) if reflected else (self, operand)
+            if a.data.dtype != b.data.dtype or (division and self.data.dtype.kind in "biu"):
+                a, b = promote(a, b)
+            if cls is None:
+                cls = getattr(_ops(), op)
+            return cls.apply(a, b)
+        return method
 
-    def reflected(self, other):
-        nonlocal cls
-        a = self._coerce(other)
-        if a is None:
-            _refuse(symbol, other, True)
-        b = self
-        if a.data.dtype != b.data.dtype or (division and b.data.dtype.kind in "biu"):
-            a, b = promote(a, b)
-        if cls is None:
-            cls = getattr(_ops(), op)
-        return cls.apply(a, b)
-
-    return method, reflected
+    return side(False), side(True)
 
 
 class Tensor:
@@ -96,27 +86,17 @@ class Tensor:
             _check_grad(self, value)
         self._grad = value
 
-    @property
-    def _version(self):
-        return self._version_counter.value
+    _version = property(operator.attrgetter("_version_counter.value"))
 
     # ---- inspection -------------------------------------------------------
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def ndim(self):
-        return self.data.ndim
+    shape = property(operator.attrgetter("data.shape"))
+    dtype = property(operator.attrgetter("data.dtype"))
+    ndim = property(operator.attrgetter("data.ndim"))
 
     @property
     def device(self):
         from .device import device
-        return device("cuda" if get_array_module(self.data) is not np else "cpu")
+        return device("cuda" if is_device_array(self.data) else "cpu")
 
     @property
     def is_leaf(self):

@@ -81,9 +81,9 @@ def check_device(device, model, norm, workers, backend):
     if norm not in CUDA_NORMS:
         raise ValueError(f"--norm {norm} merges statistics on the host and runs on the CPU only; "
                          f"on the GPU choose one of {', '.join(CUDA_NORMS)}")
-    from . import cuda
+    from . import gpu
     try:
-        cuda.require()
+        gpu.require()
     except RuntimeError as e:
         raise ValueError(str(e)) from None
 

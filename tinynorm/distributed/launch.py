@@ -188,6 +188,18 @@ def _monitor(procs, conns, block, results, errors, grace):
     pending = {c: r for r, c in enumerate(conns)}
     alive = {p.sentinel: r for r, p in enumerate(procs)}
     give_up = None
+
+    def receive(conn, r):
+        """Record what rank ``r`` sent on ``conn`` (nothing when the pipe broke before a message)."""
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "ok":
+            results[r] = msg[1]
+        else:
+            errors[r] = msg[1:] + (time.monotonic(),)
+
     while pending or alive:
         waitables = list(pending) + list(alive)
         wait_for = None if give_up is None else max(0.0, give_up - time.monotonic())
@@ -200,15 +212,7 @@ def _monitor(procs, conns, block, results, errors, grace):
             return
         for obj in ready:
             if obj in pending:
-                r = pending.pop(obj)
-                try:
-                    msg = obj.recv()
-                except (EOFError, OSError):
-                    continue
-                if msg[0] == "ok":
-                    results[r] = msg[1]
-                else:
-                    errors[r] = msg[1:] + (time.monotonic(),)
+                receive(obj, pending.pop(obj))
             else:
                 r = alive.pop(obj)
                 procs[r].join(1.0)
@@ -218,14 +222,7 @@ def _monitor(procs, conns, block, results, errors, grace):
                 for c, rr in list(pending.items()):
                     if rr == r and c.poll():
                         pending.pop(c)
-                        try:
-                            msg = c.recv()
-                        except (EOFError, OSError):
-                            continue
-                        if msg[0] == "ok":
-                            results[r] = msg[1]
-                        else:
-                            errors[r] = msg[1:] + (time.monotonic(),)
+                        receive(c, r)
                 if r in errors or r in results:
                     continue
                 why = _describe_exit(code)

@@ -7,14 +7,15 @@
 import importlib
 import os
 
+from ..backend import is_device_array
+
 _cache = {}
 _profiler = None
 
 
 def kernels_for(family, array):
     """The kernel module of ``family`` for ``array``'s device (cpu or cuda)."""
-    device = "cuda" if (hasattr(array, "__cuda_array_interface__")
-                        and type(array).__module__.split(".")[0] != "numpy") else "cpu"
+    device = "cuda" if is_device_array(array) else "cpu"
     key = (device, family)
     mod = _cache.get(key)
     if mod is None:

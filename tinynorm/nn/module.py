@@ -49,26 +49,19 @@ class Module:
         another kind of value to it raises TypeError instead of silently unregistering it."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call")
-        if isinstance(value, Parameter):
-            self._forget(name)
-            self._parameters[name] = value
-            return
-        if name in self._parameters:
-            if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
-                                "(tinynorm.nn.Parameter or None expected)")
-            self._parameters[name] = None
-            return
-        if isinstance(value, Module):
-            self._forget(name)
-            self._modules[name] = value
-            return
-        if name in self._modules:
-            if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
-                                "(tinynorm.nn.Module or None expected)")
-            self._modules[name] = None
-            return
+        for kind, table, what in ((Parameter, "_parameters", "parameter"),
+                                  (Module, "_modules", "child module")):
+            registered = self.__dict__[table]
+            if isinstance(value, kind):
+                self._forget(name)
+                registered[name] = value
+                return
+            if name in registered:
+                if value is not None:
+                    raise TypeError(f"cannot assign '{_typename(value)}' as {what} '{name}' "
+                                    f"(tinynorm.nn.{kind.__name__} or None expected)")
+                registered[name] = None
+                return
         if name in self.__dict__.get("_buffer_names", ()):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
@@ -110,24 +103,24 @@ class Module:
                 return
         object.__delattr__(self, name)
 
+    def _check_registration(self, kind, name, value, cls, cls_name):
+        """``register_parameter``'s and ``register_buffer``'s checks, as PyTorch's: after
+        ``__init__``, a free valid name, and a ``cls`` or None."""
+        if f"_{kind}s" not in self.__dict__:
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
+        self._check_new_name(name, kind)
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"cannot assign '{_typename(value)}' object to {kind} '{name}' "
+                            f"({cls_name} or None required)")
+
     def register_parameter(self, name, param):
-        if "_parameters" not in self.__dict__:
-            raise AttributeError("cannot assign parameter before Module.__init__() call")
-        self._check_new_name(name, "parameter")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
-                            "(tinynorm.nn.Parameter or None required)")
+        self._check_registration("parameter", name, param, Parameter, "tinynorm.nn.Parameter")
         self._forget(name)
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor):
         """Register state that is saved in ``state_dict`` but not trained (or ``None``)."""
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("cannot assign buffer before Module.__init__() call")
-        self._check_new_name(name, "buffer")
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
-                            "(tinynorm.Tensor or None required)")
+        self._check_registration("buffer", name, tensor, Tensor, "tinynorm.Tensor")
         if "_buffer_names" not in self.__dict__:
             object.__setattr__(self, "_buffer_names", set())
         self._forget(name)
@@ -176,29 +169,27 @@ class Module:
         fn(self)
         return self
 
-    def named_parameters(self, prefix=""):
+    def _named_members(self, table, prefix):
+        """(dotted name, tensor) for each entry of ``table`` (``_parameters`` or ``_buffers``)
+        of every module under ``self``; a tensor registered several times comes once."""
         seen = set()
         for mprefix, m in self.named_modules(prefix):
-            for name, p in m._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mprefix}.{name}" if mprefix else name), p
+            for name, t in getattr(m, table).items():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{mprefix}.{name}" if mprefix else name), t
+
+    def named_parameters(self, prefix=""):
+        return self._named_members("_parameters", prefix)
 
     def parameters(self):
-        for _, p in self.named_parameters():
-            yield p
+        return (p for _, p in self.named_parameters())
 
     def named_buffers(self, prefix=""):
-        seen = set()
-        for mprefix, m in self.named_modules(prefix):
-            for name, b in m._buffers.items():
-                if b is not None and id(b) not in seen:
-                    seen.add(id(b))
-                    yield (f"{mprefix}.{name}" if mprefix else name), b
+        return self._named_members("_buffers", prefix)
 
     def buffers(self):
-        for _, b in self.named_buffers():
-            yield b
+        return (b for _, b in self.named_buffers())
 
     # ---- modes and state ----------------------------------------------------
     def train(self, mode=True):

@@ -18,7 +18,7 @@ With eval statistics the mean and invstd are constants: ``dx = gamma*invstd*dy``
 """
 import numpy as np
 
-from .. import memory
+from .. import buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -91,7 +91,7 @@ class BatchNorm(Function):
         c = x3.shape[1]
         scale = invstd * weight if weight is not None else invstd
         shift = bias.astype(np.float64) if bias is not None else xp.zeros(c, dtype=np.float64)
-        y3 = memory.empty(xp, x3.shape, x3.dtype)
+        y3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
         kernels_for("batch_norm", x3).bn_forward_apply(
             x3, mean, xp.ascontiguousarray(scale, dtype=np.float64), shift, y3)
         self.save_for_backward(x3, weight)
@@ -120,7 +120,7 @@ class BatchNorm(Function):
             else:
                 mean_dy = xp.zeros(c, dtype=np.float64)
                 kcoef = mean_dy
-            dx3 = memory.empty(xp, x3.shape, x3.dtype)
+            dx3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
             k.bn_backward_apply(g3, x3, self.mean, mean_dy, kcoef,
                                 xp.ascontiguousarray(gcoef, dtype=np.float64), dx3)
             grads[0] = dx3.reshape(self.shape)

@@ -26,7 +26,7 @@ with ``xhat_B = (x - mean_B)/sigma_B``. rmax = 1, dmax = 0 is BatchNorm.
 """
 import numpy as np
 
-from .. import checks, memory
+from .. import buffer_pool, checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -47,7 +47,7 @@ class BatchRenorm(Function):
         shift = d if weight is None else weight * d
         if bias is not None:
             shift = bias + shift
-        y3 = memory.empty(xp, x3.shape, x3.dtype)
+        y3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
         kernels_for("batch_norm", x3).bn_forward_apply(
             x3, mean, xp.ascontiguousarray(scale, dtype=np.float64),
             xp.ascontiguousarray(shift, dtype=np.float64), y3)
@@ -70,7 +70,7 @@ class BatchRenorm(Function):
         if self.needs_input_grad[0]:
             mean_dy = sum_dy / self.count
             kcoef = sum_dy_xmu / self.count * invstd * invstd
-            dx3 = memory.empty(xp, x3.shape, x3.dtype)
+            dx3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
             k.bn_backward_apply(g3, x3, self.mean, mean_dy, kcoef,
                                 xp.ascontiguousarray(invstd * gr, dtype=np.float64), dx3)
             grads[0] = dx3.reshape(self.shape)

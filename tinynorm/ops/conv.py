@@ -4,7 +4,7 @@
 ``y[n, o] = W[o] @ cols[group(o)] + b[o]``. Backward: ``dW = dy @ cols^T``,
 ``dcols = W^T @ dy`` scattered back by col2im (the adjoint of im2col).
 """
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -26,7 +26,7 @@ class Conv2d(Function):
                 f"conv2d: input {h}x{w} is too small for kernel {kh}x{kw} with padding "
                 f"{padding} and dilation {dilation} (output would be {oh}x{ow})")
         x = xp.ascontiguousarray(x)
-        cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
+        cols = buffer_pool.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
         k.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
         w2 = weight.reshape(groups, cout // groups, cg * kh * kw)
         out = blas.matmul(w2, cols.reshape(groups, cg * kh * kw, n * oh * ow))
@@ -48,7 +48,7 @@ class Conv2d(Function):
         if self.needs_input_grad[0]:
             w2 = weight.reshape(groups, cout // groups, -1)
             dcols = blas.matmul(xp.swapaxes(w2, 1, 2), gy).reshape(c * kh * kw, n * oh * ow)
-            gx = memory.empty(xp, (n, c, h, w), g.dtype)
+            gx = buffer_pool.empty(xp, (n, c, h, w), g.dtype)
             kernels_for("im2col", g).col2im(dcols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, gx)
         if self.needs_input_grad[1]:
             gw = blas.matmul(gy, xp.swapaxes(cols_g, 1, 2)).reshape(weight.shape)

@@ -11,7 +11,7 @@ other two: for an incoming ``u``,
 With ``create_graph=True`` :meth:`Conv2d.backward_graph` builds these two
 Functions; the first-order path keeps Conv2d's own backward.
 """
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -20,7 +20,7 @@ from ..kernels import kernels_for
 def _cols(x, geometry):
     n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow = geometry
     xp = get_array_module(x)
-    cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
+    cols = buffer_pool.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
     kernels_for("im2col", x).im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
     return cols
 
@@ -47,7 +47,7 @@ def input_grad(dy, weight, geometry):
     cout = weight.shape[0]
     w2 = xp.ascontiguousarray(weight).reshape(groups, cout // groups, -1)
     dcols = blas.matmul(xp.swapaxes(w2, 1, 2), _dy_groups(dy, groups))
-    gx = memory.empty(xp, (n, c, h, w), dy.dtype)
+    gx = buffer_pool.empty(xp, (n, c, h, w), dy.dtype)
     kernels_for("im2col", dy).col2im(dcols.reshape(c * kh * kw, n * oh * ow), n, c, h, w,
                                      kh, kw, sh, sw, ph, pw, dh, dw, gx)
     return gx
@@ -68,13 +68,22 @@ def _conv_apply(x, weight, geometry):
                         groups=groups)
 
 
-class Conv2dInputGrad(Function):
+class _ConvGrad(Function):
+    """One of conv2d's two gradients as an op of its two inputs (so that it has a backward):
+    forward saves both and returns ``compute(first, second, geometry)``."""
+
+    compute = None
+
+    def forward(self, first, second, *, geometry):
+        self.geometry = geometry
+        self.save_for_backward(first, second)
+        return self.compute(first, second, geometry)
+
+
+class Conv2dInputGrad(_ConvGrad):
     """``dx = conv_input_grad(dy, W)``; inputs (dy, W)."""
 
-    def forward(self, dy, weight, *, geometry):
-        self.geometry = geometry
-        self.save_for_backward(dy, weight)
-        return input_grad(dy, weight, geometry)
+    compute = staticmethod(input_grad)
 
     def backward(self, u):
         dy, weight = self.saved
@@ -88,13 +97,10 @@ class Conv2dInputGrad(Function):
                 if self.needs_input_grad[1] else None)
 
 
-class Conv2dWeightGrad(Function):
+class Conv2dWeightGrad(_ConvGrad):
     """``dW = conv_weight_grad(x, dy)``; inputs (x, dy)."""
 
-    def forward(self, x, dy, *, geometry):
-        self.geometry = geometry
-        self.save_for_backward(x, dy)
-        return weight_grad(x, dy, geometry)
+    compute = staticmethod(weight_grad)
 
     def backward(self, u):
         x, dy = self.saved

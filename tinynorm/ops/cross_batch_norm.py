@@ -36,7 +36,7 @@ from collections import deque
 
 import numpy as np
 
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..backend import get_array_module
 from ..kernels import kernels_for
 from .batch_norm import chan_merge
@@ -94,7 +94,7 @@ def layer_stat_gradients(kind, x, y, weight, geometry=None):
     _, cg, kh, kw = weight.shape
     k = kernels_for("im2col", x)
     oh, ow = y.shape[2], y.shape[3]
-    cols = memory.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
+    cols = buffer_pool.empty(xp, (c * kh * kw, n * oh * ow), x.dtype)
     k.im2col(xp.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, cols)
     m = max(n * oh * ow, 1)
     cols = cols.reshape(groups, cg * kh * kw, n * oh * ow)

@@ -5,7 +5,7 @@ The formulas, defaults and paper are :func:`filter_response_norm`'s and
 """
 import numpy as np
 
-from .. import checks, memory
+from .. import buffer_pool, checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -41,7 +41,7 @@ class FilterResponseNorm(Function):
         eps_vec = xp.full(c, abs(eps), dtype=np.float64)
         if eps_learned is not None:
             eps_vec = eps_vec + xp.abs(eps_learned.astype(np.float64)).reshape(-1)
-        z3 = memory.empty(xp, x3.shape, x3.dtype)
+        z3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
         rstd = xp.empty((n, c), dtype=np.float64)
         kernels_for("frn", x3).frn_forward(x3, gamma, beta, tau64, xp.ascontiguousarray(eps_vec),
                                            z3, rstd)
@@ -57,7 +57,7 @@ class FilterResponseNorm(Function):
         n, c, _ = x3.shape
         g3 = as_channels_3d(g)
         need_dx = self.needs_input_grad[0]
-        dx3 = memory.empty(xp, x3.shape, x3.dtype) if need_dx else None
+        dx3 = buffer_pool.empty(xp, x3.shape, x3.dtype) if need_dx else None
         sum_dy, sum_dy_xhat, sum_dtau = (xp.empty((n, c), dtype=np.float64) for _ in range(3))
         kernels_for("frn", x3).frn_backward(g3, x3, gamma, beta, tau64, rstd, dx3,
                                             sum_dy, sum_dy_xhat, sum_dtau)

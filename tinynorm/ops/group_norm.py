@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .. import checks, memory
+from .. import buffer_pool, checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -50,7 +50,7 @@ class GroupNorm(Function):
         n, g = view[0], view[1]
         mean = xp.empty((n, g), dtype=np.float64)
         rstd = xp.empty((n, g), dtype=np.float64)
-        y4 = memory.empty(xp, view, x4.dtype)
+        y4 = buffer_pool.empty(xp, view, x4.dtype)
         kernels_for("group_norm", x4).gn_forward(x4, w, _float64_vector(bias, xp), eps, y4,
                                                  mean, rstd)
         if stats_out is not None:
@@ -67,7 +67,7 @@ class GroupNorm(Function):
         g4 = xp.ascontiguousarray(g, dtype=x4.dtype).reshape(x4.shape)
         slots = x4.shape[1] * x4.shape[2]
         need_x, need_w, need_b = self.needs_input_grad
-        dx4 = memory.empty(xp, x4.shape, x4.dtype) if need_x else None
+        dx4 = buffer_pool.empty(xp, x4.shape, x4.dtype) if need_x else None
         dw = xp.empty(slots, dtype=np.float64) if need_w else None
         db = xp.empty(slots, dtype=np.float64) if need_b else None
         kernels_for("group_norm", x4).gn_backward(g4, x4, w, self.mean, self.rstd, dx4, dw, db)

@@ -3,7 +3,7 @@
 The formula, defaults and paper are :func:`local_response_norm`'s docstring;
 the backward is :class:`LocalResponseNorm`'s.
 """
-from .. import checks, memory
+from .. import buffer_pool, checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -28,9 +28,9 @@ class LocalResponseNorm(Function):
     def forward(self, x, *, size, alpha, beta, k):
         xp = get_array_module(x)
         x3 = as_channels_3d(x)
-        y3 = memory.empty(xp, x3.shape, x3.dtype)
+        y3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
         save = beta not in FAST_BETAS and self.needs_input_grad[0]
-        scale3 = memory.empty(xp, x3.shape, x3.dtype) if save else None
+        scale3 = buffer_pool.empty(xp, x3.shape, x3.dtype) if save else None
         kernels_for("lrn", x3).lrn_forward(x3, size, alpha, beta, k, y3, scale3)
         self.save_for_backward(x3, scale3)
         self.shape, self.params = x.shape, (size, alpha, beta, k)
@@ -40,7 +40,7 @@ class LocalResponseNorm(Function):
         xp = get_array_module(g)
         x3, scale3 = self.saved
         g3 = as_channels_3d(g)
-        dx3 = memory.empty(xp, x3.shape, x3.dtype)
+        dx3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
         kernels_for("lrn", x3).lrn_backward(g3, x3, *self.params, scale3, dx3)
         return dx3.reshape(self.shape)
 

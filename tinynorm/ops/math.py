@@ -7,7 +7,7 @@ Each op's ``backward_graph`` states the same gradient with tape ops, for
 """
 import numpy as np
 
-from .. import blas, memory
+from .. import blas, buffer_pool
 from ..autograd import Function, unbroadcast
 from ..graph import sum_to
 from ..tensor import Tensor
@@ -109,17 +109,34 @@ class Pow(Function):
         return g * (a ** (self.exponent - 1) * self.exponent)
 
 
-class Exp(Function):
+class _OutputSaved(Function):
+    """An elementwise op whose gradient is written with its output ``y``: forward saves ``y``, and
+    :meth:`_y` is ``y`` as a Tensor for ``backward_graph`` (the op's own output when the sweep has
+    met it, else recomputed on the tape). ``method`` names the op's array-module function and
+    Tensor method."""
+
+    method = None
+
     def forward(self, a):
-        y = get_array_module(a).exp(a)
+        y = self._compute(get_array_module(a), a)
         self.save_for_backward(y)
         return y
+
+    def _compute(self, xp, a):
+        return getattr(xp, self.method)(a)
+
+    def _y(self, inputs):
+        return self.output if self.output is not None else getattr(inputs[0], self.method)()
+
+
+class Exp(_OutputSaved):
+    method = "exp"
 
     def backward(self, g):
         return g * self.saved[0]
 
     def backward_graph(self, g, inputs):
-        return g * (self.output if self.output is not None else inputs[0].exp())
+        return g * self._y(inputs)
 
 
 class Log(Function):
@@ -134,37 +151,33 @@ class Log(Function):
         return g / inputs[0]
 
 
-class Tanh(Function):
-    def forward(self, a):
-        y = get_array_module(a).tanh(a)
-        self.save_for_backward(y)
-        return y
+class Tanh(_OutputSaved):
+    method = "tanh"
 
     def backward(self, g):
         y = self.saved[0]
         return g * (1 - y * y)
 
     def backward_graph(self, g, inputs):
-        y = self.output if self.output is not None else inputs[0].tanh()
+        y = self._y(inputs)
         return g * (1 - y * y)
 
 
-class Sigmoid(Function):
+class Sigmoid(_OutputSaved):
     """``1 / (1 + exp(-a))``, evaluated without overflow for large ``|a|``."""
 
-    def forward(self, a):
-        xp = get_array_module(a)
+    method = "sigmoid"
+
+    def _compute(self, xp, a):
         e = xp.exp(-xp.abs(a))
-        y = xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
-        self.save_for_backward(y)
-        return y
+        return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
 
     def backward(self, g):
         y = self.saved[0]
         return g * y * (1 - y)
 
     def backward_graph(self, g, inputs):
-        y = self.output if self.output is not None else inputs[0].sigmoid()
+        y = self._y(inputs)
         return g * y * (1 - y)
 
 
@@ -177,7 +190,7 @@ class ReLU(Function):
         if a.dtype.kind == "b":
             raise RuntimeError("Boolean inputs not supported for relu")
         if has_kernel(a) and a.flags.c_contiguous:
-            y = kernels_for("activation", a).relu_forward(a, memory.empty(xp, a.shape, a.dtype))
+            y = kernels_for("activation", a).relu_forward(a, buffer_pool.empty(xp, a.shape, a.dtype))
         else:
             y = xp.maximum(a, 0)
         self.save_for_backward(y)
@@ -189,7 +202,7 @@ class ReLU(Function):
             xp = get_array_module(y)
             if xp is get_array_module(g):
                 g = xp.ascontiguousarray(g)
-                dx = memory.empty(xp, y.shape, y.dtype)
+                dx = buffer_pool.empty(xp, y.shape, y.dtype)
                 return kernels_for("activation", y).relu_backward(g, y, dx)
         return g * (y > 0)
 
@@ -415,7 +428,7 @@ class ToDevice(Function):
 def _move(a, device):
     if device == "cpu":
         return a.get() if get_array_module(a) is not np else a
-    from .. import cuda
-    cuda.require()
+    from .. import gpu
+    gpu.require()
     import cupy
     return cupy.asarray(a)

@@ -7,7 +7,7 @@ scatters to the argmax positions, its adjoint gathers from them (the argmax is
 a constant of the forward, so the second derivative in x is zero). The
 Functions below pair each backward with its adjoint, so every order exists.
 """
-from .. import memory
+from .. import buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -15,7 +15,7 @@ from ..kernels import kernels_for
 
 def _scatter(g, argmax, shape):
     xp = get_array_module(g)
-    dx = memory.empty(xp, shape, g.dtype)
+    dx = buffer_pool.empty(xp, shape, g.dtype)
     return kernels_for("pooling", g).max_pool2d_backward(xp.ascontiguousarray(g), argmax, dx)
 
 
@@ -65,7 +65,7 @@ class MaxPoolGather(Function):
 
 def _avg(u, params, out_hw):
     xp = get_array_module(u)
-    y = memory.empty(xp, u.shape[:2] + tuple(out_hw), u.dtype)
+    y = buffer_pool.empty(xp, u.shape[:2] + tuple(out_hw), u.dtype)
     return kernels_for("pooling", u).avg_pool2d_forward(xp.ascontiguousarray(u), *params, y)
 
 
@@ -75,7 +75,7 @@ class AvgPoolGrad(Function):
     def forward(self, g, *, params, shape):
         xp = get_array_module(g)
         self.params, self.out_hw = params, g.shape[2:]
-        dx = memory.empty(xp, shape, g.dtype)
+        dx = buffer_pool.empty(xp, shape, g.dtype)
         return kernels_for("pooling", g).avg_pool2d_backward(xp.ascontiguousarray(g), *params, dx)
 
     def backward(self, u):
@@ -94,12 +94,12 @@ class AdaptiveAvgPoolGrad(Function):
     def forward(self, g, *, shape):
         xp = get_array_module(g)
         self.out_hw = g.shape[2:]
-        dx = memory.empty(xp, shape, g.dtype)
+        dx = buffer_pool.empty(xp, shape, g.dtype)
         return kernels_for("pooling", g).adaptive_avg_pool2d_backward(xp.ascontiguousarray(g), dx)
 
     def backward(self, u):
         xp = get_array_module(u)
-        y = memory.empty(xp, u.shape[:2] + tuple(self.out_hw), u.dtype)
+        y = buffer_pool.empty(xp, u.shape[:2] + tuple(self.out_hw), u.dtype)
         return kernels_for("pooling", u).adaptive_avg_pool2d_forward(xp.ascontiguousarray(u), y)
 
     def backward_graph(self, u, inputs):

@@ -2,7 +2,7 @@
 
 With ``create_graph=True`` each backward is a Function of :mod:`tinynorm.ops.pool_grad`.
 """
-from .. import memory
+from .. import buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
@@ -13,7 +13,7 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
-        y = memory.empty(xp, (n, c) + out_size, x.dtype)
+        y = buffer_pool.empty(xp, (n, c) + out_size, x.dtype)
         self.argmax = xp.empty((n, c) + out_size, dtype=xp.int64)
         kernels_for("pooling", x).max_pool2d_forward(
             x, *kernel_size, *stride, *padding, *dilation, y, self.argmax)
@@ -24,7 +24,7 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = memory.empty(xp, self.in_shape, g.dtype)
+        dx = buffer_pool.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).max_pool2d_backward(xp.ascontiguousarray(g), self.argmax, dx)
         return dx
 
@@ -38,7 +38,7 @@ class AvgPool2d(Function):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
-        y = memory.empty(xp, (n, c) + out_size, x.dtype)
+        y = buffer_pool.empty(xp, (n, c) + out_size, x.dtype)
         self.params = (*kernel_size, *stride, *padding, count_include_pad)
         kernels_for("pooling", x).avg_pool2d_forward(x, *self.params, y)
         self.in_shape = x.shape
@@ -46,7 +46,7 @@ class AvgPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = memory.empty(xp, self.in_shape, g.dtype)
+        dx = buffer_pool.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).avg_pool2d_backward(xp.ascontiguousarray(g), *self.params, dx)
         return dx
 
@@ -59,14 +59,14 @@ class AdaptiveAvgPool2d(Function):
     def forward(self, x, *, out_size):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
-        y = memory.empty(xp, x.shape[:2] + out_size, x.dtype)
+        y = buffer_pool.empty(xp, x.shape[:2] + out_size, x.dtype)
         kernels_for("pooling", x).adaptive_avg_pool2d_forward(x, y)
         self.in_shape = x.shape
         return y
 
     def backward(self, g):
         xp = get_array_module(g)
-        dx = memory.empty(xp, self.in_shape, g.dtype)
+        dx = buffer_pool.empty(xp, self.in_shape, g.dtype)
         kernels_for("pooling", g).adaptive_avg_pool2d_backward(xp.ascontiguousarray(g), dx)
         return dx
 

@@ -5,7 +5,7 @@ backward is :class:`RMSNorm`'s.
 """
 import numpy as np
 
-from .. import checks, memory
+from .. import buffer_pool, checks
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -35,7 +35,7 @@ class RMSNorm(Function):
         w = None
         if weight is not None:
             w = xp.ascontiguousarray(weight, dtype=x2.dtype).reshape(x2.shape[1])
-        y2 = memory.empty(xp, x2.shape, x2.dtype)
+        y2 = buffer_pool.empty(xp, x2.shape, x2.dtype)
         rstd = xp.empty(x2.shape[0], dtype=np.float64)
         kernels_for("rms_norm", x2).rms_forward(x2, w, eps, y2, rstd)
         self.save_for_backward(x2, w, rstd)
@@ -48,7 +48,7 @@ class RMSNorm(Function):
         x2, w, rstd = self.saved
         g2 = xp.ascontiguousarray(g).reshape(x2.shape)
         need_dx, need_dw = self.needs_input_grad
-        dx2 = memory.empty(xp, x2.shape, x2.dtype) if need_dx else None
+        dx2 = buffer_pool.empty(xp, x2.shape, x2.dtype) if need_dx else None
         dw = xp.empty(x2.shape[1], dtype=np.float64) if need_dw else None
         kernels_for("rms_norm", x2).rms_backward(g2, x2, w, rstd, dx2, dw)
         return (dx2.reshape(self.shape) if need_dx else None,

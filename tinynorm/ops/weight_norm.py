@@ -6,7 +6,7 @@ kernels and backward are :class:`WeightNorm`'s, the double backward
 """
 import numpy as np
 
-from .. import dims, memory
+from .. import buffer_pool, dims
 from ..autograd import Function
 from ..backend import check_float_dtype, get_array_module
 from ..kernels import kernels_for
@@ -64,7 +64,7 @@ class WeightNorm(Function):
         g64 = g.reshape(-1).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = xp.ascontiguousarray(g64 / norm)
-        w3 = memory.empty(xp, v3.shape, v3.dtype)
+        w3 = buffer_pool.empty(xp, v3.shape, v3.dtype)
         kernels_for("weight_norm", v3).wn_scale(v3, scale, w3)
         self.save_for_backward(v3, g64, norm)
         self.v_shape, self.g_shape, self.g_dtype, self.dim = v.shape, g.shape, g.dtype, dim
@@ -83,7 +83,7 @@ class WeightNorm(Function):
             b = a * grad_g / norm
         grad_v = None
         if self.needs_input_grad[0]:
-            gv3 = memory.empty(xp, v3.shape, v3.dtype)
+            gv3 = buffer_pool.empty(xp, v3.shape, v3.dtype)
             k.wn_backward_apply(gw3, v3, xp.ascontiguousarray(a), xp.ascontiguousarray(b), gv3)
             grad_v = gv3.reshape(self.v_shape)
         return grad_v, grad_g.astype(self.g_dtype).reshape(self.g_shape)

@@ -12,17 +12,12 @@ class Adadelta(Optimizer):
     """
 
     state_keys = frozenset({"step", "square_avg", "acc_delta"})
+    hyper_checks = {"lr": non_negative, "rho": fraction, "eps": non_negative,
+                    "weight_decay": non_negative}
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
-
-    @classmethod
-    def _check(cls, group):
-        non_negative(group["lr"], "learning rate")
-        fraction(group["rho"], "rho value")
-        non_negative(group["eps"], "epsilon value")
-        non_negative(group["weight_decay"], "weight_decay value")
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)

@@ -11,20 +11,14 @@ class Adagrad(Optimizer):
     """
 
     state_keys = frozenset({"step", "sum"})
+    hyper_checks = dict.fromkeys(
+        ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"), non_negative)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10, maximize=False):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps,
                                       maximize=maximize))
-
-    @classmethod
-    def _check(cls, group):
-        non_negative(group["lr"], "learning rate")
-        non_negative(group["lr_decay"], "lr_decay value")
-        non_negative(group["weight_decay"], "weight_decay value")
-        non_negative(group["initial_accumulator_value"], "initial_accumulator_value value")
-        non_negative(group["eps"], "epsilon value")
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)

@@ -14,6 +14,7 @@ class Adam(Optimizer):
     """
 
     state_keys = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    hyper_checks = dict.fromkeys(("lr", "eps", "weight_decay"), non_negative)
 
     decoupled = False
 
@@ -22,9 +23,7 @@ class Adam(Optimizer):
 
     @classmethod
     def _check(cls, group):
-        non_negative(group["lr"], "learning rate")
-        non_negative(group["eps"], "epsilon value")
-        non_negative(group["weight_decay"], "weight_decay value")
+        super()._check(group)
         betas = group["betas"]
         require(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas (expected two values)",
                 betas)

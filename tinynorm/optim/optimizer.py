@@ -25,6 +25,9 @@ def fraction(value, what, high_open=False):
     require(value < 1.0 if high_open else value <= 1.0, what, value)
 
 
+_ERROR_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
+
+
 class Optimizer:
     """Base class: ``param_groups`` (dicts holding ``params`` and their hyperparameters) and ``state``.
 
@@ -36,6 +39,9 @@ class Optimizer:
     """
 
     state_keys = frozenset()
+
+    #: hyperparameter -> its check (:func:`non_negative` or :func:`fraction`), in PyTorch's order
+    hyper_checks = {}
 
     def required_state(self, group):
         """The keys a parameter's non-empty state must hold under ``group``'s settings (all of
@@ -70,7 +76,10 @@ class Optimizer:
 
     @classmethod
     def _check(cls, group):
-        """Raise ValueError for a bad hyperparameter in ``group`` (each optimizer checks its own)."""
+        """Raise ValueError for a bad hyperparameter in ``group``: each of ``hyper_checks`` in
+        order, then what an optimizer adds by extending this method."""
+        for key, check in cls.hyper_checks.items():
+            check(group[key], _ERROR_NAMES.get(key, f"{key} value"))
 
     @property
     def params(self):

@@ -13,6 +13,7 @@ class RMSprop(Optimizer):
     """
 
     state_keys = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
+    hyper_checks = dict.fromkeys(("lr", "eps", "momentum", "weight_decay", "alpha"), non_negative)
 
     def required_state(self, group):
         return frozenset({"step", "square_avg"} | ({"momentum_buffer"} if group["momentum"] > 0 else set())
@@ -22,14 +23,6 @@ class RMSprop(Optimizer):
                  centered=False, maximize=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
-
-    @classmethod
-    def _check(cls, group):
-        non_negative(group["lr"], "learning rate")
-        non_negative(group["eps"], "epsilon value")
-        non_negative(group["momentum"], "momentum value")
-        non_negative(group["weight_decay"], "weight_decay value")
-        non_negative(group["alpha"], "alpha value")
 
     def _update(self, p, g, state, group):
         xp = get_array_module(p)

@@ -11,6 +11,7 @@ class SGD(Optimizer):
     """
 
     state_keys = frozenset({"momentum_buffer"})
+    hyper_checks = dict.fromkeys(("lr", "momentum", "dampening", "weight_decay"), non_negative)
 
     def required_state(self, group):
         return frozenset()  # the buffer is made on the first step with momentum
@@ -22,10 +23,7 @@ class SGD(Optimizer):
 
     @classmethod
     def _check(cls, group):
-        non_negative(group["lr"], "learning rate")
-        non_negative(group["momentum"], "momentum value")
-        non_negative(group["dampening"], "dampening value")
-        non_negative(group["weight_decay"], "weight_decay value")
+        super()._check(group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 

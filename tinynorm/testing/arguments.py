@@ -93,6 +93,17 @@ def indices(wrt, count, who):
     return out
 
 
+def finite_difference_call(who, fn, inputs, wrt, eps, atol, rtol):
+    """The arguments of gradcheck and gradgradcheck checked: the inputs as float64 arrays and the
+    indices of those to check."""
+    function(fn, who)
+    values = arrays(inputs, who)
+    wrt = indices(wrt, len(values), who)
+    positive(eps, "eps", who)
+    tolerances(who, atol=atol, rtol=rtol)
+    return values, wrt
+
+
 def float_dtypes(values, who):
     """``dtypes`` of check_op through :func:`tinynorm.dtypes.parameter` (float32 or float64)."""
     if isinstance(values, (str, np.dtype, type)) or not hasattr(values, "__iter__"):

@@ -24,6 +24,7 @@ from ..autograd import no_grad
 from ..backend import to_numpy
 from ..tensor import Tensor
 from . import arguments as args_
+from .gradcheck import central_differences
 
 __all__ = ["check_op", "CheckFailure", "CheckReport", "TOLERANCES", "default_devices"]
 
@@ -33,8 +34,8 @@ FD_TOLERANCE = 1e-6
 
 def default_devices():
     """``('cpu',)``, plus ``'cuda'`` when a real GPU is usable (never under the CUDA simulator)."""
-    from .. import cuda
-    return ("cpu", "cuda") if cuda.is_available() else ("cpu",)
+    from .. import gpu
+    return ("cpu", "cuda") if gpu.is_available() else ("cpu",)
 
 
 class CheckFailure(AssertionError):
@@ -163,23 +164,13 @@ def _fd_step(x, fd_eps):
 
 def _numeric_grad(fn, args, i, cotangent, h):
     x = np.array(args[i], np.float64)
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
 
     def value():
         call = [Tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
                 for a in args[:i] + (x,) + args[i + 1:]]
         return float(np.sum(to_numpy(fn(*call)).astype(np.float64) * cotangent))
     with no_grad():
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + h
-            plus = value()
-            flat[j] = orig - h
-            minus = value()
-            flat[j] = orig
-            gflat[j] = (plus - minus) / (2 * h)
-    return grad
+        return central_differences(x, value, h)
 
 
 def _fd_check(fn, args, i, cotangent, analytic, fd_eps, fd_tol, floor):

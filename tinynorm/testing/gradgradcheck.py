@@ -17,8 +17,8 @@ import numpy as np
 
 from ..autograd import grad
 from ..tensor import Tensor
-from .arguments import arrays as checked_arrays
-from .arguments import function, indices, output, positive, tolerances
+from .arguments import finite_difference_call, output
+from .gradcheck import assert_close, central_differences
 
 
 def _first_order(fn, arrays, u, wrt, create_graph):
@@ -51,11 +51,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     (expected); returns True.
     """
     who = "gradgradcheck"
-    function(fn, who)
-    arrays = checked_arrays(inputs, who)
-    wrt = indices(wrt, len(arrays), who)
-    positive(eps, "eps", who)
-    tolerances(who, atol=atol, rtol=rtol)
+    arrays, wrt = finite_difference_call(who, fn, inputs, wrt, eps, atol, rtol)
     name = name or getattr(fn, "__name__", "fn")
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(output(fn(*[Tensor(a) for a in arrays]), who).shape)
@@ -77,21 +73,8 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, wrt=None, 
     points = [arrays[i] for i in wrt] + [u]
     for label, point, got in zip(labels, points, analytic):
         got = np.zeros_like(point) if got is None else np.asarray(got.data, dtype=np.float64)
-        expected = np.zeros_like(point)
-        flat, eflat = point.reshape(-1), expected.reshape(-1)
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = numeric_s(arrays, u)
-            flat[j] = orig - eps
-            minus = numeric_s(arrays, u)
-            flat[j] = orig
-            eflat[j] = (plus - minus) / (2 * eps)
-        err = np.abs(got - expected)
-        tol = atol + rtol * np.abs(expected)
-        if not np.all(err <= tol):
-            j = np.unravel_index(np.argmax(err - tol), err.shape)
-            raise AssertionError(
-                f"gradgradcheck failed for {name}: {label} (shape {point.shape}) at index {j}: "
-                f"got {got[j]!r}, expected {expected[j]!r} (max abs error {err.max():.3g})")
+        expected = central_differences(point, lambda: numeric_s(arrays, u), eps)
+        assert_close(got, expected, atol, rtol, lambda j, worst: (
+            f"gradgradcheck failed for {name}: {label} (shape {point.shape}) at index {j}: "
+            f"got {got[j]!r}, expected {expected[j]!r} (max abs error {worst:.3g})"))
     return True

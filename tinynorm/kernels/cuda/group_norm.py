@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
+from ...backend import is_cupy_array
 from .cols import column_sums
 from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array,
                    check_input as _check_input, check_vectors as _check_vectors,
@@ -321,7 +322,7 @@ def _fill(a, value):
     """Set every element of an output (NumPy, CuPy or Numba device array; None is skipped)."""
     if a is None:
         return
-    if isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] == "cupy":
+    if isinstance(a, np.ndarray) or is_cupy_array(a):
         a[...] = value
     else:
         cuda.as_cuda_array(a).copy_to_device(np.full(a.shape, value))

@@ -11,6 +11,7 @@ import functools
 import numpy as np
 from numba import cuda, from_dtype
 
+from ...backend import is_cupy_array
 from .launch import current_stream, launch  # noqa: F401  (launchers import them from here)
 
 DEFAULT_THREADS = 256
@@ -109,7 +110,7 @@ def grid(size, threads, max_blocks=4096):
 
 def workspace(shape, dtype, like):
     """An uninitialized device array: from CuPy's pool when ``like`` is a CuPy array, else Numba's."""
-    if type(like).__module__.split(".")[0] == "cupy":
+    if is_cupy_array(like):
         import cupy
         return cupy.empty(shape, dtype=dtype)
     return cuda.device_array(shape, dtype)
@@ -119,7 +120,7 @@ def filled(a, size, value, like):
     """``a`` as a device array, or ``size`` float64 copies of ``value`` on ``like``'s device."""
     if a is not None:
         return device_input(a)
-    if type(like).__module__.split(".")[0] == "cupy":
+    if is_cupy_array(like):
         import cupy
         return cupy.full(size, value, dtype=np.float64)
     return cuda.to_device(np.full(size, value))

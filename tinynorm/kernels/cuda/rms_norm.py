@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
+from ...backend import is_cupy_array
 from .cols import column_sums
 from .host import (launch as _launch, Outputs as _Outputs, as_array as _as_array, check as _check,
                    check_input as _check_input, device_input as _input, flat as _flat,
@@ -88,7 +89,7 @@ def _zero_kernel(a):
 def _weight(weight, x2):
     """(device weight, 1) or, without a weight, (a placeholder vector, 0)."""
     if weight is None:
-        if type(x2).__module__.split(".")[0] == "cupy":
+        if is_cupy_array(x2):
             import cupy
             return cupy.ones(1, x2.dtype), 0
         return _input(np.ones(1, np.dtype(x2.dtype))), 0

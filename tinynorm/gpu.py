@@ -1,4 +1,6 @@
-"""``tinynorm.cuda``: is a GPU usable, and waiting for it (``torch.cuda``'s names).
+"""The runtime queries that PyTorch names ``torch.cuda``: ``is_available``, ``require``,
+``synchronize``. Users reach them as ``tinynorm.cuda`` (the same module object); the kernels
+live in :mod:`tinynorm.kernels.cuda`.
 
 On the GPU the array module is CuPy: ``Tensor.to('cuda')`` copies data into
 CuPy arrays, generic math runs through CuPy (cuBLAS for matmul) and the
