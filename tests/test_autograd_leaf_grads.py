@@ -94,8 +94,6 @@ def test_with_a_hook_on_one_leaf():
     _assert_separate(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason="graph.sweep's finish_leaves sets t.grad = gi, so leaves handed "
-                   "one gradient Tensor share it (a.grad is b.grad); torch clones there")
 def test_under_create_graph():
     a, b, w = _leaves((3,), (3,), (3,))
     ((a + b) * w).sum().backward(create_graph=True)

@@ -162,7 +162,7 @@ def sweep(roots, root_grads, retain_graph, create_graph, targets=None):
             elif not create_graph:
                 autograd._accumulate_leaf(t, gi.data)
             else:
-                t.grad = gi if t.grad is None else t.grad + gi
+                t.grad = gi.clone() if t.grad is None else t.grad + gi   # torch clones too: no sharing
 
     made = {}
     nodes = [r._node for r in roots if r._node is not None]
