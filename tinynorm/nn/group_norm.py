@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import checks, dtypes
 from ..ops.group_norm import group_norm, instance_norm, layer_norm
-from .batchnorm import _NormBase
+from .batch_norm import _NormBase
 from .module import Module, Parameter
 
 

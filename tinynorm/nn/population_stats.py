@@ -12,7 +12,7 @@ training mode without recording the tape.
 """
 from ..autograd import no_grad
 from ..tensor import Tensor
-from .batchnorm import _BatchNorm
+from .batch_norm import _BatchNorm
 from .lstm import BNLSTM
 
 

@@ -10,7 +10,7 @@ import itertools
 
 from .. import distributed
 from ..ops.sync_batch_norm import SyncCombine
-from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
+from .batch_norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
 
 _ids = itertools.count()
 
