@@ -188,10 +188,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         xp = get_array_module(input.data)
         mean = xp.asarray(running_mean.data, dtype=np.float64)
         invstd = 1.0 / xp.sqrt(xp.asarray(running_var.data, dtype=np.float64) + eps)
-        affine = [t for t in (weight, bias) if t is not None]
-        return _bn.BatchNorm.apply(input, *affine, mean=mean, invstd=invstd, count=None,
-                                   batch_stats=False, combine=_bn.IdentityCombine(),
-                                   has_weight=weight is not None, has_bias=bias is not None)
+        return _bn.BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd)
     if s == 1:
         raise ValueError("Expected more than 1 spatial element when training, "
                          f"got input size {tuple(input.shape)}")

@@ -98,6 +98,11 @@ class _NormGrad(Function):
         self.in_shapes = [a.shape for a in arrays]
         return flat
 
+    @staticmethod
+    def weight_input(first, inputs):
+        """The norm's weight among its input Tensors ``inputs``, or None."""
+        return inputs[1] if first.has_weight else None
+
     def backward(self, flat):
         parts = unpack_arrays(flat, self.shapes)
         gx, gg, ggamma = self.second(parts)
@@ -111,28 +116,32 @@ class _NormGrad(Function):
 
 def graph_grads(first, g, inputs, grad_cls, **layout):
     """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function)."""
-    weight = [inputs[1]] if first.has_weight else []
-    packed = grad_cls.apply(inputs[0], *weight, g, first=first, layout=layout)
+    weight = grad_cls.weight_input(first, inputs)
+    packed = grad_cls.apply(inputs[0], *([] if weight is None else [weight]), g, first=first,
+                            layout=layout)
     return tuple(unpack(packed, layout["shapes"]))
 
 
 class BatchNormGrad(_NormGrad):
     """BatchNorm's backward; rows are channels of the (N, C, S) view."""
 
+    @staticmethod
+    def weight_input(first, inputs):
+        return inputs[1]
+
     def forward(self, *arrays, first, layout):
         x3, weight = first.saved
         self.save_for_backward(x3, arrays[-1])
-        self.stats = (first.mean, first.invstd, first.batch_stats, weight, first.has_bias)
+        self.stats = (first.mean, first.invstd, first.batch_stats, weight)
         return super().forward(*arrays, first=first, layout=layout)
 
     def second(self, parts):
         x3, g = self.saved
         xp = get_array_module(x3)
-        mean, invstd, batch_stats, weight, has_bias = self.stats
+        mean, invstd, batch_stats, weight = self.stats
         n, c, s = x3.shape
         col = (1, c, 1)
-        u, u_gamma = parts[0], parts[1] if weight is not None else None
-        u_beta = parts[-1] if has_bias else None
+        u, u_gamma, u_beta = parts
         u = xp.zeros(x3.shape) if u is None else u.reshape(x3.shape)
         gamma = None if weight is None else weight.astype(np.float64).reshape(col)
         gx, gg, ggamma = double_backward(
