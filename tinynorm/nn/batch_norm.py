@@ -9,28 +9,7 @@ import numpy as np
 from .. import checks, dtypes
 from .. import functional as F
 from ..tensor import Tensor
-from .module import Module, Parameter
-
-
-def affine_parameters(module, num_features, dtype, affine):
-    """Register ``weight`` (ones) and ``bias`` (zeros) of shape (num_features,), or None for both."""
-    if affine:
-        module.weight = Parameter(np.ones(num_features, dtype=dtype))
-        module.bias = Parameter(np.zeros(num_features, dtype=dtype))
-    else:
-        module.register_parameter("weight", None)
-        module.register_parameter("bias", None)
-
-
-def check_input(module, x, ranks):
-    """Raise unless ``x`` has one of ``ranks`` and ``module.num_features`` channels on axis 1."""
-    if x.ndim not in ranks:
-        expect = " or ".join(f"{r}D" for r in ranks)
-        raise ValueError(f"{type(module).__name__} expected {expect} input, got {x.ndim}D input "
-                         f"of shape {tuple(x.shape)}")
-    if x.shape[1] != module.num_features:
-        raise ValueError(f"{type(module).__name__}({module.num_features}) got input with "
-                         f"{x.shape[1]} channels (shape {tuple(x.shape)})")
+from .module import Module, check_channels, register_affine
 
 
 class _NormBase(Module):
@@ -54,7 +33,7 @@ class _NormBase(Module):
         self._check_momentum(momentum, name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        affine_parameters(self, num_features, dtype, affine)
+        register_affine(self, num_features, dtype, affine, affine)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
             self.register_buffer(self._spread, Tensor(np.ones(num_features, dtype=dtype)))
@@ -85,7 +64,7 @@ class _BatchNorm(_NormBase):
     _expected_ranks = ()
 
     def _check_input(self, x):
-        check_input(self, x, self._expected_ranks)
+        check_channels(self, x, self._expected_ranks)
 
     def _momentum_factor(self):
         """PyTorch's exponential_average_factor: momentum, or 1/num_batches_tracked if None."""

@@ -344,3 +344,34 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+_AFFINE_FILL = (("weight", 1), ("bias", 0))
+
+
+def register_affine(module, shape, dtype, weight=True, bias=True):
+    """Register a norm's affine Parameters with PyTorch's names and starting values:
+    ``weight`` of ones and ``bias`` of zeros, of ``shape``; a False flag registers None there."""
+    for (name, fill), wanted in zip(_AFFINE_FILL, (weight, bias)):
+        module.register_parameter(name, Parameter(np.full(shape, fill, dtype=dtype))
+                                  if wanted else None)
+
+
+def reset_affine(module):
+    """Set the registered ``weight`` (ones) and ``bias`` (zeros) that are present back to their start."""
+    for name, fill in _AFFINE_FILL:
+        p = module._parameters.get(name)
+        if p is not None:
+            p.data[...] = fill
+
+
+def check_channels(module, x, ranks):
+    """Refuse ``x`` unless its rank is in ``ranks`` and axis 1 has ``module.num_features`` channels."""
+    name = type(module).__name__
+    if x.ndim not in ranks:
+        expect = " or ".join(f"{r}D" for r in ranks)
+        raise ValueError(f"{name} expected {expect} input, got {x.ndim}D input "
+                         f"of shape {tuple(x.shape)}")
+    if x.shape[1] != module.num_features:
+        raise ValueError(f"{name}({module.num_features}) got input with "
+                         f"{x.shape[1]} channels (shape {tuple(x.shape)})")
