@@ -86,54 +86,43 @@ def double_backward(x, g, u, u_gamma, u_beta, gamma, mean, sigma, axes, batch_st
 
 
 class _NormGrad(Function):
-    """A norm's first-order backward as a tape op: inputs (x, [weight], g), output packed grads."""
+    """A norm's first-order backward as a tape op: inputs (x, weight, g), ``weight`` possibly None;
+    output the norm's gradients packed."""
 
-    def forward(self, *arrays, first, layout):
-        grads = first.backward(arrays[-1])
-        self.first_needs = first.needs_input_grad
-        self.layout = layout
-        flat, self.shapes = pack(grads, arrays[0].dtype)
+    def forward(self, x, weight, g, *, first, layout):
+        grads = first.backward(g)
+        flat, self.shapes = pack(grads, x.dtype)
         layout["shapes"] = self.shapes
-        self.dtypes = [a.dtype for a in arrays]
-        self.in_shapes = [a.shape for a in arrays]
+        self.layouts = [None if a is None else (a.shape, a.dtype) for a in (x, weight, g)]
         return flat
 
-    @staticmethod
-    def weight_input(first, inputs):
-        """The norm's weight among its input Tensors ``inputs``, or None."""
-        return inputs[1] if first.has_weight else None
-
     def backward(self, flat):
-        parts = unpack_arrays(flat, self.shapes)
-        gx, gg, ggamma = self.second(parts)
-        out = [gx]
-        if len(self.in_shapes) == 3:
-            out.append(ggamma)
-        out.append(gg)
-        return tuple(None if a is None else a.reshape(s).astype(d, copy=False)
-                     for a, s, d in zip(out, self.in_shapes, self.dtypes))
+        gx, gg, ggamma = self.second(unpack_arrays(flat, self.shapes))
+        return tuple(None if a is None or layout is None
+                     else a.reshape(layout[0]).astype(layout[1], copy=False)
+                     for a, layout in zip((gx, ggamma, gg), self.layouts))
 
 
 def graph_grads(first, g, inputs, grad_cls, **layout):
-    """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function)."""
-    weight = grad_cls.weight_input(first, inputs)
-    packed = grad_cls.apply(inputs[0], *([] if weight is None else [weight]), g, first=first,
-                            layout=layout)
+    """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function).
+
+    ``inputs`` are the norm's (x, weight, ...), weight possibly None; a norm
+    that passes only its present affine inputs says whether the weight is
+    among them with ``has_weight``.
+    """
+    weight = inputs[1] if getattr(first, "has_weight", True) else None
+    packed = grad_cls.apply(inputs[0], weight, g, first=first, layout=layout)
     return tuple(unpack(packed, layout["shapes"]))
 
 
 class BatchNormGrad(_NormGrad):
     """BatchNorm's backward; rows are channels of the (N, C, S) view."""
 
-    @staticmethod
-    def weight_input(first, inputs):
-        return inputs[1]
-
-    def forward(self, *arrays, first, layout):
-        x3, weight = first.saved
-        self.save_for_backward(x3, arrays[-1])
-        self.stats = (first.mean, first.invstd, first.batch_stats, weight)
-        return super().forward(*arrays, first=first, layout=layout)
+    def forward(self, x, weight, g, *, first, layout):
+        x3, gamma = first.saved
+        self.save_for_backward(x3, g)
+        self.stats = (first.mean, first.invstd, first.batch_stats, gamma)
+        return super().forward(x, weight, g, first=first, layout=layout)
 
     def second(self, parts):
         x3, g = self.saved
