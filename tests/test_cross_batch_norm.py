@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinynorm as tn
 from tinynorm import nn
-from tinynorm.nn.cross_batchnorm import CrossIterationBatchNorm, CrossMiniBatchNorm
+from tinynorm.nn.cross_batch_norm import CrossIterationBatchNorm, CrossMiniBatchNorm
 from tinynorm.testing import gradcheck
 
 FAST = settings(max_examples=8, deadline=None)

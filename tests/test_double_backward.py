@@ -338,7 +338,7 @@ def test_ops_without_second_order_raise_naming_the_op(name, fn, args):
 
 
 def test_cross_minibatch_norm_raises_naming_its_combine():
-    from tinynorm.nn.cross_batchnorm import CrossMiniBatchNorm
+    from tinynorm.nn.cross_batch_norm import CrossMiniBatchNorm
     bn = CrossMiniBatchNorm(2, subdivisions=2, dtype=np.float64)
     with pytest.raises(RuntimeError, match=r"BatchNorm.*combined by CrossMiniBatch.*has no second-order gradient"):
         second_order_of(lambda x: bn(x), rand((4, 2, 3), 0))

@@ -9,13 +9,13 @@ import numpy as np
 from . import checks, dims, dtypes, promotion
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
-from .ops import batch_norm as _bn
 from .ops import dropout as _dropout
 from .ops import loss as _loss
 from .ops import math as _math
 from .ops import pooling as _pool
 from .ops import shape as _shape
 from .tensor import Tensor, as_tensor
+from .ops.batch_norm import batch_norm  # noqa: F401
 from .ops.batch_renorm import batch_renorm, renormalize  # noqa: F401
 from .ops.frn import filter_response_norm, tlu  # noqa: F401
 from .ops.group_norm import group_norm  # noqa: F401
@@ -393,62 +393,3 @@ def adaptive_avg_pool2d(input, output_size):
         return _pool.AdaptiveAvgPool2d.apply(x, out_size=size)
 
     return _batched(input, "adaptive_avg_pool2d", pool)
-
-
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, combine=None):
-    """Batch Normalization (Ioffe & Szegedy 2015), ``torch.nn.functional.batch_norm``.
-
-    ``y = weight * (x - mean) / sqrt(var + eps) + bias`` per channel (axis 1), with
-    the batch's mean and biased variance over every other axis in training (or when
-    no running statistics are given) and the running statistics otherwise.
-    Training updates ``running = (1 - momentum) * running + momentum * batch`` with
-    the *unbiased* batch variance. ``combine`` is the hook where synchronized,
-    cross-iteration and cross-mini-batch variants merge statistics.
-    """
-    if not isinstance(input, Tensor):
-        input = as_tensor(input)
-    if input.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got rank {input.ndim}: "
-                         "a rank-1 input has no channel axis (PyTorch fails on it too); add one "
-                         "with x.reshape(-1, 1) or x.reshape(1, -1)")
-    check_float_dtype(input.data, "batch_norm input")
-    eps = checks.eps(eps, "batch_norm: eps")
-    if training and running_mean is not None:
-        checks.momentum(momentum, "batch_norm: momentum")
-    if not training:
-        for t, what in ((running_mean, "running_mean"), (running_var, "running_var")):
-            if t is None:
-                raise RuntimeError(f"batch_norm: {what} must be defined in evaluation mode "
-                                   "(training=False); pass training=True to use batch statistics")
-    c = input.shape[1]
-    for t, what in ((running_mean, "running_mean"), (running_var, "running_var"),
-                    (weight, "weight"), (bias, "bias")):
-        checks.param(t, (c,), what, "batch_norm")
-    xp = get_array_module(input.data)
-    use_batch = bool(training)
-    combine = combine or _bn.IdentityCombine()
-    if use_batch:
-        identity = isinstance(combine, _bn.IdentityCombine)
-        if identity and training and input.data.size <= c:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
-        count, mean, m2 = combine.stats(*_bn.local_stats(input.data))
-        if not identity and training and float(count.min()) <= 1:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
-        var = m2 / count
-        if training and running_mean is not None and running_var is not None:
-            m = float(momentum)
-            rm, rv = running_mean.data, running_var.data
-            rm[...] = (1 - m) * rm + m * mean
-            rv[...] = (1 - m) * rv + m * (m2 / (count - 1))
-    else:
-        count = None
-        mean = running_mean.data.astype(np.float64)
-        var = running_var.data.astype(np.float64)
-    invstd = 1.0 / xp.sqrt(var + eps)
-    affine = [t for t in (weight, bias) if t is not None]
-    return _bn.BatchNorm.apply(input, *affine, mean=mean, invstd=invstd, count=count,
-                               batch_stats=use_batch, combine=combine,
-                               has_weight=weight is not None, has_bias=bias is not None)

@@ -1,8 +1,8 @@
 """``tinynorm.nn``: modules with PyTorch's names, defaults and state_dict keys."""
 from . import init, utils
 from .batch_renorm import BatchRenorm1d, BatchRenorm2d, renorm_schedule
-from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
-from .cross_batchnorm import CrossIterationBatchNorm, CrossMiniBatchNorm
+from .batch_norm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .cross_batch_norm import CrossIterationBatchNorm, CrossMiniBatchNorm
 from .frn import TLU, FilterResponseNorm2d
 from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
 from .containers import ModuleDict, ModuleList
@@ -13,7 +13,7 @@ from .lrn import LocalResponseNorm
 from .lstm import BNLSTM, LNLSTM, LSTM
 from .module import Module, Parameter
 from .rms_norm import RMSNorm
-from .sync_batchnorm import SyncBatchNorm
+from .sync_batch_norm import SyncBatchNorm
 from .weight_norm import init_weight_norm_, remove_weight_norm, weight_norm
 
 __all__ = ["init", "Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d",

@@ -1,26 +1,22 @@
 """BatchRenorm1d/2d modules and the r/d clipping schedule of Ioffe (2017).
 
-See :func:`tinynorm.ops.batch_renorm.batch_renorm` for the formula (Batch
-Renormalization, Algorithm 1). PyTorch has no such module; names and
-conventions follow BatchNorm's where they carry over.
+The op is :func:`tinynorm.functional.batch_renorm` (its docstring holds the
+formula). The modules are BatchNorm modules whose second buffer is a moving
+*standard deviation* ``running_std`` instead of ``running_var`` (``r = sigma_B/sigma``
+and inference ``(x - mu)/sigma`` are defined on it, and a moving average of
+standard deviations is not the square root of one of variances; a BatchNorm
+checkpoint converts approximately with ``running_std = sqrt(running_var + eps)``),
+and which relax ``rmax``/``dmax`` on a schedule. PyTorch has no such module.
 
-state_dict: ``weight``, ``bias``, ``running_mean``, ``running_std``,
-``num_batches_tracked``. Unlike BatchNorm there is no ``running_var``: the
-algorithm keeps a moving *standard deviation* ``sigma`` (of
-``sqrt(var_B + eps)``, biased batch variance), because ``r = sigma_B/sigma``
-and inference ``(x - mu)/sigma`` are defined on it. A moving average of
-standard deviations is not the square root of a moving average of variances,
-so storing a variance would change the numbers; a BatchNorm checkpoint can be
-converted approximately with ``running_std = sqrt(running_var + eps)``.
+state_dict: ``weight``, ``bias``, ``running_mean``, ``running_std``, ``num_batches_tracked``.
 """
 from collections.abc import Mapping
 
 import numpy as np
 
-from .. import checks, dtypes
-from ..ops.batch_renorm import batch_renorm
-from ..tensor import Tensor
-from .module import Module, Parameter
+from .. import checks
+from .. import functional as F
+from .batch_norm import _BatchNorm
 
 PAPER_SCHEDULE = {"warmup_steps": 5000, "rmax_steps": 40000, "dmax_steps": 25000}
 
@@ -68,8 +64,11 @@ def _step_counts(schedule):
     return dict(zip(("warmup_steps", "rmax_steps", "dmax_steps"), counts))
 
 
-class _BatchRenorm(Module):
-    _expected_ranks = ()
+class _BatchRenorm(_BatchNorm):
+    """A ``_BatchNorm`` that keeps ``running_std``, always tracks it, and calls ``batch_renorm``
+    with the limits of :meth:`renorm_limits`."""
+
+    _spread = "running_std"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.01, affine=True, rmax=3.0, dmax=5.0,
                  schedule=None, dtype=np.float32):
@@ -77,13 +76,7 @@ class _BatchRenorm(Module):
         paper's step counts, see :func:`renorm_schedule`), ``(warmup_steps, rmax_steps,
         dmax_steps)`` or a mapping with those keys, or a callable ``step -> (rmax, dmax)``
         (then ``rmax``/``dmax`` are not used)."""
-        dtype = dtypes.parameter(dtype, type(self).__name__)
-        super().__init__()
-        name = type(self).__name__
-        checks.integer(num_features, f"{name}: num_features", 1)
-        checks.eps(eps, f"{name}: eps")
-        checks.momentum(momentum, f"{name}: momentum")
-        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        super().__init__(num_features, eps, momentum, affine, True, dtype)
         self.rmax, self.dmax = rmax, dmax
         if callable(schedule):
             self.schedule = schedule
@@ -91,20 +84,10 @@ class _BatchRenorm(Module):
             counts = _step_counts(schedule)
             renorm_schedule(0, rmax=rmax, dmax=dmax, **counts)
             self.schedule = counts
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-        self.register_buffer("running_std", Tensor(np.ones(num_features, dtype=dtype)))
-        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
 
-    def reset_running_stats(self):
-        self.running_mean.data[...] = 0
-        self.running_std.data[...] = 1
-        self.num_batches_tracked.data[...] = 0
+    @staticmethod
+    def _check_momentum(momentum, name):
+        checks.momentum(momentum, f"{name}: momentum")
 
     def renorm_limits(self, step=None):
         """``(rmax, dmax)`` at ``step`` (default: the next training step, ``num_batches_tracked``)."""
@@ -115,24 +98,15 @@ class _BatchRenorm(Module):
             return float(rmax), float(dmax)
         return renorm_schedule(step, rmax=self.rmax, dmax=self.dmax, **self.schedule)
 
-    def _check_input(self, x):
-        if x.ndim not in self._expected_ranks:
-            ranks = " or ".join(f"{r}D" for r in self._expected_ranks)
-            raise ValueError(f"{type(self).__name__} expected {ranks} input, got {x.ndim}D input "
-                             f"of shape {tuple(x.shape)}")
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) got input with "
-                             f"{x.shape[1]} channels (shape {tuple(x.shape)})")
-
     def forward(self, x):
         self._check_input(x)
         if not self.training:
-            return batch_renorm(x, self.running_mean, self.running_std, self.weight, self.bias,
-                                training=False)
+            return F.batch_renorm(x, self.running_mean, self.running_std, self.weight, self.bias,
+                                  training=False)
         rmax, dmax = self.renorm_limits()
-        out = batch_renorm(x, self.running_mean, self.running_std, self.weight, self.bias,
-                           training=True, momentum=self.momentum, eps=self.eps, rmax=rmax,
-                           dmax=dmax)
+        out = F.batch_renorm(x, self.running_mean, self.running_std, self.weight, self.bias,
+                             training=True, momentum=self.momentum, eps=self.eps, rmax=rmax,
+                             dmax=dmax)
         self.num_batches_tracked.data[...] += 1
         return out
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import checks, dtypes
 from .. import functional as F
-from .batchnorm import _NormBase
+from .batch_norm import _NormBase
 from .module import Module, register_affine, reset_affine
 
 

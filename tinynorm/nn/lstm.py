@@ -1,35 +1,6 @@
-"""``LSTM`` (PyTorch's) and ``BNLSTM`` (recurrent batch normalization), built from tape ops.
-
-LSTM (Hochreiter & Schmidhuber 1997, PyTorch's formulation and gate order i, f, g, o)::
-
-    (i, f, g, o) = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
-    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
-    h_t = sigmoid(o) * tanh(c_t)
-
-BN-LSTM (Cooijmans, Ballas, Laurent, Gulcehre & Courville 2016, "Recurrent
-Batch Normalization"), same gate order::
-
-    (i, f, g, o) = BN(W_hh h_{t-1}; gamma_h, 0) + BN(W_ih x_t; gamma_x, 0) + b
-    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
-    h_t = sigmoid(o) * tanh(BN(c_t; gamma_c, beta_c))
-
-LN-LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization", section 3.1), same
-gate order; each LN normalizes one sample's 4H gate pre-activations (or its H
-cell values), so nothing depends on the batch or the time step::
-
-    (i, f, g, o) = LN(W_hh h_{t-1}; alpha_h, beta_h) + LN(W_ih x_t; alpha_x, beta_x) + b
-    c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
-    h_t = sigmoid(o) * tanh(LN(c_t; alpha_c, beta_c))
-
-Every LN is :func:`tinynorm.functional.layer_norm` (GroupNorm's fused kernels).
-
-Every BN is :func:`tinynorm.functional.batch_norm` (the fused kernels) over the
-batch axis, with its own statistics per time step ``t < max_length`` (rows of
-the ``(max_length, C)`` running buffers) and gammas shared across time,
-initialized to 0.1 so that tanh does not saturate. Steps ``t >= max_length``
-use row ``max_length - 1``: its running statistics in eval mode, and in
-training mode their own batch statistics, each of which also updates row
-``max_length - 1`` (so that row tracks the tail of long sequences).
+"""``LSTM`` (PyTorch's), ``BNLSTM`` (recurrent batch normalization) and ``LNLSTM`` (layer
+normalization), built from tape ops; each cell's formula is in its layer function's docstring
+(:func:`lstm_layer`, :func:`bn_lstm_layer`, :func:`ln_lstm_layer`).
 
 The recurrences are compositions of tape ops (matmul, sigmoid, tanh,
 slicing, stack); each step's input projection is its own product so that the
@@ -66,7 +37,12 @@ def _steps(input):
 
 
 def lstm_layer(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """One LSTM layer over a time-major sequence.
+    """One LSTM layer (Hochreiter & Schmidhuber 1997; PyTorch's formulation and gate order
+    i, f, g, o) over a time-major sequence::
+
+        (i, f, g, o) = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(c_t)
 
     ``input``: (T, N, in) tensor or a list of T tensors (N, in); ``h0``, ``c0``:
     (N, H); weights as PyTorch's ``weight_ih_l{k}`` (4H, in), ``weight_hh_l{k}``
@@ -93,7 +69,20 @@ def lstm_layer(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
 def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh_weight,
                   bn_c_weight, bn_c_bias, running_stats=None, training=True, momentum=0.1,
                   eps=1e-5):
-    """One BN-LSTM layer (Cooijmans et al. 2016) over a time-major sequence.
+    """One BN-LSTM layer (Cooijmans, Ballas, Laurent, Gulcehre & Courville 2016, "Recurrent
+    Batch Normalization") over a time-major sequence, in LSTM's gate order::
+
+        (i, f, g, o) = BN(W_hh h_{t-1}; gamma_h, 0) + BN(W_ih x_t; gamma_x, 0) + b
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(BN(c_t; gamma_c, beta_c))
+
+    Every BN is :func:`tinynorm.functional.batch_norm` over the batch axis, with
+    its own statistics per time step ``t < max_length`` (rows of the running
+    buffers) and gammas shared across time (``BNLSTM`` starts them at 0.1 so that
+    tanh does not saturate). Steps ``t >= max_length`` use row ``max_length - 1``:
+    its running statistics in eval mode, and in training mode their own batch
+    statistics, each of which also updates that row (so it tracks the tail of
+    long sequences). Defaults: ``training=True``, ``momentum=0.1``, ``eps=1e-5``.
 
     ``running_stats``: None (batch statistics at every step) or six arrays
     ``(mean_ih, var_ih, mean_hh, var_hh, mean_c, var_c)`` of shape
@@ -126,7 +115,16 @@ def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh
 
 def ln_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, ln_ih_weight, ln_ih_bias,
                   ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps=1e-5):
-    """One LN-LSTM layer (Ba et al. 2016) over a time-major sequence.
+    """One LN-LSTM layer (Ba, Kiros & Hinton 2016, "Layer Normalization", section 3.1) over
+    a time-major sequence, in LSTM's gate order::
+
+        (i, f, g, o) = LN(W_hh h_{t-1}; alpha_h, beta_h) + LN(W_ih x_t; alpha_x, beta_x) + b
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(LN(c_t; alpha_c, beta_c))
+
+    Every LN is :func:`tinynorm.functional.layer_norm` over one sample's 4H gate
+    pre-activations (or its H cell values), so nothing depends on the batch or
+    the time step.
 
     ``input``: (T, N, in) tensor or a list of T tensors (N, in); ``h0``, ``c0``:
     (N, H); LN parameters (4H,) for the two gate LNs and (H,) for the cell's.
@@ -278,7 +276,64 @@ def _orthogonal_blocks(rows, cols, rng):
     return np.concatenate(blocks, axis=0)
 
 
-class BNLSTM(Module):
+class _NormLSTM(Module):
+    """What BNLSTM and LNLSTM share: one layer whose ``weight_ih`` (4H, in), ``weight_hh``
+    (4H, H) and ``bias`` (4H,) are initialized as Cooijmans et al. 2016 do (``weight_hh``
+    has orthogonal H x H blocks, one per gate; ``weight_ih`` is Uniform(-1/sqrt(H), 1/sqrt(H))
+    as in ``LSTM``; ``bias`` is 0 except the forget gate's, ``forget_bias``), and forward's
+    argument handling. ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
+    ``batch_first``); hx = (h_0, c_0) each (1, N, H), zeros when omitted. Returns
+    ``(output, (h_n, c_n))`` shaped as ``LSTM``'s with one layer.
+    """
+
+    _name = ""
+
+    def _gate_parameters(self, dtype):
+        g = 4 * self.hidden_size
+        self.weight_ih = Parameter(np.empty((g, self.input_size), dtype=dtype))
+        self.weight_hh = Parameter(np.empty((g, self.hidden_size), dtype=dtype))
+        self.bias = Parameter(np.empty(g, dtype=dtype))
+
+    def _reset_gate_parameters(self):
+        h = self.hidden_size
+        bound = 1.0 / math.sqrt(h)
+        init.uniform_(self.weight_ih, -bound, bound)
+        self.weight_hh.data[...] = _orthogonal_blocks(4 * h, h, random.default_generator())
+        init.zeros_(self.bias)
+        self.bias.data[h:2 * h] = self.forget_bias
+
+    def _check_batch(self, n):
+        """Refuse a batch size the layer cannot use (BN-LSTM in training)."""
+
+    def forward(self, input, hx=None):
+        input = _check_input(self._name, input, self.input_size, self.dtype, (3,))
+        if self.batch_first:
+            input = input.permute(1, 0, 2)
+        t_len, n = input.shape[0], input.shape[1]
+        if t_len < 1:
+            raise ValueError(f"{self._name}: the sequence length must be at least 1")
+        self._check_batch(n)
+        h0, c0 = _check_hidden(self._name, hx, (1, n, self.hidden_size), self.dtype, input.data)
+        hs, h, c = self._layer(input, h0[0], c0[0])
+        output = F.stack(hs, dim=0)
+        if self.batch_first:
+            output = output.permute(1, 0, 2)
+        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}" + self._repr_size()
+        if self.batch_first:
+            s += ", batch_first=True"
+        return s + f", eps={self.eps}" + self._repr_rest()
+
+    def _repr_size(self):
+        return ""
+
+    def _repr_rest(self):
+        return ""
+
+
+class BNLSTM(_NormLSTM):
     """One-layer LSTM with recurrent batch normalization (Cooijmans et al. 2016).
 
     Parameters: ``weight_ih`` (4H, in), ``weight_hh`` (4H, H), ``bias`` (4H,)
@@ -288,18 +343,14 @@ class BNLSTM(Module):
     shape (max_length, 4H or H), one row per time step. Gammas start at
     ``gamma_init`` (0.1), beta_c at 0.
 
-    Initialization (the paper's choices): ``weight_hh`` has orthogonal H x H
-    blocks, one per gate; ``weight_ih`` is Uniform(-1/sqrt(H), 1/sqrt(H)) as
-    in ``LSTM``; ``bias`` is 0 except the forget gate's, ``forget_bias`` (1).
-
-    ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
-    ``batch_first``), any T >= 1 (steps at or past ``max_length`` share the
-    last row of statistics, see the module docstring); hx = (h_0, c_0) each
-    (1, N, H), zeros when omitted. Returns ``(output, (h_n, c_n))`` shaped as
-    ``LSTM``'s with one layer. Training needs N > 1 (batch statistics).
-    ``momentum=None`` makes the running statistics a cumulative average over
-    the training forwards since the last ``reset_running_stats`` (as BN's).
+    The cell is :func:`bn_lstm_layer` (the formula); weights and forward's arguments
+    are ``_NormLSTM``'s (``forget_bias`` 1). Any T >= 1 (steps at or past
+    ``max_length`` share the last row of statistics); training needs N > 1 (batch
+    statistics). ``momentum=None`` makes the running statistics a cumulative average
+    over the training forwards since the last ``reset_running_stats`` (as BN's).
     """
+
+    _name = "BNLSTM"
 
     def __init__(self, input_size, hidden_size, max_length, batch_first=False, eps=1e-5,
                  momentum=0.1, gamma_init=0.1, forget_bias=1.0, dtype=np.float32):
@@ -316,9 +367,7 @@ class BNLSTM(Module):
         self.gamma_init, self.forget_bias = gamma_init, forget_bias
         self.dtype = np.dtype(dtype)
         g = 4 * hidden_size
-        self.weight_ih = Parameter(np.empty((g, input_size), dtype=dtype))
-        self.weight_hh = Parameter(np.empty((g, hidden_size), dtype=dtype))
-        self.bias = Parameter(np.empty(g, dtype=dtype))
+        self._gate_parameters(dtype)
         self.bn_ih_weight = Parameter(np.empty(g, dtype=dtype))
         self.bn_hh_weight = Parameter(np.empty(g, dtype=dtype))
         self.bn_c_weight = Parameter(np.empty(hidden_size, dtype=dtype))
@@ -330,12 +379,7 @@ class BNLSTM(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        h = self.hidden_size
-        bound = 1.0 / math.sqrt(h)
-        init.uniform_(self.weight_ih, -bound, bound)
-        self.weight_hh.data[...] = _orthogonal_blocks(4 * h, h, random.default_generator())
-        init.zeros_(self.bias)
-        self.bias.data[h:2 * h] = self.forget_bias
+        self._reset_gate_parameters()
         for p in (self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight):
             init.constant_(p, self.gamma_init)
         init.zeros_(self.bn_c_bias)
@@ -352,54 +396,43 @@ class BNLSTM(Module):
         return tuple(getattr(self, f"bn_{n}_running_{s}").data
                      for n in ("ih", "hh", "c") for s in ("mean", "var"))
 
-    def forward(self, input, hx=None):
-        input = _check_input("BNLSTM", input, self.input_size, self.dtype, (3,))
-        if self.batch_first:
-            input = input.permute(1, 0, 2)
-        t_len, n = input.shape[0], input.shape[1]
-        if t_len < 1:
-            raise ValueError("BNLSTM: the sequence length must be at least 1")
+    def _check_batch(self, n):
         if self.training and n < 2:
             raise ValueError(f"BNLSTM: training needs a batch of more than 1 sequence for its "
                              f"batch statistics, got batch size {n}")
-        h0, c0 = _check_hidden("BNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
+
+    def _layer(self, input, h0, c0):
         momentum = self.momentum
         if self.training:
             self.num_batches_tracked.data[...] += 1
             if momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.data)
-        hs, h, c = bn_lstm_layer(
-            input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
+        return bn_lstm_layer(
+            input, h0, c0, self.weight_ih, self.weight_hh, self.bias,
             self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias,
             running_stats=self.running_stats(), training=self.training,
             momentum=momentum, eps=self.eps)
-        output = F.stack(hs, dim=0)
-        if self.batch_first:
-            output = output.permute(1, 0, 2)
-        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
 
-    def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}, max_length={self.max_length}"
-        if self.batch_first:
-            s += ", batch_first=True"
-        return s + f", eps={self.eps}, momentum={self.momentum}, gamma_init={self.gamma_init}"
+    def _repr_size(self):
+        return f", max_length={self.max_length}"
+
+    def _repr_rest(self):
+        return f", momentum={self.momentum}, gamma_init={self.gamma_init}"
 
 
-class LNLSTM(Module):
+class LNLSTM(_NormLSTM):
     """One-layer LSTM with layer normalization (Ba, Kiros & Hinton 2016).
 
     Parameters: ``weight_ih`` (4H, in), ``weight_hh`` (4H, H), ``bias`` (4H,);
     ``ln_ih_weight``/``ln_ih_bias`` and ``ln_hh_weight``/``ln_hh_bias`` (4H,) =
     alpha/beta of the two gate LNs, ``ln_c_weight``/``ln_c_bias`` (H,) of the
-    cell's LN. Alphas start at 1 and betas at 0; the weights and the bias are
-    initialized as ``BNLSTM``'s (orthogonal recurrent blocks, forget bias 1).
+    cell's LN. Alphas start at 1 and betas at 0. The cell is :func:`ln_lstm_layer`;
+    weights and forward's arguments are ``_NormLSTM``'s (``forget_bias`` 1).
     No buffers: LN uses each sample's own statistics, so any sequence length
     and any batch size (1 included) work in training and in eval alike.
-
-    ``forward(input, hx=None)``: input (T, N, in) (or (N, T, in) with
-    ``batch_first``); hx = (h_0, c_0) each (1, N, H), zeros when omitted.
-    Returns ``(output, (h_n, c_n))`` shaped as ``LSTM``'s with one layer.
     """
+
+    _name = "LNLSTM"
 
     def __init__(self, input_size, hidden_size, batch_first=False, eps=1e-5, forget_bias=1.0,
                  dtype=np.float32):
@@ -412,44 +445,20 @@ class LNLSTM(Module):
         self.batch_first, self.eps, self.forget_bias = batch_first, eps, forget_bias
         self.dtype = np.dtype(dtype)
         g = 4 * hidden_size
-        self.weight_ih = Parameter(np.empty((g, input_size), dtype=dtype))
-        self.weight_hh = Parameter(np.empty((g, hidden_size), dtype=dtype))
-        self.bias = Parameter(np.empty(g, dtype=dtype))
+        self._gate_parameters(dtype)
         for name, c in (("ih", g), ("hh", g), ("c", hidden_size)):
             setattr(self, f"ln_{name}_weight", Parameter(np.empty(c, dtype=dtype)))
             setattr(self, f"ln_{name}_bias", Parameter(np.empty(c, dtype=dtype)))
         self.reset_parameters()
 
     def reset_parameters(self):
-        h = self.hidden_size
-        bound = 1.0 / math.sqrt(h)
-        init.uniform_(self.weight_ih, -bound, bound)
-        self.weight_hh.data[...] = _orthogonal_blocks(4 * h, h, random.default_generator())
-        init.zeros_(self.bias)
-        self.bias.data[h:2 * h] = self.forget_bias
+        self._reset_gate_parameters()
         for name in ("ih", "hh", "c"):
             init.constant_(getattr(self, f"ln_{name}_weight"), 1.0)
             init.zeros_(getattr(self, f"ln_{name}_bias"))
 
-    def forward(self, input, hx=None):
-        input = _check_input("LNLSTM", input, self.input_size, self.dtype, (3,))
-        if self.batch_first:
-            input = input.permute(1, 0, 2)
-        t_len, n = input.shape[0], input.shape[1]
-        if t_len < 1:
-            raise ValueError("LNLSTM: the sequence length must be at least 1")
-        h0, c0 = _check_hidden("LNLSTM", hx, (1, n, self.hidden_size), self.dtype, input.data)
-        hs, h, c = ln_lstm_layer(
-            input, h0[0], c0[0], self.weight_ih, self.weight_hh, self.bias,
+    def _layer(self, input, h0, c0):
+        return ln_lstm_layer(
+            input, h0, c0, self.weight_ih, self.weight_hh, self.bias,
             self.ln_ih_weight, self.ln_ih_bias, self.ln_hh_weight, self.ln_hh_bias,
             self.ln_c_weight, self.ln_c_bias, eps=self.eps)
-        output = F.stack(hs, dim=0)
-        if self.batch_first:
-            output = output.permute(1, 0, 2)
-        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
-
-    def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.batch_first:
-            s += ", batch_first=True"
-        return s + f", eps={self.eps}"

@@ -12,7 +12,8 @@ training mode without recording the tape.
 """
 from ..autograd import no_grad
 from ..tensor import Tensor
-from .batchnorm import _BatchNorm
+from .batch_norm import _BatchNorm
+from .batch_renorm import _BatchRenorm
 from .lstm import BNLSTM
 
 
@@ -23,8 +24,9 @@ def update_bn(loader, model, device=None):
     (a ``DataLoader``'s ``(x, y)``). Layers without running statistics are
     left alone; ``model``'s training flag and the layers' momenta are restored.
     """
-    layers = [m for m in model.modules()
-              if (isinstance(m, _BatchNorm) and m.track_running_stats) or isinstance(m, BNLSTM)]
+    layers = [m for m in model.modules()  # Batch Renorm has no momentum=None average
+              if (isinstance(m, _BatchNorm) and m.track_running_stats
+                  and not isinstance(m, _BatchRenorm)) or isinstance(m, BNLSTM)]
     if not layers:
         return
     momenta = {m: m.momentum for m in layers}

@@ -1,85 +1,28 @@
-"""Batch Renormalization (Ioffe 2017, "Batch Renormalization: Towards Reducing
-Minibatch Dependence in Batch-Normalized Models", Algorithm 1).
-
-Training, per channel, with batch mean ``mean_B``, ``sigma_B = sqrt(var_B + eps)``
-(biased variance) and moving mean / moving std ``mu``, ``sigma``::
-
-    r    = clip(sigma_B / sigma, 1/rmax, rmax)          constants in backward
-    d    = clip((mean_B - mu) / sigma, -dmax, dmax)     (stop-gradient)
-    xhat = (x - mean_B) / sigma_B * r + d
-    y    = gamma * xhat + beta
-    mu    += momentum * (mean_B - mu)
-    sigma += momentum * (sigma_B - sigma)
-
-Inference: ``y = gamma * (x - mu) / sigma + beta``.
-
-This reuses BatchNorm's kernels (``kernels_for("batch_norm", ...)``): the
-forward is BN's elementwise pass with ``scale = gamma*r/sigma_B`` and
-``shift = beta + gamma*d``; with r and d constant, ``dx`` is BN's backward with
-``gamma*r`` in place of gamma::
-
-    dx     = gamma*r/sigma_B * (dy - mean(dy) - xhat_B * mean(dy*xhat_B))
-    dgamma = sum(dy * (xhat_B*r + d)) = r/sigma_B * sum(dy*(x - mean_B)) + d*sum(dy)
-    dbeta  = sum(dy)
-
-with ``xhat_B = (x - mean_B)/sigma_B``. rmax = 1, dmax = 0 is BatchNorm.
-"""
+"""Batch Renormalization: :func:`batch_renorm` (the formula, defaults and paper),
+:func:`renormalize`, and :class:`BatchRenorm`, which is BatchNorm's Function with the
+(r, d) correction."""
 import numpy as np
 
-from .. import buffer_pool, checks
-from ..autograd import Function
+from .. import checks
 from ..backend import check_float_dtype, get_array_module
-from ..kernels import kernels_for
 from ..tensor import Tensor, as_tensor
-from .batch_norm import BatchNorm, as_channels_3d, local_stats
+from .batch_norm import BatchNorm, IdentityCombine, local_stats
 
 
-class BatchRenorm(Function):
-    """Training-mode transform with batch ``mean``/``invstd`` (carrying gradient) and constant ``r``, ``d``."""
+class BatchRenorm(BatchNorm):
+    """BN's training transform with xhat replaced by ``xhat * r + d``, r and d constants.
 
-    def forward(self, x, *affine, mean, invstd, r, d, count, has_weight, has_bias):
-        xp = get_array_module(x)
-        weight = affine[0] if has_weight else None
-        bias = affine[-1] if has_bias else None
-        x3 = as_channels_3d(x)
-        gr = r if weight is None else weight * r
-        scale = invstd * gr
-        shift = d if weight is None else weight * d
-        if bias is not None:
-            shift = bias + shift
-        y3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
-        kernels_for("batch_norm", x3).bn_forward_apply(
-            x3, mean, xp.ascontiguousarray(scale, dtype=np.float64),
-            xp.ascontiguousarray(shift, dtype=np.float64), y3)
-        self.save_for_backward(x3, gr)
-        self.mean, self.invstd, self.r, self.d, self.count = mean, invstd, r, d, count
-        self.has_weight, self.has_bias, self.shape = has_weight, has_bias, x.shape
-        return y3.reshape(x.shape)
+    The forward and backward are :class:`~tinynorm.ops.batch_norm.BatchNorm`'s with
+    ``renorm = (r, d)`` (float64, shape (C,)). No second order (stop-gradient r, d are
+    not modelled by BN's double backward).
+    """
 
-    def backward(self, g):
-        xp = get_array_module(g)
-        x3, gr = self.saved
-        k = kernels_for("batch_norm", x3)
-        g3 = as_channels_3d(g)
-        c = x3.shape[1]
-        sum_dy = xp.empty(c, dtype=np.float64)
-        sum_dy_xmu = xp.empty(c, dtype=np.float64)
-        k.bn_backward_reduce(g3, x3, self.mean, sum_dy, sum_dy_xmu)
-        invstd = self.invstd
-        grads = [None]
-        if self.needs_input_grad[0]:
-            mean_dy = sum_dy / self.count
-            kcoef = sum_dy_xmu / self.count * invstd * invstd
-            dx3 = buffer_pool.empty(xp, x3.shape, x3.dtype)
-            k.bn_backward_apply(g3, x3, self.mean, mean_dy, kcoef,
-                                xp.ascontiguousarray(invstd * gr, dtype=np.float64), dx3)
-            grads[0] = dx3.reshape(self.shape)
-        dtype = x3.dtype
-        if self.has_weight:
-            grads.append((sum_dy_xmu * invstd * self.r + self.d * sum_dy).astype(dtype))
-        if self.has_bias:
-            grads.append(sum_dy.astype(dtype))
-        return tuple(grads)
+    backward_graph = None
+
+    def forward(self, x, weight, bias, *, mean, invstd, count, r, d):
+        self.renorm = (r, d)
+        return super().forward(x, weight, bias, mean=mean, invstd=invstd, count=count,
+                               batch_stats=True, combine=IdentityCombine())
 
 
 def renorm_correction(batch_mean, batch_std, running_mean, running_std, rmax, dmax):
@@ -123,12 +66,6 @@ def _check_limits(rmax, dmax, name):
         raise ValueError(f"{name}: dmax must be >= 0, got {dmax}")
 
 
-def _renorm(input, weight, bias, count, mean, invstd, r, d):
-    affine = [t for t in (weight, bias) if t is not None]
-    return BatchRenorm.apply(input, *affine, mean=mean, invstd=invstd, r=r, d=d, count=count,
-                             has_weight=weight is not None, has_bias=bias is not None)
-
-
 def _per_channel(value, c, what, xp):
     """``r`` or ``d`` of :func:`renormalize` as float64 of shape (C,), from a number or (C,)."""
     try:  # None would become NaN
@@ -158,12 +95,14 @@ def renormalize(input, r, d, weight=None, bias=None, eps=1e-5):
     xp = get_array_module(input.data)
     r, d = (_per_channel(v, c, what, xp) for v, what in ((r, "r"), (d, "d")))
     count, mean, sigma_b = _batch_stats(input, eps)
-    return _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
+    return BatchRenorm.apply(input, weight, bias, mean=mean, invstd=1.0 / sigma_b, count=count,
+                             r=r, d=d)
 
 
 def batch_renorm(input, running_mean, running_std, weight=None, bias=None, training=False,
                  momentum=0.01, eps=1e-5, rmax=1.0, dmax=0.0):
-    """Batch Renormalization (Ioffe 2017, Algorithm 1) over channel axis 1.
+    """Batch Renormalization (Ioffe 2017, "Batch Renormalization: Towards Reducing Minibatch
+    Dependence in Batch-Normalized Models", Algorithm 1) over channel axis 1.
 
     Training: with batch mean ``mean_B`` and ``sigma_B = sqrt(var_B + eps)``
     (biased variance, over every axis but 1)::
@@ -181,8 +120,10 @@ def batch_renorm(input, running_mean, running_std, weight=None, bias=None, train
     the moving std already includes it).
 
     ``running_std`` is a moving *standard deviation* (PyTorch's BN keeps a
-    variance); both running tensors are required. Default momentum 0.01 is
-    the paper's alpha.
+    variance); both running tensors are required. Defaults: ``training=False``,
+    ``momentum=0.01`` (the paper's alpha), ``eps=1e-5``, ``rmax=1.0``, ``dmax=0.0``.
+    The op is :class:`BatchRenorm` (BN's Function with r and d) in training and
+    :class:`~tinynorm.ops.batch_norm.BatchNorm` with constant statistics in eval.
     """
     input = _check_args(input, ((running_mean, "running_mean"), (running_std, "running_std"),
                                 (weight, "weight"), (bias, "bias")), "batch_renorm")
@@ -199,15 +140,13 @@ def batch_renorm(input, running_mean, running_std, weight=None, bias=None, train
     if not training:
         mean = running_mean.data.astype(np.float64)
         invstd = 1.0 / running_std.data.astype(np.float64)
-        affine = [t for t in (weight, bias) if t is not None]
-        return BatchNorm.apply(input, *affine, mean=mean, invstd=invstd, count=None,
-                               batch_stats=False, combine=None,
-                               has_weight=weight is not None, has_bias=bias is not None)
+        return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd)
     _check_limits(rmax, dmax, "batch_renorm")
     checks.momentum(momentum, "batch_renorm: momentum")
     count, mean, sigma_b = _batch_stats(input, eps)
     r, d = renorm_correction(mean, sigma_b, running_mean.data, running_std.data, rmax, dmax)
-    out = _renorm(input, weight, bias, count, mean, 1.0 / sigma_b, r, d)
+    out = BatchRenorm.apply(input, weight, bias, mean=mean, invstd=1.0 / sigma_b, count=count,
+                            r=r, d=d)
     m = float(momentum)
     rm, rs = running_mean.data, running_std.data
     rm[...] = rm + m * (mean - rm)

@@ -1,8 +1,9 @@
-"""Combine steps that reuse statistics of other mini-batches: CmBN and Cross-Iteration BN.
+"""Combine steps that reuse statistics of other mini-batches: CmBN
+(:class:`CrossMiniBatchCombine`) and Cross-Iteration BN (:class:`CrossIterationCombine`).
 
-Both plug into BN's stats -> combine -> elementwise split
-(:mod:`tinynorm.ops.batch_norm`). Each turns the current mini-batch's
-(count m, mean mu, M2) into averaged statistics
+Both are public combine objects of :func:`tinynorm.ops.batch_norm.batch_norm` (its
+``combine=`` step; the nn modules import them from here). Each turns the current
+mini-batch's (count m, mean mu, M2) into averaged statistics
 
     M = (mu + sum_j mu_j) / n,   E = (nu + sum_j nu_j) / n,   V = E - M^2
 
@@ -10,27 +11,6 @@ where nu = E[x^2] and the n - 1 other (mu_j, nu_j) are constants (only the
 current mini-batch's statistics carry gradient). Then dM/dx = 1/(n m) and
 dV/dx = 2 (x - M)/(n m), which is BN's backward with the count n*m: so the
 combine returns (n*m, M, V*n*m) and BN's kernels do the rest unchanged.
-
-**CmBN** (Bochkovskiy et al. 2020, YOLOv4; darknet ``cbn=1``): one optimizer
-step consumes s mini-batches (gradient accumulation); the i-th uses the
-statistics of mini-batches 1..i of this step, each weighted by its count n_j:
-Chan's merge of the (n_j, mu_j, M2_j), so that ``M = sum n_j mu_j / N`` and the
-variance is that of BN over mini-batches 1..i for any sizes (with equal counts:
-darknet's plain average). With N = sum n_j, dM/dx = 1/N and dV/dx = 2 (x - M)/N
-for x in the current mini-batch: BN's backward with the count N. Reset at each
-step. Weights change only between steps, so no compensation is needed.
-
-**Cross-Iteration BN** (Yao et al. 2021, "Cross-Iteration Batch
-Normalization"): the statistics of the previous k - 1 iterations, taken with
-older weights, are moved to the current weights theta_t of the preceding
-conv/linear layer by a first-order Taylor step
-
-    mu_c(theta_t) ~= mu_c + dmu_c/dW_c . (W_t,c - W_tau,c),   likewise nu_c,
-
-with ``dmu_c/dW_c = mean over positions of the input patch`` and
-``dnu_c/dW_c = 2/M sum_p y_cp patch_p`` (channel c depends on W_c only).
-Per channel, a past iteration whose compensated variance nu - mu^2 is
-negative is dropped. Before ``burn_in`` iterations it is plain BN.
 """
 from collections import deque
 
@@ -43,7 +23,18 @@ from .batch_norm import chan_merge
 
 
 class CrossMiniBatchCombine:
-    """The combine of one CmBN forward; ``state`` is the module's list of (n_j, mu_j, M2_j) this step."""
+    """The combine of one CmBN forward; ``state`` is the module's list of (n_j, mu_j, M2_j) this step.
+
+    CmBN (Bochkovskiy, Wang & Liao 2020, "YOLOv4: Optimal Speed and Accuracy of Object
+    Detection"; darknet ``cbn=1``): one optimizer step consumes s mini-batches (gradient
+    accumulation); the i-th uses the statistics of mini-batches 1..i of this step, each
+    weighted by its count n_j: Chan's merge of the (n_j, mu_j, M2_j), so that
+    ``M = sum n_j mu_j / N`` and the variance is that of BN over mini-batches 1..i for
+    any sizes (with equal counts: darknet's plain average). With N = sum n_j,
+    dM/dx = 1/N and dV/dx = 2 (x - M)/N for x in the current mini-batch: BN's backward
+    with the count N. Reset at each step. Weights change only between steps, so no
+    compensation is needed.
+    """
 
     def __init__(self, state):
         self.state = state
@@ -107,6 +98,19 @@ def layer_stat_gradients(kind, x, y, weight, geometry=None):
 
 class CrossIterationCombine:
     """The combine of one Cross-Iteration BN forward.
+
+    Cross-Iteration BN (Yao, Cao, Zheng, Huang & Lin 2021, "Cross-Iteration Batch
+    Normalization"): the statistics of the previous k - 1 iterations, taken with
+    older weights, are moved to the current weights theta_t of the preceding
+    conv/linear layer by a first-order Taylor step
+
+        mu_c(theta_t) ~= mu_c + dmu_c/dW_c . (W_t,c - W_tau,c),   likewise nu_c,
+
+    with ``dmu_c/dW_c = mean over positions of the input patch`` and
+    ``dnu_c/dW_c = 2/M sum_p y_cp patch_p`` (channel c depends on W_c only; see
+    :func:`layer_stat_gradients`). Per channel, a past iteration whose compensated
+    variance nu - mu^2 is negative is dropped; ``var = max(nu_bar - mu_bar^2, 0)``.
+    Defaults of the module: window k = 4, burn_in = 100 (plain BN before).
 
     ``history`` is the module's deque of :class:`IterationRecord` (at most
     window - 1); ``current`` is a callable returning (weight (C, K), dmu, dnu)

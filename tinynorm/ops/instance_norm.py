@@ -12,6 +12,7 @@ constant coefficients, which is BatchNorm in eval mode.
 import math
 
 from .. import checks
+from .batch_norm import batch_norm
 from .group_norm import float_input, normalize_rows
 
 
@@ -52,7 +53,6 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: running_mean and running_var must be given "
                              "when use_input_stats is False")
-        from ..functional import batch_norm     # BN's wrapper; tinynorm.functional imports this module
         return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
     if s == 1:
         raise ValueError("Expected more than 1 spatial element when training, "

@@ -106,32 +106,28 @@ class _NormGrad(Function):
 def graph_grads(first, g, inputs, grad_cls, **layout):
     """The norm node's gradients as Tensors cut from one ``grad_cls`` node (``first`` is the norm's Function).
 
-    ``inputs`` are the norm's (x, weight, ...), weight possibly None; a norm
-    that passes only its present affine inputs says whether the weight is
-    among them with ``has_weight``.
+    ``inputs`` are the norm's (x, weight, ...), weight possibly None.
     """
-    weight = inputs[1] if getattr(first, "has_weight", True) else None
-    packed = grad_cls.apply(inputs[0], weight, g, first=first, layout=layout)
+    packed = grad_cls.apply(inputs[0], inputs[1], g, first=first, layout=layout)
     return tuple(unpack(packed, layout["shapes"]))
 
 
 class BatchNormGrad(_NormGrad):
     """BatchNorm's backward; rows are channels of the (N, C, S) view."""
 
-    def forward(self, *arrays, first, layout):
-        x3, weight = first.saved
-        self.save_for_backward(x3, arrays[-1])
-        self.stats = (first.mean, first.invstd, first.batch_stats, weight, first.has_bias)
-        return super().forward(*arrays, first=first, layout=layout)
+    def forward(self, x, weight, g, *, first, layout):
+        x3, gamma = first.saved
+        self.save_for_backward(x3, g)
+        self.stats = (first.mean, first.invstd, first.batch_stats, gamma)
+        return super().forward(x, weight, g, first=first, layout=layout)
 
     def second(self, parts):
         x3, g = self.saved
         xp = get_array_module(x3)
-        mean, invstd, batch_stats, weight, has_bias = self.stats
+        mean, invstd, batch_stats, weight = self.stats
         n, c, s = x3.shape
         col = (1, c, 1)
-        u, u_gamma = parts[0], parts[1] if weight is not None else None
-        u_beta = parts[-1] if has_bias else None
+        u, u_gamma, u_beta = parts
         u = xp.zeros(x3.shape) if u is None else u.reshape(x3.shape)
         gamma = None if weight is None else weight.astype(np.float64).reshape(col)
         gx, gg, ggamma = double_backward(

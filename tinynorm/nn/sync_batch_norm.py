@@ -1,7 +1,7 @@
 """SyncBatchNorm: BatchNorm whose training statistics span every rank's shard.
 
-See :mod:`tinynorm.ops.sync_batch_norm` for what is exchanged (MegDet, Peng et
-al. 2018). Arguments, parameters and buffers are PyTorch's; ``process_group``
+See :class:`tinynorm.ops.sync_batch_norm.SyncCombine` for what is exchanged
+(MegDet, Peng et al. 2018). Arguments, parameters and buffers are PyTorch's; ``process_group``
 is a :class:`tinynorm.distributed.Communicator` (default: the process's
 communicator at call time). In eval mode, or with a world of one, it is plain
 BN and does not communicate.
@@ -10,7 +10,7 @@ import itertools
 
 from .. import distributed
 from ..ops.sync_batch_norm import SyncCombine
-from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
+from .batch_norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm
 
 _ids = itertools.count()
 

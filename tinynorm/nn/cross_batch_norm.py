@@ -10,7 +10,7 @@ from .. import checks, dtypes
 from .. import functional as F
 from ..ops.cross_batch_norm import (CrossIterationCombine, CrossMiniBatchCombine, IterationRecord,
                                     layer_stat_gradients, new_history)
-from .batchnorm import _BatchNorm
+from .batch_norm import _BatchNorm
 from .layers import Conv2d, Linear
 
 

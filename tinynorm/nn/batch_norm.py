@@ -1,13 +1,15 @@
 """BatchNorm1d/2d/3d modules with PyTorch's arguments, parameters and buffers.
 
-See :func:`tinynorm.functional.batch_norm` for the formula (Ioffe & Szegedy 2015).
+The op is :func:`tinynorm.functional.batch_norm` (:mod:`tinynorm.ops.batch_norm` holds
+the formula). ``_NormBase`` and ``_BatchNorm`` are also the base of InstanceNorm, SyncBN,
+CmBN, CBN and Batch Renorm.
 """
 import numpy as np
 
 from .. import checks, dtypes
 from .. import functional as F
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module, check_channels, register_affine
 
 
 class _NormBase(Module):
@@ -16,7 +18,10 @@ class _NormBase(Module):
     Shared by the BN family and InstanceNorm, so parameter and buffer names
     (``weight``, ``bias``, ``running_mean``, ``running_var``,
     ``num_batches_tracked``) and their initial values match PyTorch's.
+    ``_spread`` names the second running buffer (Batch Renorm keeps ``running_std``).
     """
+
+    _spread = "running_var"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
@@ -25,29 +30,29 @@ class _NormBase(Module):
         name = type(self).__name__
         checks.integer(num_features, f"{name}: num_features", 1)
         checks.eps(eps, f"{name}: eps")
-        if momentum is not None:
-            checks.momentum(momentum, f"{name}: momentum")
+        self._check_momentum(momentum, name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, num_features, dtype, affine, affine)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer(self._spread, Tensor(np.ones(num_features, dtype=dtype)))
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
         else:
             self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
+            self.register_buffer(self._spread, None)
             self.register_buffer("num_batches_tracked", None)
+
+    @staticmethod
+    def _check_momentum(momentum, name):
+        """``None`` is allowed: a cumulative average (PyTorch's)."""
+        if momentum is not None:
+            checks.momentum(momentum, f"{name}: momentum")
 
     def reset_running_stats(self):
         if self.track_running_stats:
             self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
+            getattr(self, self._spread).data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
     def extra_repr(self):
@@ -59,13 +64,7 @@ class _BatchNorm(_NormBase):
     _expected_ranks = ()
 
     def _check_input(self, x):
-        if x.ndim not in self._expected_ranks:
-            ranks = " or ".join(f"{r}D" for r in self._expected_ranks)
-            raise ValueError(f"{type(self).__name__} expected {ranks} input, got {x.ndim}D input "
-                             f"of shape {tuple(x.shape)}")
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}) got input with "
-                             f"{x.shape[1]} channels (shape {tuple(x.shape)})")
+        check_channels(self, x, self._expected_ranks)
 
     def _momentum_factor(self):
         """PyTorch's exponential_average_factor: momentum, or 1/num_batches_tracked if None."""
