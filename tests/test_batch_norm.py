@@ -11,7 +11,7 @@ from tinynorm.testing import gradcheck
 FAST = settings(max_examples=20, deadline=None)
 
 
-# ---- the oracle: explicit loops from NORMS.md ---------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#batchnorm ---------------------
 
 def oracle_stats(x):
     """Per-channel mean, biased and unbiased variance by definition (loops over channels)."""
@@ -39,7 +39,7 @@ def oracle_forward(x, mean, var, weight, bias, eps):
 
 
 def oracle_backward(x, dy, weight, eps):
-    """dx, dgamma, dbeta of training-mode BN, from the closed form in NORMS.md."""
+    """dx, dgamma, dbeta of training-mode BN, from the closed form in docs/norms.md#batchnorm."""
     x, dy = np.asarray(x, np.float64), np.asarray(dy, np.float64)
     mean, var, _ = oracle_stats(x)
     dx, dg, db = np.empty_like(x), np.zeros(x.shape[1]), np.zeros(x.shape[1])

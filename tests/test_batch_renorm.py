@@ -1,4 +1,5 @@
-"""Batch Renormalization (Ioffe 2017, Algorithm 1): loop oracle from NORMS.md, gradients, BN limit, schedule, errors."""
+"""Batch Renormalization (Ioffe 2017, Algorithm 1): loop oracle from docs/norms.md#batch-renormalization,
+gradients, BN limit, schedule, errors."""
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ FAST = settings(max_examples=15, deadline=None)
 EPS = 1e-5
 
 
-# ---- the oracle: explicit loops from NORMS.md ------------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#batch-renormalization ----------
 
 def _channel(x, c):
     x = np.asarray(x, dtype=np.float64)

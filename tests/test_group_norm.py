@@ -1,6 +1,6 @@
 """GroupNorm, LayerNorm, InstanceNorm through the op and module layers.
 
-A naive float64 loop oracle written from NORMS.md ("Per-sample family"),
+A naive float64 loop oracle written from docs/norms.md#groupnorm-layernorm-instancenorm,
 finite-difference gradients for the input and every parameter, PyTorch as an
 extra oracle when installed, and the errors.
 """
@@ -21,7 +21,7 @@ FAST = settings(max_examples=15, deadline=None)
 EPS = 1e-5
 
 
-# ---- the oracle: explicit loops from NORMS.md ---------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#groupnorm-layernorm-instancenorm
 
 def oracle_row(v, d, gam, bet, eps):
     """One normalized set: (mean, biased var, y, dx, dy*xhat, dy, dx_scale), gamma/beta per value.
