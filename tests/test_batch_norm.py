@@ -8,6 +8,8 @@ import tinynorm.functional as F
 from tinynorm import nn
 from tinynorm.testing import gradcheck
 
+from draws import affine_inputs
+
 FAST = settings(max_examples=20, deadline=None)
 
 
@@ -169,9 +171,8 @@ def test_batch_norm_gradcheck_training(shape, seed, affine):
 @FAST
 @given(bn_shapes(), st.integers(0, 2**31))
 def test_batch_norm_gradcheck_eval(shape, seed):
-    rng = np.random.default_rng(seed)
     c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    rng, x, w, b = affine_inputs(seed, shape, c)
     rm, rv = tn.tensor(rng.standard_normal(c)), tn.tensor(rng.uniform(0.5, 2, c))
     gradcheck(lambda t, g, bb: F.batch_norm(t, rm, rv, g, bb, training=False), [x, w, b])
 

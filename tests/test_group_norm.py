@@ -17,6 +17,8 @@ from tinynorm.nn.group_norm import (GroupNorm, InstanceNorm1d, InstanceNorm2d, I
 from tinynorm.ops.group_norm import group_norm, instance_norm, layer_norm
 from tinynorm.testing import gradcheck
 
+from draws import affine_inputs
+
 FAST = settings(max_examples=15, deadline=None)
 EPS = 1e-5
 
@@ -309,8 +311,7 @@ def test_non_contiguous_input_and_gradient():
 @given(gn_cases(), st.integers(0, 2**31))
 def test_group_norm_gradcheck(case, seed):
     shape, groups = case
-    rng = np.random.default_rng(seed)
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
+    _, x, w, b = affine_inputs(seed, shape, shape[1])
     gradcheck(lambda t, g, bb: group_norm(t, groups, g, bb), [x, w, b])
 
 
@@ -318,17 +319,14 @@ def test_group_norm_gradcheck(case, seed):
 @given(ln_cases(max_side=3), st.integers(0, 2**31))
 def test_layer_norm_gradcheck(case, seed):
     shape, ns = case
-    rng = np.random.default_rng(seed)
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, ns), rng.standard_normal(ns)
+    _, x, w, b = affine_inputs(seed, shape, ns)
     gradcheck(lambda t, g, bb: layer_norm(t, ns, g, bb), [x, w, b])
 
 
 @FAST
 @given(in_cases(), st.integers(0, 2**31))
 def test_instance_norm_gradcheck(shape, seed):
-    rng = np.random.default_rng(seed)
-    c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    _, x, w, b = affine_inputs(seed, shape, shape[1])
     gradcheck(lambda t, g, bb: instance_norm(t, weight=g, bias=bb), [x, w, b])
 
 
