@@ -10,7 +10,7 @@ from tinynorm.nn.lstm import BNLSTM, bn_lstm_layer
 from tinynorm.sequence_models import build_sequence_model
 from tinynorm.testing import gradcheck
 
-from oracles.lstm import flat, oracle_cell, randomize
+from oracles.lstm import assert_inputs_refused, flat, oracle_cell, randomize
 
 FAST = settings(max_examples=8, deadline=None)
 TINY = st.integers(2, 3)
@@ -255,14 +255,10 @@ def test_bnlstm_gradcheck_input_state_and_every_parameter(t, n, i, h, training, 
 
 def test_bnlstm_errors_name_the_problem():
     m = BNLSTM(3, 2, max_length=4)
-    with pytest.raises(ValueError, match="3D"):
-        m(tn.tensor(np.zeros((2, 3), np.float32)))
-    with pytest.raises(ValueError, match="Expected 3, got 2"):
-        m(tn.tensor(np.zeros((2, 2, 2), np.float32)))
-    with pytest.raises(ValueError, match="int64"):
-        m(tn.tensor(np.zeros((2, 2, 3), np.int64)))
-    with pytest.raises(ValueError, match="batch size 1"):
-        m(tn.tensor(np.zeros((2, 1, 3), np.float32)))
+    assert_inputs_refused(m, [((2, 3), np.float32, "3D"),
+                              ((2, 2, 2), np.float32, "Expected 3, got 2"),
+                              ((2, 2, 3), np.int64, "int64"),
+                              ((2, 1, 3), np.float32, "batch size 1")])
     m.eval()(tn.tensor(np.zeros((2, 1, 3), np.float32)))
     with pytest.raises(ValueError, match="max_length"):
         BNLSTM(3, 2, max_length=0)

@@ -13,7 +13,7 @@ from tinynorm.sequence_models import (LSTMClassifier, build_sequence_model, imag
                                       pixel_permutation)
 from tinynorm.testing import gradcheck
 
-from oracles.lstm import flat, oracle_cell
+from oracles.lstm import assert_inputs_refused, flat, oracle_cell
 
 FAST = settings(max_examples=8, deadline=None)
 TINY = st.integers(2, 3)
@@ -178,16 +178,11 @@ def test_lstm_matches_torch(t, n, i, h, layers, bias, batch_first, with_hx, seed
 
 def test_lstm_errors_name_the_problem():
     m = LSTM(3, 2)
-    with pytest.raises(ValueError, match="2D or 3D"):
-        m(tn.tensor(np.zeros((1, 2, 2, 3), np.float32)))
-    with pytest.raises(ValueError, match="input_size. Expected 3, got 4"):
-        m(tn.tensor(np.zeros((2, 2, 4), np.float32)))
-    with pytest.raises(ValueError, match="int64"):
-        m(tn.tensor(np.zeros((2, 2, 3), np.int64)))
-    with pytest.raises(ValueError, match="float16"):
-        m(tn.tensor(np.zeros((2, 2, 3), np.float16)))
-    with pytest.raises(ValueError, match="float64 differs"):
-        m(tn.tensor(np.zeros((2, 2, 3), np.float64)))
+    assert_inputs_refused(m, [((1, 2, 2, 3), np.float32, "2D or 3D"),
+                              ((2, 2, 4), np.float32, "input_size. Expected 3, got 4"),
+                              ((2, 2, 3), np.int64, "int64"),
+                              ((2, 2, 3), np.float16, "float16"),
+                              ((2, 2, 3), np.float64, "float64 differs")])
     with pytest.raises(ValueError, match=r"h_0 size \(1, 2, 2\)"):
         m(tn.tensor(np.zeros((2, 2, 3), np.float32)),
           (tn.tensor(np.zeros((1, 3, 2), np.float32)), tn.tensor(np.zeros((1, 2, 2), np.float32))))

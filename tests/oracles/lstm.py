@@ -1,7 +1,9 @@
 """The LSTM cell in float64 loops, shared by the LSTM, BN-LSTM and LN-LSTM oracles
 (docs/norms.md#bn-lstm, docs/norms.md#ln-lstm), and helpers of their tests."""
 import numpy as np
+import pytest
 
+import tinynorm as tn
 import tinynorm.functional as F
 
 
@@ -27,3 +29,10 @@ def randomize(m, rng, scale=0.5):
 
 def flat(*tensors):
     return F.cat([t.reshape(-1) for t in tensors])
+
+
+def assert_inputs_refused(m, cases):
+    """``m`` on zeros of each ``(shape, dtype, phrase)`` raises a ValueError matching ``phrase``."""
+    for shape, dtype, phrase in cases:
+        with pytest.raises(ValueError, match=phrase):
+            m(tn.tensor(np.zeros(shape, dtype)))
