@@ -31,6 +31,14 @@ def holds(verdicts, phrase):
     return all(matches)
 
 
+def assert_claims_both_ways(exp, holding, failing, *claims):
+    """Every claim holds on the records ``holding`` and none holds on ``failing``."""
+    v = exp.verdicts(holding, SCALE)
+    assert all(holds(v, c) for c in claims)
+    v = exp.verdicts(failing, SCALE)
+    assert not any(holds(v, c) for c in claims)
+
+
 # ---- the statistics ------------------------------------------------------------------------
 
 def test_beyond_spread_needs_the_gap_to_clear_both_spreads_and_the_resolution():
@@ -94,10 +102,8 @@ def sync_records(sync_acc, per_device_acc, loss_gap=0.0):
 
 def test_sync_verdicts_both_ways():
     exp = EXPERIMENTS["sync"]
-    v = exp.verdicts(sync_records(0.95, 0.85), SCALE)
-    assert holds(v, "sync equals single") and holds(v, "both beat per-device")
-    v = exp.verdicts(sync_records(0.90, 0.95), SCALE)
-    assert not holds(v, "sync equals single") and not holds(v, "both beat per-device")
+    assert_claims_both_ways(exp, sync_records(0.95, 0.85), sync_records(0.90, 0.95),
+                            "sync equals single", "both beat per-device")
     v = exp.verdicts(sync_records(0.95, 0.85, loss_gap=0.01), SCALE)
     assert not holds(v, "sync equals single"), "a different training loss is not the same math"
 
@@ -114,11 +120,8 @@ def non_iid_records(bn_pairs, brn_pairs):
 
 
 def test_non_iid_verdicts_both_ways():
-    exp = EXPERIMENTS["non-iid"]
-    v = exp.verdicts(non_iid_records(0.85, 0.93), SCALE)
-    assert holds(v, "BN loses accuracy") and holds(v, "BRN loses less")
-    v = exp.verdicts(non_iid_records(0.95, 0.95), SCALE)
-    assert not holds(v, "BN loses accuracy") and not holds(v, "BRN loses less")
+    assert_claims_both_ways(EXPERIMENTS["non-iid"], non_iid_records(0.85, 0.93),
+                            non_iid_records(0.95, 0.95), "BN loses accuracy", "BRN loses less")
 
 
 def rnn_curve(reach_at, final):
