@@ -48,15 +48,10 @@ def naive_taps(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
     """Every (row, column) of the im2col matrix that reads a pixel inside the input, with that
     pixel's (n, c, h, w), by explicit loops."""
     OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                for n in range(N):
-                    for oh in range(OH):
-                        for ow in range(OW):
-                            h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
-                            if 0 <= h < H and 0 <= w < W:
-                                yield c * kh * kw + i * kw + j, n * OH * OW + oh * OW + ow, (n, c, h, w)
+    for c, i, j, n, oh, ow in np.ndindex(C, kh, kw, N, OH, OW):
+        h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+        if 0 <= h < H and 0 <= w < W:
+            yield c * kh * kw + i * kw + j, n * OH * OW + oh * OW + ow, (n, c, h, w)
 
 
 def naive_im2col(x, kh, kw, sh, sw, ph, pw, dh, dw):

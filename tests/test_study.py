@@ -1,5 +1,6 @@
 """tinynorm study: verdicts computed from records (both outcomes), the JSON interface, bitwise
 reproducibility across --jobs, the CLI, and a study without matplotlib."""
+import itertools
 import json
 import os
 import subprocess
@@ -158,18 +159,15 @@ def test_rnn_verdicts_both_ways():
 
 def lr_records(none_fails_at_large):
     out = []
-    for model in ("mlp", "cnn"):
-        for norm in ("bn", "none"):
-            for lr in (0.1, 3.0):
-                for s in SEEDS:
-                    bad = norm == "none" and lr == 3.0 and none_fails_at_large
-                    reach = 2 if norm == "bn" else 5
-                    curve = [{"step": 10 * e, "epoch": e,
-                              "train_loss": None if bad and e > 1 else 1.0 / e,
-                              "test_accuracy": 0.1 if bad else (0.97 if e >= reach else 0.9)}
-                             for e in range(1, 7)]
-                    out.append(rec(curve[-1]["test_accuracy"], s, curve, model=model, norm=norm,
-                                   lr=lr, batch_size=64))
+    for model, norm, lr, s in itertools.product(("mlp", "cnn"), ("bn", "none"), (0.1, 3.0), SEEDS):
+        bad = norm == "none" and lr == 3.0 and none_fails_at_large
+        reach = 2 if norm == "bn" else 5
+        curve = [{"step": 10 * e, "epoch": e,
+                  "train_loss": None if bad and e > 1 else 1.0 / e,
+                  "test_accuracy": 0.1 if bad else (0.97 if e >= reach else 0.9)}
+                 for e in range(1, 7)]
+        out.append(rec(curve[-1]["test_accuracy"], s, curve, model=model, norm=norm,
+                       lr=lr, batch_size=64))
     return out
 
 
