@@ -5,6 +5,7 @@ from numba import cuda
 
 import tinynorm.kernels.cpu.frn as KC
 import tinynorm.kernels.cuda.frn as KG
+
 from oracles.frn import params, run_kernels
 
 pytestmark = [pytest.mark.cuda,

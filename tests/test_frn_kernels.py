@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinynorm.kernels.cpu.frn as KC
+
 from oracles.frn import oracle, params, run_kernels, tol
 
 

@@ -5,6 +5,7 @@ from numba import cuda
 
 import tinynorm.kernels.cpu.lrn as KC
 import tinynorm.kernels.cuda.lrn as KG
+
 from oracles.lrn import run_kernels
 
 pytestmark = [pytest.mark.cuda,

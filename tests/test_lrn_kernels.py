@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinynorm.kernels.cpu.lrn as KC
+
 from oracles.lrn import oracle, run_kernels, tol
 
 

@@ -5,6 +5,7 @@ from numba import cuda
 
 import tinynorm.kernels.cpu.rms_norm as KC
 import tinynorm.kernels.cuda.rms_norm as KG
+
 from oracles.rms_norm import run_kernels
 
 pytestmark = [pytest.mark.cuda,

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinynorm.kernels.cpu.rms_norm as KC
+
 from oracles.rms_norm import oracle, run_kernels, tol
 
 
