@@ -51,7 +51,7 @@ def test_check_op_against_the_oracle_on_hard_inputs():
     inputs = st.tuples(lrn_shapes(), lrn_args()).flatmap(
         lambda t: st.tuples(hard_arrays(t[0], None, nonfinite=True), *map(st.just, t[1])))
     report = check_op(local_response_norm, lambda x, *args: oracle(x, *args), inputs,
-                      max_examples=30)
+                      max_examples=30, seed=0)
     assert report.nonfinite_cases > 0
 
 

@@ -56,7 +56,7 @@ def test_check_op_against_the_oracle_on_hard_inputs():
         return st.tuples(hard_arrays(shape, tuple(range(-k, 0)), nonfinite=True), w, st.just(k))
     report = check_op(lambda x, w, k: rms_norm(x, tuple(x.shape[x.ndim - k:]), w, eps=1e-3),
                       lambda x, w, k: oracle(x, k, w, 1e-3), cases().flatmap(case),
-                      max_examples=30)
+                      max_examples=30, seed=0)
     assert report.nonfinite_cases > 0
 
 
