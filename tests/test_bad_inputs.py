@@ -48,6 +48,11 @@ def x(*shape, dtype=np.float32, grad=False):
     return tn.tensor(np.random.default_rng(0).standard_normal(shape).astype(dtype), requires_grad=grad)
 
 
+def on_image(op, *args, **kwargs):
+    """A row's call: ``op`` on a (1, 1, 4, 4) image, then ``args`` and ``kwargs``."""
+    return lambda p: op(x(1, 1, 4, 4), *args, **kwargs)
+
+
 def params():
     return nn.Linear(2, 2).parameters()
 
@@ -165,29 +170,25 @@ CASES = [
      "Dimension out of range"),
     ("log_softmax int dtype", lambda p: F.log_softmax(x(2, 3), dtype=np.int32), ValueError,
      "dtype must be float32 or float64"),
-    ("max_pool2d negative padding", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2, padding=-1), ValueError,
+    ("max_pool2d negative padding", on_image(F.max_pool2d, 2, padding=-1), ValueError,
      "max_pool2d: padding must be >= 0"),
-    ("avg_pool2d negative padding", lambda p: F.avg_pool2d(x(1, 1, 4, 4), 2, padding=(0, -1)), ValueError,
+    ("avg_pool2d negative padding", on_image(F.avg_pool2d, 2, padding=(0, -1)), ValueError,
      "avg_pool2d: padding must be >= 0"),
-    ("max_pool2d stride 0", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2, stride=0), ValueError,
-     "stride must be positive"),
-    ("max_pool2d kernel 0", lambda p: F.max_pool2d(x(1, 1, 4, 4), 0), ValueError,
-     "kernel_size must be positive"),
-    ("max_pool2d dilation 0", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2, dilation=0), ValueError,
-     "dilation must be positive"),
-    ("max_pool2d float kernel", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2.5), ValueError,
+    ("max_pool2d stride 0", on_image(F.max_pool2d, 2, stride=0), ValueError, "stride must be positive"),
+    ("max_pool2d kernel 0", on_image(F.max_pool2d, 0), ValueError, "kernel_size must be positive"),
+    ("max_pool2d dilation 0", on_image(F.max_pool2d, 2, dilation=0), ValueError, "dilation must be positive"),
+    ("max_pool2d float kernel", on_image(F.max_pool2d, 2.5), ValueError,
      "kernel_size must be an int or a tuple of 2 ints"),
-    ("max_pool2d 3-tuple kernel", lambda p: F.max_pool2d(x(1, 1, 4, 4), (2, 2, 2)), ValueError,
+    ("max_pool2d 3-tuple kernel", on_image(F.max_pool2d, (2, 2, 2)), ValueError,
      "kernel_size must be an int or a tuple of 2 ints"),
-    ("max_pool2d padding over half", lambda p: F.max_pool2d(x(1, 1, 4, 4), 2, padding=2), ValueError,
+    ("max_pool2d padding over half", on_image(F.max_pool2d, 2, padding=2), ValueError,
      "should be at most half of kernel size"),
     ("max_pool2d input too small", lambda p: F.max_pool2d(x(1, 1, 2, 2), 3), ValueError, "too small"),
     ("max_pool2d rank 2", lambda p: F.max_pool2d(x(4, 4), 2), ValueError, "expects input of shape (N, C, H, W)"),
-    ("avg_pool2d divisor_override 0", lambda p: F.avg_pool2d(x(1, 1, 4, 4), 2, divisor_override=0), ValueError,
+    ("avg_pool2d divisor_override 0", on_image(F.avg_pool2d, 2, divisor_override=0), ValueError,
      "divisor_override must be a positive integer"),
-    ("adaptive_avg_pool2d size 0", lambda p: F.adaptive_avg_pool2d(x(1, 1, 4, 4), 0), ValueError,
-     "output_size must be positive"),
-    ("adaptive_avg_pool2d 3 sizes", lambda p: F.adaptive_avg_pool2d(x(1, 1, 4, 4), (1, 2, 3)), ValueError,
+    ("adaptive_avg_pool2d size 0", on_image(F.adaptive_avg_pool2d, 0), ValueError, "output_size must be positive"),
+    ("adaptive_avg_pool2d 3 sizes", on_image(F.adaptive_avg_pool2d, (1, 2, 3)), ValueError,
      "output_size must be an int or a pair"),
     ("conv2d negative padding", lambda p: F.conv2d(x(1, 1, 4, 4), x(1, 1, 2, 2), padding=-1), ValueError,
      "conv2d: padding must be >= 0"),

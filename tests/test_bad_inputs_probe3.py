@@ -3,7 +3,6 @@ of the message), and the legal calls next to them checked against torch or by ha
 import contextlib
 import io
 import operator
-import re
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ import tinynorm as tn
 from tinynorm import functional as F
 from tinynorm import nn, optim
 from tinynorm.cli import main
+
+from bad_input_tables import names_once_test, raises_test
 
 
 class CLIError(Exception):
@@ -230,14 +231,8 @@ BAD = OPERANDS + MODULE_DTYPES + [
 ]
 
 
-@pytest.mark.parametrize("call, exc, phrase", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_bad_input(call, exc, phrase):
-    with pytest.raises(exc, match=re.escape(phrase)):
-        call()
-
-
-def test_the_table_names_each_case_once():
-    assert len({b[0] for b in BAD}) == len(BAD) >= 160
+test_bad_input = raises_test(BAD)
+test_the_table_names_each_case_once = names_once_test(BAD, at_least=160)
 
 
 def test_tensor_of_an_int_is_that_many_zeros_as_torch_shapes_it():

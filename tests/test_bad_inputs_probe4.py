@@ -2,7 +2,6 @@
 the message), and the legal calls next to them checked against torch or by hand."""
 import json
 import os
-import re
 import shutil
 import tempfile
 
@@ -13,6 +12,8 @@ import tinynorm as tn
 from tinynorm import functional as F
 from tinynorm import nn, optim, saving, serialization
 from tinynorm.data import DataLoader, default_collate
+
+from bad_input_tables import names_once_test, raises_test
 
 
 def x(*shape, dtype=np.float32):
@@ -98,14 +99,8 @@ def reload_groups(ids):
                                                        zip(sd["param_groups"], ids)]})
 
 
-@pytest.mark.parametrize("call, exc, phrase", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_bad_input(call, exc, phrase):
-    with pytest.raises(exc, match=re.escape(phrase)):
-        call()
-
-
-def test_the_table_names_each_case_once():
-    assert len({b[0] for b in BAD}) == len(BAD)
+test_bad_input = raises_test(BAD)
+test_the_table_names_each_case_once = names_once_test(BAD)
 
 
 def shared():

@@ -8,10 +8,12 @@ import tinynorm.functional as F
 from tinynorm import nn
 from tinynorm.testing import gradcheck
 
+from draws import affine_inputs
+
 FAST = settings(max_examples=20, deadline=None)
 
 
-# ---- the oracle: explicit loops from NORMS.md ---------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#batchnorm ---------------------
 
 def oracle_stats(x):
     """Per-channel mean, biased and unbiased variance by definition (loops over channels)."""
@@ -39,7 +41,7 @@ def oracle_forward(x, mean, var, weight, bias, eps):
 
 
 def oracle_backward(x, dy, weight, eps):
-    """dx, dgamma, dbeta of training-mode BN, from the closed form in NORMS.md."""
+    """dx, dgamma, dbeta of training-mode BN, from the closed form in docs/norms.md#batchnorm."""
     x, dy = np.asarray(x, np.float64), np.asarray(dy, np.float64)
     mean, var, _ = oracle_stats(x)
     dx, dg, db = np.empty_like(x), np.zeros(x.shape[1]), np.zeros(x.shape[1])
@@ -169,9 +171,8 @@ def test_batch_norm_gradcheck_training(shape, seed, affine):
 @FAST
 @given(bn_shapes(), st.integers(0, 2**31))
 def test_batch_norm_gradcheck_eval(shape, seed):
-    rng = np.random.default_rng(seed)
     c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    rng, x, w, b = affine_inputs(seed, shape, c)
     rm, rv = tn.tensor(rng.standard_normal(c)), tn.tensor(rng.uniform(0.5, 2, c))
     gradcheck(lambda t, g, bb: F.batch_norm(t, rm, rv, g, bb, training=False), [x, w, b])
 

@@ -1,6 +1,6 @@
 """BatchNorm CPU kernels (tinynorm.kernels.cpu.batch_norm) against a naive oracle.
 
-The oracle is written from NORMS.md with explicit Python loops over channels
+The oracle is written from docs/norms.md#batchnorm with explicit Python loops over channels
 and elements in float64 (math.fsum), and never calls the kernels.
 """
 import math
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import tinynorm as tn
 import tinynorm.kernels.cpu.batch_norm as K
+from tinynorm import functional as F
 
 DTYPES = [np.float32, np.float64]
 # (N, C, S): S == 1 (BatchNorm1d on (N, C)), short planes (row traversal), long planes,
@@ -300,3 +302,53 @@ def test_all_kernels_drawn_shapes(N, C, S, dtype, parallel, nchunks, small_piece
         check_forward_apply(rng, x3)
         check_backward_reduce(rng, x3)
         check_backward_apply(rng, x3)
+
+# ---- float64 forward on odd shapes --------------------------------------------------
+# The statistics kernels split work into heads and tails (rows four at a time, then the rest;
+# segments of SEGMENT values; tiles of TILE_COLS columns; per-thread runs above
+# PARALLEL_MIN_ELEMENTS). These shapes put a remainder in each, so a tail loop that skipped or
+# double-counted values would show in the mean, in BN's and Batch Renorm's forward alike.
+
+ODD_SHAPES = [(1, 3, 3), (2, 3, 1), (3, 5, 7), (5, 2, 1), (7, 3, 31), (9, 2, 33), (13, 1, 127),
+              (17, 2, 129), (2, 1, K.SEGMENT + 3), (3, 2, 2 * K.SEGMENT - 1),
+              (9, K.TILE_COLS + 1, 1), (11, 3, 47), (33, 1, 49), (6, 7, 1031), (5, 3, 3001)]
+
+
+def naive(x):
+    """Per-channel mean and biased variance by explicit loops in float64."""
+    n, c, s = x.shape
+    mean, var = np.zeros(c), np.zeros(c)
+    for j in range(c):
+        total = 0.0
+        for i in range(n):
+            for t in range(s):
+                total += float(x[i, j, t])
+        mean[j] = total / (n * s)
+        sq = 0.0
+        for i in range(n):
+            for t in range(s):
+                sq += (float(x[i, j, t]) - mean[j]) ** 2
+        var[j] = sq / (n * s)
+    return mean, var
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES)
+def test_float64_forward_matches_the_loop_oracle(shape):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape) * 3.0 + 7.0
+    mean, var = naive(x)
+    count, kmean, m2 = (np.empty(shape[1]) for _ in range(3))
+    K.bn_stats(x, count, kmean, m2)
+    np.testing.assert_array_equal(count, shape[0] * shape[2])
+    np.testing.assert_allclose(kmean, mean, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(m2 / count, var, rtol=1e-11, atol=0)
+    expected = (x - mean[None, :, None]) / np.sqrt(var[None, :, None] + 1e-5)
+    y = F.batch_norm(tn.tensor(x), None, None, training=True).numpy()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
+    rm, rs = tn.zeros(shape[1], dtype=np.float64), tn.ones(shape[1], dtype=np.float64)
+    yr = F.batch_renorm(tn.tensor(x), rm, rs, training=True, rmax=3.0, dmax=5.0).numpy()
+    sigma = np.sqrt(var + 1e-5)
+    r = np.clip(sigma, 1 / 3.0, 3.0)
+    d = np.clip(mean, -5.0, 5.0)
+    np.testing.assert_allclose(yr, expected * r[None, :, None] + d[None, :, None], rtol=0,
+                               atol=1e-11)

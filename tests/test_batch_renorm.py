@@ -1,4 +1,5 @@
-"""Batch Renormalization (Ioffe 2017, Algorithm 1): loop oracle from NORMS.md, gradients, BN limit, schedule, errors."""
+"""Batch Renormalization (Ioffe 2017, Algorithm 1): loop oracle from docs/norms.md#batch-renormalization,
+gradients, BN limit, schedule, errors."""
 import math
 
 import numpy as np
@@ -12,11 +13,13 @@ from tinynorm.nn.batch_renorm import BatchRenorm1d, BatchRenorm2d, renorm_schedu
 from tinynorm.ops.batch_renorm import batch_renorm, renormalize
 from tinynorm.testing import gradcheck
 
+from draws import affine_inputs
+
 FAST = settings(max_examples=15, deadline=None)
 EPS = 1e-5
 
 
-# ---- the oracle: explicit loops from NORMS.md ------------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#batch-renormalization ----------
 
 def _channel(x, c):
     x = np.asarray(x, dtype=np.float64)
@@ -158,9 +161,8 @@ def test_float32_keeps_variance_of_offset_data():
 @given(br_shapes(), st.integers(0, 2**31))
 def test_gradcheck_with_r_d_inside_the_clip(shape, seed):
     """r, d strictly between their limits are constants of the step (fixed here), as in the paper."""
-    rng = np.random.default_rng(seed)
     c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    rng, x, w, b = affine_inputs(seed, shape, c)
     r, d = rng.uniform(0.6, 1.6, c), rng.uniform(-0.8, 0.8, c)
     gradcheck(lambda t, g, bb: renormalize(t, r, d, g, bb), [x, w, b])
 
@@ -169,9 +171,8 @@ def test_gradcheck_with_r_d_inside_the_clip(shape, seed):
 @given(br_shapes(), st.integers(0, 2**31))
 def test_gradcheck_at_clip(shape, seed):
     """Moving stats far from the batch's: r = rmax or 1/rmax and d = +-dmax, locally constant in x."""
-    rng = np.random.default_rng(seed)
     c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    rng, x, w, b = affine_inputs(seed, shape, c)
     sign = rng.choice([-1.0, 1.0], c)
     mu = -sign * 1e4
     sigma = np.where(rng.random(c) < 0.5, 1e-3, 1e3)
@@ -186,9 +187,8 @@ def test_gradcheck_at_clip(shape, seed):
 @FAST
 @given(br_shapes(), st.integers(0, 2**31))
 def test_gradcheck_bn_limit_through_full_op(shape, seed):
-    rng = np.random.default_rng(seed)
     c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    rng, x, w, b = affine_inputs(seed, shape, c)
     mu, sigma = _running(rng, c, np.float64)
     gradcheck(lambda t, g, bb: batch_renorm(t, tn.tensor(mu), tn.tensor(sigma.copy()), g, bb,
                                             training=True), [x, w, b])

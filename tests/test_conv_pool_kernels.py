@@ -44,34 +44,29 @@ def garbage(shape, dtype, rng):
 # ---------------------------------------------------------------- oracles
 
 
+def naive_taps(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Every (row, column) of the im2col matrix that reads a pixel inside the input, with that
+    pixel's (n, c, h, w), by explicit loops."""
+    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    for c, i, j, n, oh, ow in np.ndindex(C, kh, kw, N, OH, OW):
+        h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+        if 0 <= h < H and 0 <= w < W:
+            yield c * kh * kw + i * kw + j, n * OH * OW + oh * OW + ow, (n, c, h, w)
+
+
 def naive_im2col(x, kh, kw, sh, sw, ph, pw, dh, dw):
     N, C, H, W = x.shape
     OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
     cols = np.zeros((C * kh * kw, N * OH * OW))
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                for n in range(N):
-                    for oh in range(OH):
-                        for ow in range(OW):
-                            h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
-                            if 0 <= h < H and 0 <= w < W:
-                                cols[c * kh * kw + i * kw + j, n * OH * OW + oh * OW + ow] = x[n, c, h, w]
+    for row, col, pixel in naive_taps(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+        cols[row, col] = x[pixel]
     return cols
 
 
 def naive_col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
-    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
     dx = np.zeros((N, C, H, W))
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                for n in range(N):
-                    for oh in range(OH):
-                        for ow in range(OW):
-                            h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
-                            if 0 <= h < H and 0 <= w < W:
-                                dx[n, c, h, w] += cols[c * kh * kw + i * kw + j, n * OH * OW + oh * OW + ow]
+    for row, col, pixel in naive_taps(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+        dx[pixel] += cols[row, col]
     return dx
 
 

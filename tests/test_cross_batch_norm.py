@@ -1,5 +1,6 @@
-"""CmBN and Cross-Iteration BN: loop oracles from NORMS.md, the BN special cases, the
-union-of-batches properties, the Taylor compensation, gradients, errors."""
+"""CmBN and Cross-Iteration BN: loop oracles from docs/norms.md#cmbn-cross-mini-batch-bn and
+docs/norms.md#cross-iteration-bn-cbn, the BN special cases, the union-of-batches properties,
+the Taylor compensation, gradients, errors."""
 import copy
 
 import numpy as np

@@ -1,5 +1,7 @@
-"""tinynorm.distributed: collectives, SyncBatchNorm equal to BN on the whole batch, data-parallel
-training equal to single-process training, faults that end in bounded time, and the same under MPI."""
+"""tinynorm.distributed: collectives, data-parallel training equal to single-process training,
+faults that end in bounded time, and the same (with SyncBatchNorm) under MPI.
+
+SyncBatchNorm's own tests are in test_sync_batch_norm.py."""
 import os
 import subprocess
 import sys
@@ -8,11 +10,10 @@ import time
 import numpy as np
 import pytest
 
-import tinynorm as tn
 import tinynorm.distributed as dist
-from tinynorm import nn
 
 import distributed_workers as W
+from oracles.sync_batch_norm import check_sync_bn
 
 
 # ---- collectives ----------------------------------------------------------------
@@ -50,85 +51,6 @@ def test_shared_memory_collectives_with_small_slots():
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match="unknown backend 'nccl'"):
         dist.init_process_group("nccl")
-
-
-# ---- SyncBatchNorm == BatchNorm on the concatenated batch ----------------------------
-
-def reference_bn(dtype, sample, shards):
-    """One process, plain BN, the whole batch, the same two steps and the eval pass."""
-    bn = nn.BatchNorm1d(sample[0], momentum=0.3, dtype=np.dtype(dtype).type) if len(sample) == 1 \
-        else nn.BatchNorm2d(sample[0], momentum=0.3, dtype=np.dtype(dtype).type)
-    case = W.SHARD_CASES[len(shards)].index(shards)
-    res = {}
-    for step in range(2):
-        x, dy, w, b = W.global_batch(shards, sample, dtype, seed=100 * case + step)
-        bn.weight.data[...] = w
-        bn.bias.data[...] = b
-        bn.zero_grad()
-        xt = tn.tensor(x, requires_grad=True)
-        y = bn(xt)
-        y.backward(dy)
-        res[step] = dict(y=y.data, dx=xt.grad.data, dw=bn.weight.grad.data, db=bn.bias.grad.data)
-    bn.eval()
-    res["eval_y"] = bn(tn.tensor(x)).data
-    res["running_mean"], res["running_var"] = bn.running_mean.data, bn.running_var.data
-    return res
-
-
-def check_sync_bn(results):
-    """``results[rank]`` is a list of per-case dicts from ``W.sync_bn_cases``."""
-    for case in zip(*results):
-        dtype, sample, shards = case[0]["key"]
-        tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=1e-5, atol=1e-5)
-        ref = reference_bn(dtype, sample, shards)
-        where = f"{dtype} sample {sample} shards {shards}"
-        for step in range(2):
-            for name in ("y", "dx"):
-                got = np.concatenate([c[step][name] for c in case])
-                np.testing.assert_allclose(got, ref[step][name], **tol, err_msg=f"{name} {where}")
-            for name in ("dw", "db"):
-                got = sum(c[step][name].astype(np.float64) for c in case)
-                np.testing.assert_allclose(got, ref[step][name], **tol, err_msg=f"{name} {where}")
-        np.testing.assert_allclose(np.concatenate([c["eval_y"] for c in case]), ref["eval_y"], **tol)
-        for c in case:
-            assert c["eval_exchanges"] == 0, "eval mode must not communicate"
-            for name in ("running_mean", "running_var"):
-                np.testing.assert_allclose(c[name], ref[name], **tol, err_msg=f"{name} {where}")
-
-
-@pytest.mark.parametrize("world", [2, 3])
-def test_sync_batch_norm_equals_batch_norm_on_the_whole_batch(world):
-    check_sync_bn(dist.launch(W.sync_bn_cases, world, timeout=120))
-
-
-def test_sync_batch_norm_in_one_process_is_batch_norm():
-    bn = nn.SyncBatchNorm(3)
-    x = np.random.default_rng(0).standard_normal((4, 3, 2)).astype(np.float32)
-    ref = nn.BatchNorm1d(3)
-    np.testing.assert_array_equal(bn(tn.tensor(x)).data, ref(tn.tensor(x)).data)
-
-
-def test_convert_sync_batchnorm_keeps_parameters_and_names_layers():
-    model = W.TinyCNN()
-    model.bn.running_mean.data[...] = 0.5
-    old_weight = model.bn.weight
-    conv = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    assert isinstance(conv.bn, nn.SyncBatchNorm) and isinstance(conv.bn1, nn.SyncBatchNorm)
-    assert conv.bn.sync_name == "bn" and conv.bn1.sync_name == "bn1"
-    assert conv.bn.weight is old_weight
-    assert list(conv.state_dict()) == list(W.TinyCNN().state_dict())
-    np.testing.assert_array_equal(conv.bn.running_mean.data, 0.5)
-    assert isinstance(nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm2d(4)), nn.SyncBatchNorm)
-
-
-def test_sync_batch_norm_rejects_bad_input():
-    bn = nn.SyncBatchNorm(3)
-    with pytest.raises(ValueError, match="at least 2D"):
-        bn(tn.tensor(np.ones(3, np.float32)))
-    with pytest.raises(ValueError, match="4 channels"):
-        bn(tn.tensor(np.ones((2, 4), np.float32)))
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        bn(tn.tensor(np.ones((1, 3), np.float32)))
 
 
 # ---- data-parallel training ---------------------------------------------------------

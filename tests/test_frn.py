@@ -1,34 +1,20 @@
-"""FRN + TLU: a naive float64 loop oracle, gradients, torch parity, kernels (serial/parallel, CUDA), errors."""
+"""FRN + TLU op and modules: the float64 loop oracle, gradients, torch parity, errors.
+
+The oracle (tests/oracles/frn.py) is written from docs/norms.md#frn--tlu; the kernels are tested
+in test_frn_kernels.py and test_frn_cuda.py.
+"""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from numba import cuda
 
 import tinynorm as tn
-import tinynorm.kernels.cpu.frn as KC
-import tinynorm.kernels.cuda.frn as KG
 from tinynorm.nn.frn import FilterResponseNorm2d, TLU
 from tinynorm.ops.frn import filter_response_norm, tlu
 from tinynorm.testing import check_op, gradcheck, hard_arrays, normal_arrays
 
+from oracles.frn import oracle, params, tol
+
 FAST = settings(max_examples=15, deadline=None)
-
-
-# ---- the oracle: explicit loops from NORMS.md -------------------------------------
-
-def oracle(x, gamma, beta, eps, tau=None):
-    """z = max(gamma*x/sqrt(mean_s x^2 + eps_c) + beta, tau) plane by plane; eps per channel."""
-    x = np.asarray(x, np.float64)
-    N, C = x.shape[:2]
-    eps = np.broadcast_to(np.asarray(eps, np.float64), (C,))
-    z = np.empty_like(x)
-    for n in range(N):
-        for c in range(C):
-            plane = x[n, c].ravel()
-            nu2 = sum(v * v for v in plane) / plane.size
-            y = gamma[c] * x[n, c] / np.sqrt(nu2 + eps[c]) + beta[c]
-            z[n, c] = y if tau is None else np.maximum(y, tau[c])
-    return z
 
 
 def frn_shapes():
@@ -37,15 +23,6 @@ def frn_shapes():
         st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
         st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 5)),
     )
-
-
-def tol(dtype):
-    return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-
-
-def params(rng, C, dtype=np.float64):
-    return (rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype),
-            (rng.standard_normal(C) * 0.5).astype(dtype))
 
 
 # ---- op against the oracle -------------------------------------------------------------
@@ -217,88 +194,3 @@ def test_matches_torch_composite_float32(shape, seed):
     for a, b in zip(ts, T):
         scale = max(1.0, float(np.abs(b.grad.numpy()).max()))
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-5 * scale)
-
-
-# ---- kernels ----------------------------------------------------------------------------
-
-def run_kernels(K, x3, gamma, beta, tau, eps, dz3, **kw):
-    N, C, _ = x3.shape
-    z3, dx3, rstd = np.empty_like(x3), np.empty_like(x3), np.empty((N, C))
-    sums = [np.empty((N, C)) for _ in range(3)]
-    K.frn_forward(x3, gamma, beta, tau, eps, z3, rstd, **kw)
-    K.frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, *sums, **kw)
-    return [z3, rstd, dx3] + sums
-
-
-class TestCpuKernels:
-    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-    @pytest.mark.parametrize("shape", [(4, 8, 1100), (3000, 12, 1)])
-    def test_serial_and_parallel_paths_agree(self, shape, dtype, monkeypatch):
-        rng = np.random.default_rng(3)
-        x3 = rng.standard_normal(shape).astype(dtype)
-        assert x3.size >= KC.PARALLEL_MIN_ELEMENTS
-        dz3 = rng.standard_normal(shape).astype(dtype)
-        C = shape[1]
-        g, b, t = params(rng, C)
-        eps = np.full(C, 1e-3)
-        par = run_kernels(KC, x3, g, b, t, eps, dz3)
-        monkeypatch.setattr(KC, "PARALLEL_MIN_ELEMENTS", 1 << 40)
-        ser = run_kernels(KC, x3, g, b, t, eps, dz3)
-        for p, s in zip(par, ser):
-            np.testing.assert_allclose(p, s, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(par[0], oracle(x3, g, b, eps, t), **tol(dtype))
-
-    def test_nan_stays_in_its_plane_and_zero_planes_are_finite(self):
-        x3 = np.ones((2, 3, 4), np.float32)
-        x3[0, 1, 2] = np.nan
-        x3[1, 2] = 0.0
-        C = 3
-        out = run_kernels(KC, x3, np.ones(C), np.zeros(C), np.full(C, -5.0), np.full(C, 1e-6),
-                          np.ones_like(x3))
-        z3, dx3 = out[0], out[2]
-        assert np.all(np.isnan(z3[0, 1])) and np.all(np.isnan(dx3[0, 1]))
-        mask = np.ones((2, 3), bool)
-        mask[0, 1] = False
-        assert np.all(np.isfinite(z3[mask])) and np.all(np.isfinite(dx3[mask]))
-        assert np.all(z3[1, 2] == 0)
-
-    def test_large_offset_float32_keeps_precision(self):
-        rng = np.random.default_rng(4)
-        x3 = (1e4 + rng.standard_normal((2, 3, 5000))).astype(np.float32)
-        out = run_kernels(KC, x3, np.ones(3), np.zeros(3), None, np.full(3, 1e-6), x3)
-        exact = 1 / np.sqrt((x3.astype(np.float64) ** 2).mean(axis=2) + 1e-6)
-        np.testing.assert_allclose(out[1], exact, rtol=1e-12)
-
-    def test_without_dx(self):
-        rng = np.random.default_rng(5)
-        x3 = rng.standard_normal((2, 3, 4))
-        args = (np.ones(3), np.zeros(3), np.zeros(3))
-        ref = run_kernels(KC, x3, *args, np.full(3, 1e-6), x3)
-        sums = [np.empty((2, 3)) for _ in range(3)]
-        KC.frn_backward(x3, x3, *args, ref[1], None, *sums)
-        for s, r in zip(sums, ref[3:]):
-            np.testing.assert_array_equal(s, r)
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device or simulator")
-class TestCudaKernels:
-    """CUDA kernels against the CPU kernels (simulator unless NUMBA_ENABLE_CUDASIM=0)."""
-
-    @pytest.mark.parametrize("threads", [32, 64])
-    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-    @pytest.mark.parametrize("shape, with_tau", [((2, 2, 70), True), ((3, 1, 1), False)])
-    def test_matches_cpu(self, shape, with_tau, dtype, threads):
-        rng = np.random.default_rng(6)
-        x3 = rng.standard_normal(shape).astype(dtype)
-        dz3 = rng.standard_normal(shape).astype(dtype)
-        C = shape[1]
-        g, b, t = params(rng, C)
-        t = t if with_tau else None
-        eps = np.full(C, 1e-3)
-        ref = run_kernels(KC, x3, g, b, t, eps, dz3)
-        got = run_kernels(KG, x3, g, b, t, eps, dz3, threads=threads)
-        tl = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-6)
-        for a, r in zip(got, ref):
-            assert a.dtype == r.dtype
-            np.testing.assert_allclose(a, r, **tl)

@@ -1,6 +1,6 @@
 """GroupNorm, LayerNorm, InstanceNorm through the op and module layers.
 
-A naive float64 loop oracle written from NORMS.md ("Per-sample family"),
+A naive float64 loop oracle written from docs/norms.md#groupnorm-layernorm-instancenorm,
 finite-difference gradients for the input and every parameter, PyTorch as an
 extra oracle when installed, and the errors.
 """
@@ -19,11 +19,13 @@ from tinynorm.ops.instance_norm import instance_norm
 from tinynorm.ops.layer_norm import layer_norm
 from tinynorm.testing import gradcheck
 
+from draws import affine_inputs
+
 FAST = settings(max_examples=15, deadline=None)
 EPS = 1e-5
 
 
-# ---- the oracle: explicit loops from NORMS.md ---------------------------------
+# ---- the oracle: explicit loops from docs/norms.md#groupnorm-layernorm-instancenorm
 
 def oracle_row(v, d, gam, bet, eps):
     """One normalized set: (mean, biased var, y, dx, dy*xhat, dy, dx_scale), gamma/beta per value.
@@ -311,8 +313,7 @@ def test_non_contiguous_input_and_gradient():
 @given(gn_cases(), st.integers(0, 2**31))
 def test_group_norm_gradcheck(case, seed):
     shape, groups = case
-    rng = np.random.default_rng(seed)
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
+    _, x, w, b = affine_inputs(seed, shape, shape[1])
     gradcheck(lambda t, g, bb: group_norm(t, groups, g, bb), [x, w, b])
 
 
@@ -320,17 +321,14 @@ def test_group_norm_gradcheck(case, seed):
 @given(ln_cases(max_side=3), st.integers(0, 2**31))
 def test_layer_norm_gradcheck(case, seed):
     shape, ns = case
-    rng = np.random.default_rng(seed)
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, ns), rng.standard_normal(ns)
+    _, x, w, b = affine_inputs(seed, shape, ns)
     gradcheck(lambda t, g, bb: layer_norm(t, ns, g, bb), [x, w, b])
 
 
 @FAST
 @given(in_cases(), st.integers(0, 2**31))
 def test_instance_norm_gradcheck(shape, seed):
-    rng = np.random.default_rng(seed)
-    c = shape[1]
-    x, w, b = rng.standard_normal(shape), rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    _, x, w, b = affine_inputs(seed, shape, shape[1])
     gradcheck(lambda t, g, bb: instance_norm(t, weight=g, bias=bb), [x, w, b])
 
 

@@ -1,6 +1,6 @@
 """Group normalization CPU kernels (tinynorm.kernels.cpu.group_norm) against a naive oracle.
 
-The oracle is written from NORMS.md ("Per-sample family") with explicit
+The oracle is written from docs/norms.md#groupnorm-layernorm-instancenorm with explicit
 Python loops over rows, slots and values in float64 (math.fsum), and never
 calls the kernels. x4 has shape (N, G, K, S): row (n, g), slot (g, k).
 """
@@ -45,7 +45,7 @@ def oracle_forward(x4, w, b, eps=EPS):
 
 
 def oracle_backward(dy4, x4, w, mean, rstd):
-    """dx, dgamma, dbeta from NORMS.md's GroupNorm with the rows' given statistics."""
+    """dx, dgamma, dbeta from docs/norms.md#groupnorm-layernorm-instancenorm with the rows' given statistics."""
     N, G, Kk, S = x4.shape
     M = Kk * S
     dx = np.zeros(x4.shape)

@@ -1,47 +1,21 @@
-"""LRN: a naive float64 loop oracle, gradients, torch parity, kernels (serial/parallel, CUDA), errors."""
+"""LRN op and module: the float64 loop oracle, gradients, torch parity, errors.
+
+The oracle (tests/oracles/lrn.py) is written from docs/norms.md#local-response-normalization;
+the kernels are tested in test_lrn_kernels.py and test_lrn_cuda.py.
+"""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from numba import cuda
 
 import tinynorm as tn
-import tinynorm.kernels.cpu.lrn as KC
-import tinynorm.kernels.cuda.lrn as KG
 from tinynorm.nn.lrn import LocalResponseNorm
 from tinynorm.ops.lrn import local_response_norm
 from tinynorm.testing import check_op, hard_arrays
 
+from oracles.lrn import oracle, tol
+
 FAST = settings(max_examples=15, deadline=None)
 BETAS = [0.75, 0.5, 0.3, 1.0]
-
-
-# ---- the oracle: explicit channel loops from NORMS.md (vectorized over n and s only) ----
-
-def oracle(x, size, alpha, beta, k, dy=None):
-    """b (and da when dy is given) by the definitions, channel by channel, window by window."""
-    x = np.asarray(x, np.float64)
-    shape = x.shape
-    a = x.reshape(shape[0], shape[1], -1)
-    C = a.shape[1]
-    lo, hi = size // 2, (size - 1) // 2
-    d = np.empty_like(a)
-    for c in range(C):
-        total = np.zeros_like(a[:, 0])
-        for cc in range(c - lo, c + hi + 1):
-            if 0 <= cc < C:
-                total = total + a[:, cc] ** 2
-        d[:, c] = k + alpha / size * total
-    b = a * d ** -beta
-    if dy is None:
-        return b.reshape(shape)
-    g = np.asarray(dy, np.float64).reshape(a.shape)
-    da = g * d ** -beta
-    for c in range(C):
-        t = g[:, c] * a[:, c] * d[:, c] ** (-beta - 1)
-        for j in range(c - lo, c + hi + 1):
-            if 0 <= j < C:
-                da[:, j] = da[:, j] - 2 * alpha * beta / size * a[:, j] * t
-    return b.reshape(shape), da.reshape(shape)
 
 
 def lrn_shapes():
@@ -52,10 +26,6 @@ def lrn_shapes():
 def lrn_args():
     return st.tuples(st.integers(1, 7), st.floats(0.01, 2.0), st.sampled_from(BETAS),
                      st.floats(0.5, 2.0))
-
-
-def tol(dtype):
-    return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
 
 
 # ---- op and module against the oracle -------------------------------------------------
@@ -81,7 +51,7 @@ def test_check_op_against_the_oracle_on_hard_inputs():
     inputs = st.tuples(lrn_shapes(), lrn_args()).flatmap(
         lambda t: st.tuples(hard_arrays(t[0], None, nonfinite=True), *map(st.just, t[1])))
     report = check_op(local_response_norm, lambda x, *args: oracle(x, *args), inputs,
-                      max_examples=30)
+                      max_examples=30, seed=0)
     assert report.nonfinite_cases > 0
 
 
@@ -140,111 +110,3 @@ def test_matches_torch_float32(shape, args, seed):
     Y.backward(torch.tensor(dy))
     np.testing.assert_allclose(y.numpy(), Y.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(xt.grad.numpy(), X.grad.numpy(), rtol=1e-5, atol=1e-5)
-
-
-# ---- kernels ----------------------------------------------------------------------------
-
-def run_kernels(K, x3, size, alpha, beta, k, dy3, save=False, **kw):
-    y3, dx3 = np.empty_like(x3), np.empty_like(x3)
-    sc = np.empty_like(x3) if save else None
-    K.lrn_forward(x3, size, alpha, beta, k, y3, sc, **kw)
-    K.lrn_backward(dy3, x3, size, alpha, beta, k, sc, dx3, **kw)
-    return y3, dx3
-
-
-class TestCpuKernels:
-    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-    @pytest.mark.parametrize("beta, size", [(0.75, 5), (0.5, 4), (0.6, 7)])
-    def test_serial_and_parallel_paths_agree_with_oracle(self, beta, size, dtype, monkeypatch):
-        rng = np.random.default_rng(2)
-        x3 = rng.standard_normal((2, 40, 600)).astype(dtype)
-        assert x3.size >= KC.PARALLEL_MIN_ELEMENTS and 600 > KC.FORWARD_TILE and 40 > KC.REFRESH
-        dy3 = rng.standard_normal(x3.shape).astype(dtype)
-        save = KC.beta_mode(beta) == KC.MODE_POW
-        par = run_kernels(KC, x3, size, 0.5, beta, 1.0, dy3, save)
-        monkeypatch.setattr(KC, "PARALLEL_MIN_ELEMENTS", 1 << 40)
-        ser = run_kernels(KC, x3, size, 0.5, beta, 1.0, dy3, save)
-        unsaved = run_kernels(KC, x3, size, 0.5, beta, 1.0, dy3, False)
-        eb, eda = oracle(x3, size, 0.5, beta, 1.0, dy3)
-        for y3, dx3 in (par, ser, unsaved):
-            assert y3.dtype == dtype and dx3.dtype == dtype
-            np.testing.assert_allclose(y3, eb, **tol(dtype))
-            np.testing.assert_allclose(dx3, eda, **tol(dtype))
-
-    @pytest.mark.parametrize("bad", [np.nan, np.inf])
-    def test_nan_and_inf_stay_inside_their_windows(self, bad):
-        rng = np.random.default_rng(3)
-        x3 = rng.standard_normal((2, 40, 9))
-        x3[1, 14, 4] = bad
-        dy3 = rng.standard_normal(x3.shape)
-        y3, dx3 = run_kernels(KC, x3, 5, 0.5, 0.75, 1.0, dy3)
-        with np.errstate(invalid="ignore", over="ignore"):
-            eb, eda = oracle(x3, 5, 0.5, 0.75, 1.0, dy3)
-        np.testing.assert_array_equal(np.isnan(y3), np.isnan(eb))
-        np.testing.assert_array_equal(np.isnan(dx3), np.isnan(eda))
-        assert np.isnan(eb).any() and np.isfinite(eb[0]).all()
-        np.testing.assert_allclose(y3, eb, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(dx3, eda, rtol=1e-10, atol=1e-12)
-
-    def test_sliding_sums_survive_huge_dynamic_range(self):
-        """A channel of 1e8 leaving the window must not leave rounding garbage behind."""
-        rng = np.random.default_rng(4)
-        x3 = rng.standard_normal((1, 12, 40)) * 1e-3
-        x3[0, 2] = 1e8
-        dy3 = rng.standard_normal(x3.shape)
-        y3, dx3 = run_kernels(KC, x3, 3, 3.0, 0.75, 1e-6, dy3)
-        eb, eda = oracle(x3, 3, 3.0, 0.75, 1e-6, dy3)
-        np.testing.assert_allclose(y3, eb, rtol=1e-11)
-        np.testing.assert_allclose(dx3, eda, rtol=1e-9, atol=1e-12 * np.abs(eda).max())
-
-    def test_large_offset_float32_keeps_precision(self):
-        rng = np.random.default_rng(5)
-        x3 = (1e4 + rng.standard_normal((2, 20, 50))).astype(np.float32)
-        y3, dx3 = run_kernels(KC, x3, 5, 1e-4, 0.75, 2.0, np.ones_like(x3))
-        eb, eda = oracle(x3, 5, 1e-4, 0.75, 2.0, np.ones_like(x3))
-        np.testing.assert_allclose(y3, eb, rtol=1e-5)
-        np.testing.assert_allclose(dx3, eda, rtol=1e-4, atol=1e-6 * np.abs(eda).max())
-
-    def test_small_tiles_and_size_larger_than_channels(self, monkeypatch):
-        monkeypatch.setattr(KC, "FORWARD_TILE", 16)
-        monkeypatch.setattr(KC, "MIN_TILE", 8)
-        monkeypatch.setattr(KC, "MAX_TILE", 8)
-        rng = np.random.default_rng(6)
-        x3 = rng.standard_normal((2, 3, 37))
-        dy3 = rng.standard_normal(x3.shape)
-        for size in (1, 2, 9):
-            y3, dx3 = run_kernels(KC, x3, size, 1.0, 0.75, 1.0, dy3)
-            eb, eda = oracle(x3, size, 1.0, 0.75, 1.0, dy3)
-            np.testing.assert_allclose(y3, eb, rtol=1e-12)
-            np.testing.assert_allclose(dx3, eda, rtol=1e-10, atol=1e-13)
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device or simulator")
-class TestCudaKernels:
-    """CUDA kernels against the CPU kernels (simulator unless NUMBA_ENABLE_CUDASIM=0)."""
-
-    @pytest.mark.parametrize("threads", [32, 64])
-    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-    @pytest.mark.parametrize("shape, size, beta", [((2, 19, 20), 5, 0.75), ((3, 4, 13), 2, 0.5),
-                                                   ((1, 6, 40), 3, 0.6)])
-    def test_matches_cpu(self, shape, size, beta, dtype, threads):
-        rng = np.random.default_rng(7)
-        x3 = rng.standard_normal(shape).astype(dtype)
-        dy3 = rng.standard_normal(shape).astype(dtype)
-        save = KC.beta_mode(beta) == KC.MODE_POW
-        ref = run_kernels(KC, x3, size, 0.7, beta, 1.0, dy3, save)
-        got = run_kernels(KG, x3, size, 0.7, beta, 1.0, dy3, save, threads=threads)
-        t = dict(rtol=1e-12, atol=1e-13) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
-        for g, r in zip(got, ref):
-            assert g.dtype == r.dtype
-            np.testing.assert_allclose(g, r, **t)
-
-    def test_nan_stays_inside_its_window(self):
-        x3 = np.random.default_rng(8).standard_normal((1, 20, 3))
-        x3[0, 15, 1] = np.nan
-        ref = run_kernels(KC, x3, 3, 0.5, 0.75, 1.0, np.ones_like(x3))
-        got = run_kernels(KG, x3, 3, 0.5, 0.75, 1.0, np.ones_like(x3), threads=32)
-        for g, r in zip(got, ref):
-            np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
-            np.testing.assert_allclose(g, r, rtol=1e-12)

@@ -1,5 +1,6 @@
 """tinynorm study: verdicts computed from records (both outcomes), the JSON interface, bitwise
 reproducibility across --jobs, the CLI, and a study without matplotlib."""
+import itertools
 import json
 import os
 import subprocess
@@ -29,6 +30,14 @@ def holds(verdicts, phrase):
     matches = [v["holds"] for v in verdicts if phrase in v["claim"]]
     assert matches, f"no verdict mentions {phrase!r}: {[v['claim'] for v in verdicts]}"
     return all(matches)
+
+
+def assert_claims_both_ways(exp, holding, failing, *claims):
+    """Every claim holds on the records ``holding`` and none holds on ``failing``."""
+    v = exp.verdicts(holding, SCALE)
+    assert all(holds(v, c) for c in claims)
+    v = exp.verdicts(failing, SCALE)
+    assert not any(holds(v, c) for c in claims)
 
 
 # ---- the statistics ------------------------------------------------------------------------
@@ -94,10 +103,8 @@ def sync_records(sync_acc, per_device_acc, loss_gap=0.0):
 
 def test_sync_verdicts_both_ways():
     exp = EXPERIMENTS["sync"]
-    v = exp.verdicts(sync_records(0.95, 0.85), SCALE)
-    assert holds(v, "sync equals single") and holds(v, "both beat per-device")
-    v = exp.verdicts(sync_records(0.90, 0.95), SCALE)
-    assert not holds(v, "sync equals single") and not holds(v, "both beat per-device")
+    assert_claims_both_ways(exp, sync_records(0.95, 0.85), sync_records(0.90, 0.95),
+                            "sync equals single", "both beat per-device")
     v = exp.verdicts(sync_records(0.95, 0.85, loss_gap=0.01), SCALE)
     assert not holds(v, "sync equals single"), "a different training loss is not the same math"
 
@@ -114,11 +121,8 @@ def non_iid_records(bn_pairs, brn_pairs):
 
 
 def test_non_iid_verdicts_both_ways():
-    exp = EXPERIMENTS["non-iid"]
-    v = exp.verdicts(non_iid_records(0.85, 0.93), SCALE)
-    assert holds(v, "BN loses accuracy") and holds(v, "BRN loses less")
-    v = exp.verdicts(non_iid_records(0.95, 0.95), SCALE)
-    assert not holds(v, "BN loses accuracy") and not holds(v, "BRN loses less")
+    assert_claims_both_ways(EXPERIMENTS["non-iid"], non_iid_records(0.85, 0.93),
+                            non_iid_records(0.95, 0.95), "BN loses accuracy", "BRN loses less")
 
 
 def rnn_curve(reach_at, final):
@@ -155,18 +159,15 @@ def test_rnn_verdicts_both_ways():
 
 def lr_records(none_fails_at_large):
     out = []
-    for model in ("mlp", "cnn"):
-        for norm in ("bn", "none"):
-            for lr in (0.1, 3.0):
-                for s in SEEDS:
-                    bad = norm == "none" and lr == 3.0 and none_fails_at_large
-                    reach = 2 if norm == "bn" else 5
-                    curve = [{"step": 10 * e, "epoch": e,
-                              "train_loss": None if bad and e > 1 else 1.0 / e,
-                              "test_accuracy": 0.1 if bad else (0.97 if e >= reach else 0.9)}
-                             for e in range(1, 7)]
-                    out.append(rec(curve[-1]["test_accuracy"], s, curve, model=model, norm=norm,
-                                   lr=lr, batch_size=64))
+    for model, norm, lr, s in itertools.product(("mlp", "cnn"), ("bn", "none"), (0.1, 3.0), SEEDS):
+        bad = norm == "none" and lr == 3.0 and none_fails_at_large
+        reach = 2 if norm == "bn" else 5
+        curve = [{"step": 10 * e, "epoch": e,
+                  "train_loss": None if bad and e > 1 else 1.0 / e,
+                  "test_accuracy": 0.1 if bad else (0.97 if e >= reach else 0.9)}
+                 for e in range(1, 7)]
+        out.append(rec(curve[-1]["test_accuracy"], s, curve, model=model, norm=norm,
+                       lr=lr, batch_size=64))
     return out
 
 

@@ -1,8 +1,9 @@
-"""Weight Normalization: fused op against a loop oracle, gradients, module helpers, torch parity, CUDA kernels.
+"""Weight Normalization: fused op against a loop oracle, gradients, module helpers, torch parity.
 
-The oracle is written from NORMS.md (w = g * v/||v||, norm over every axis but
-`dim`) with explicit loops over the slices in float64 (math.fsum); it never
-calls the kernels.
+The oracle is written from docs/norms.md#weight-normalization (w = g * v/||v||, norm over
+every axis but `dim`) with explicit loops over the slices in float64 (math.fsum); it never
+calls the kernels. The kernels are tested in test_weight_norm_kernels.py and
+test_weight_norm_cuda.py.
 """
 import copy
 import itertools
@@ -14,7 +15,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinynorm as tn
-import tinynorm.kernels.cpu.weight_norm as KC
 from tinynorm import nn
 from tinynorm.nn.weight_norm import init_weight_norm_, remove_weight_norm, weight_norm
 from tinynorm.ops.weight_norm import _weight_norm, norm_except_dim
@@ -119,52 +119,6 @@ def test_g_may_be_a_flat_vector_and_norm_except_dim_matches_oracle():
     w_keep = _weight_norm(v, g.reshape(1, 4, 1), 1).numpy()
     np.testing.assert_array_equal(w_flat, w_keep)
     np.testing.assert_allclose(w_flat, oracle_forward(v, g, 1)[0], rtol=1e-13)
-
-
-@pytest.mark.parametrize("shape,dim", [((1, 5, 7000), 1),       # planes, parallel
-                                       ((1, 1, 40000), 1),      # dim=None-like, one plane split
-                                       ((2200, 5, 3), 1),       # columns, parallel
-                                       ((9000, 4, 1), 1),       # columns, B == 1
-                                       ((3, 4, 40), 1),         # planes, serial
-                                       ((6, 3, 2), 1)])         # columns, serial
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_kernels_serial_and_parallel_paths(shape, dim, dtype):
-    rng = np.random.default_rng(2)
-    v = (rng.standard_normal(shape) + 0.5).astype(dtype)
-    gw = rng.standard_normal(shape).astype(dtype)
-    A, D, B = shape
-    ref_sq = np.array([math.fsum((v[:, d, :].astype(np.float64) ** 2).ravel()) for d in range(D)])
-    ref_dot = np.array([math.fsum((gw[:, d, :].astype(np.float64) * v[:, d, :]).ravel())
-                        for d in range(D)])
-    out = np.empty(D)
-    KC.wn_sum_sq(v, out)
-    np.testing.assert_allclose(out, ref_sq, rtol=1e-12)
-    KC.wn_dot(gw, v, out)
-    np.testing.assert_allclose(out, ref_dot, rtol=1e-10, atol=1e-9)
-    s, b = rng.standard_normal(D), rng.standard_normal(D)
-    w = np.empty_like(v)
-    KC.wn_scale(v, s, w)
-    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
-    for d in range(D):
-        np.testing.assert_allclose(w[:, d, :], v[:, d, :].astype(np.float64) * s[d], **tol)
-    gv = np.empty_like(v)
-    KC.wn_backward_apply(gw, v, s, b, gv)
-    for d in range(D):
-        ref = gw[:, d, :].astype(np.float64) * s[d] - v[:, d, :].astype(np.float64) * b[d]
-        np.testing.assert_allclose(gv[:, d, :], ref, **tol)
-
-
-def test_parallel_paths_are_taken(monkeypatch):
-    """Above the threshold the host wrappers call the prange dispatchers."""
-    called = []
-    for name in ("_dot_planes_parallel", "_dot_columns_parallel", "_scale_planes_parallel"):
-        orig = getattr(KC, name)
-        monkeypatch.setattr(KC, name, lambda *a, _o=orig, _n=name: (called.append(_n), _o(*a))[1])
-    v = np.ones((1, 2, KC.PARALLEL_MIN_ELEMENTS))
-    KC.wn_sum_sq(v, np.empty(2))
-    KC.wn_scale(v, np.ones(2), np.empty_like(v))
-    KC.wn_sum_sq(np.ones((KC.PARALLEL_MIN_ELEMENTS, 2, 1)), np.empty(2))
-    assert called == ["_dot_planes_parallel", "_scale_planes_parallel", "_dot_columns_parallel"]
 
 
 def test_numerics_float32_offset_nan_and_zero_slice():
@@ -370,39 +324,3 @@ def test_fused_op_matches_torch_weight_norm_on_random_shapes(shape, dim, seed):
     scale = float(np.max(g / norms) * np.abs(dw).max())
     np.testing.assert_allclose(vt.grad.numpy(), vr.grad.numpy(), rtol=1e-5, atol=1e-5 * max(1.0, scale))
     np.testing.assert_allclose(gt.grad.numpy().reshape(g_shape), gr.grad.numpy(), **close)
-
-
-# ---- CUDA kernels under the simulator ---------------------------------------------------
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("threads", [32, 64])
-@pytest.mark.parametrize("shape,dtype", [((1, 3, 40), np.float32), ((5, 2, 3), np.float64),
-                                         ((1, 1, 70), np.float64)])
-def test_cuda_kernels_match_cpu_and_oracle(shape, dtype, threads):
-    from numba import cuda
-    if not cuda.is_available():
-        pytest.skip("no CUDA device or simulator")
-    import tinynorm.kernels.cuda.weight_norm as KG
-    rng = np.random.default_rng(9)
-    v = (rng.standard_normal(shape) + 1).astype(dtype)
-    gw = rng.standard_normal(shape).astype(dtype)
-    D = shape[1]
-    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-6)
-    ref, got = np.empty(D), np.empty(D)
-    KC.wn_sum_sq(v, ref)
-    KG.wn_sum_sq(v, got, threads=threads)
-    np.testing.assert_allclose(got, ref, rtol=1e-12)
-    np.testing.assert_allclose(got, [math.fsum((v[:, d].astype(np.float64) ** 2).ravel())
-                                     for d in range(D)], rtol=1e-12)
-    KC.wn_dot(gw, v, ref)
-    KG.wn_dot(gw, v, got, threads=threads)
-    np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-11)
-    s, b = rng.standard_normal(D), rng.standard_normal(D)
-    w_ref, w = np.empty_like(v), np.empty_like(v)
-    KC.wn_scale(v, s, w_ref)
-    KG.wn_scale(v, s, w, threads=threads)
-    assert w.dtype == dtype
-    np.testing.assert_allclose(w, w_ref, **tol)
-    KC.wn_backward_apply(gw, v, s, b, w_ref)
-    KG.wn_backward_apply(gw, v, s, b, w, threads=threads)
-    np.testing.assert_allclose(w, w_ref, **tol)
