@@ -173,8 +173,7 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if (workers > 1 or backend == "mpi") and norm in norm_registry.keys(per_process=True):
-        per_sample = [k for k in norm_registry.keys(per_process=False, population=False)
-                      if k != "none"]
+        per_sample = [k for k in norm_registry.keys(per_process=False) if k not in ("bn", "none")]
         raise ValueError(f"--norm {norm} keeps per-process statistics that tinynorm does not "
                          "synchronize; with several workers use --norm bn (SyncBatchNorm) or a "
                          f"per-sample norm ({', '.join(per_sample)})")
