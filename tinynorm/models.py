@@ -13,6 +13,7 @@ from . import nn
 from . import norm_registry as registry
 from .norm_registry import NormOptions
 
+# The registry's keys under the names that code and tests import from here.
 NORMS = tuple(registry.NORMS)
 MLP_NORMS = registry.keys(model="mlp")
 CNN_NORMS = registry.keys(model="cnn")
