@@ -17,8 +17,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (median_ms, print_table, set_threads, settle, times_ms,  # noqa: E402
-                    torch_or_none, triad_bandwidth_gbs)
+from common import (median_ms, print_table, run_on_device, settle, times_ms,  # noqa: E402
+                    triad_bandwidth_gbs)
 
 import tinynorm as tn  # noqa: E402
 from tinynorm import nn  # noqa: E402
@@ -150,14 +150,11 @@ def main(argv=None):
                    help="tinynorm and torch take turns this many times per case")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--only", default=None, help="run the cases whose label contains this text")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="cuda: the GPU cases of bench_gpu.py against torch CUDA")
-    args, _ = p.parse_known_args(argv)
-    if args.device == "cuda":
-        import bench_gpu
-        return bench_gpu.main(argv, train=False)
-    set_threads(args.threads)
-    torch = torch_or_none()
+    return run_on_device(p, argv, "cuda: the GPU cases of bench_gpu.py against torch CUDA", _cpu,
+                         train=False)
+
+
+def _cpu(args, torch):
     bandwidth = triad_bandwidth_gbs()
     print(f"threads {args.threads}, dtype {args.dtype}, triad bandwidth {bandwidth:.1f} GB/s, "
           f"torch {torch.__version__ if torch else 'not installed'}")

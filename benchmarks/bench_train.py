@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import print_table, set_threads, settle, torch_or_none  # noqa: E402
+from common import print_table, run_on_device, settle  # noqa: E402
 
 import tinynorm as tn  # noqa: E402
 import tinynorm.functional as F  # noqa: E402
@@ -99,14 +99,11 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default="mlp,cnn")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="cuda: the CNN's training step at batch 256 on 32x32 inputs against torch CUDA")
-    args, _ = p.parse_known_args(argv)
-    if args.device == "cuda":
-        import bench_gpu
-        return bench_gpu.main(argv, norms=False)
-    set_threads(args.threads)
-    torch = torch_or_none()
+    return run_on_device(p, argv, "cuda: the CNN's training step at batch 256 on 32x32 inputs "
+                                  "against torch CUDA", _cpu, norms=False)
+
+
+def _cpu(args, torch):
     train_set, test_set = load_digits("train"), load_digits("test")
     print(f"digits: {len(train_set[1])} train / {len(test_set[1])} test, {args.epochs} epochs, "
           f"batch {args.batch_size}, threads {args.threads}, torch {torch.__version__ if torch else '-'}")

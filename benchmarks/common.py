@@ -79,6 +79,18 @@ def torch_or_none():
     return None if os.environ.get("TINYNORM_BENCH_NO_TORCH") else _torch
 
 
+def run_on_device(p, argv, gpu_help, cpu_main, **gpu_cases):
+    """Parse ``argv`` with ``p`` plus ``--device``: 'cuda' hands the run to bench_gpu.main(argv,
+    **gpu_cases); 'cpu' pins ``--threads`` and runs ``cpu_main(args, torch or None)``."""
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help=gpu_help)
+    args, _ = p.parse_known_args(argv)
+    if args.device == "cuda":
+        import bench_gpu
+        return bench_gpu.main(argv, **gpu_cases)
+    set_threads(args.threads)
+    return cpu_main(args, torch_or_none())
+
+
 def print_table(header, rows):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
     line = "  ".join(str(h).rjust(w) for h, w in zip(header, widths))

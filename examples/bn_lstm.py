@@ -14,6 +14,7 @@ import argparse
 import tinynorm as tn
 from tinynorm import nn, optim
 from tinynorm.data import DataLoader, load_digits
+from tinynorm.train import evaluate
 
 
 class RowReader(nn.Module):
@@ -28,14 +29,6 @@ class RowReader(nn.Module):
         return self.head(h[0])
 
 
-def accuracy(model, images, labels):
-    model.eval()
-    with tn.no_grad():
-        pred = model(tn.tensor(images)).numpy().argmax(axis=1)
-    model.train()
-    return float((pred == labels).mean())
-
-
 def run(bn, epochs, x_train, y_train, x_test, y_test):
     tn.manual_seed(0)
     model = RowReader(bn)
@@ -47,7 +40,7 @@ def run(bn, epochs, x_train, y_train, x_test, y_test):
             opt.zero_grad()
             loss_fn(model(tn.tensor(xb)), tn.tensor(yb)).backward()
             opt.step()
-    return accuracy(model, x_test, y_test)
+    return evaluate(model, x_test, y_test)
 
 
 def main(argv=None):

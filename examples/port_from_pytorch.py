@@ -27,6 +27,7 @@ from tinynorm.optim.lr_scheduler import StepLR
 from tinynorm.utils.data import DataLoader, TensorDataset
 
 
+# tests/test_port.py repeats this Net and these loops on purpose: the test is this port.
 class Net(nn.Module):
     def __init__(self):
         super(Net, self).__init__()

@@ -21,6 +21,7 @@ import numpy as np
 import tinynorm as tn
 from tinynorm import nn, optim
 from tinynorm.data import DataLoader, load_digits
+from tinynorm.train import evaluate
 
 
 def cnn(norm):
@@ -30,14 +31,6 @@ def cnn(norm):
         nn.Conv2d(1, 16, 3, padding=1), layer(16), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1), layer(32), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 2 * 2, 10))
-
-
-def accuracy(model, images, labels):
-    model.eval()
-    with tn.no_grad():
-        pred = model(tn.tensor(images)).numpy().argmax(axis=1)
-    model.train()
-    return float((pred == labels).mean())
 
 
 def partner_flips(model, images, pairs=200):
@@ -67,7 +60,7 @@ def run(norm, steps, batch_size=2):
         loss_fn(model(tn.tensor(xb)), tn.tensor(yb)).backward()
         opt.step()
     flips = partner_flips(model, x_test)
-    return accuracy(model, x_test, y_test), flips
+    return evaluate(model, x_test, y_test), flips
 
 
 def main(argv=None):

@@ -34,6 +34,7 @@ def _digits(n):
 
 
 # ------------------------------------------------------------------ mnist/main.py
+# examples/port_from_pytorch.py's Net and loops, repeated on purpose: this test is that port.
 class MnistNet(nn.Module):
     def __init__(self):
         super(MnistNet, self).__init__()

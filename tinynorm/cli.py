@@ -4,7 +4,8 @@ import math
 import os
 import sys
 
-from .models import NORMS, NormOptions
+from . import norm_registry as registry
+from .norm_registry import NormOptions
 
 
 def _integer(low):
@@ -35,12 +36,10 @@ def _parser():
     p = argparse.ArgumentParser(prog="tinynorm", description="tinynorm: normalization layers on a small autograd")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model on the built-in digits (or MNIST IDX files)")
-    t.add_argument("--model", choices=["mlp", "cnn", "lstm"], default="mlp",
+    t.add_argument("--model", choices=list(registry.MODELS), default="mlp",
                    help="lstm reads each digit as a sequence of rows (or of pixels, --pixels)")
-    t.add_argument("--norm", choices=list(NORMS), default="bn",
-                   help="bn batch, brn batch renorm, cbn cross-iteration, cmbn cross-mini-batch, "
-                        "gn group, ln layer, in instance, frn filter response + TLU, lrn local "
-                        "response, wn weight, rms RMS norm, none")
+    t.add_argument("--norm", choices=list(registry.NORMS), default="bn",
+                   help=", ".join(f"{k} {n.name}" for k, n in registry.NORMS.items()))
     t.add_argument("--epochs", type=_integer(1), default=20)
     t.add_argument("--batch-size", type=_integer(1), default=64)
     t.add_argument("--lr", type=_positive_float, default=1e-3)
@@ -96,17 +95,22 @@ def _parser():
     return p
 
 
+def _read_by(norms, why=""):
+    """(does this run read the flag?, what reads it) for a flag that only ``norms`` read."""
+    return (lambda a: a.norm in norms), f"--norm {registry.listing(norms)}{why}"
+
+
 # Train flags that only some runs read: (dest, does this run read it?, what reads it). --pixels,
 # --permuted and --placement are refused by build_model, for the study's calls too.
 _SCOPED = (
-    ("groups", lambda a: a.norm == "gn", "--norm gn"),
-    ("window", lambda a: a.norm == "cbn", "--norm cbn"),
-    ("burn_in", lambda a: a.norm == "cbn", "--norm cbn"),
-    ("renorm_warmup", lambda a: a.norm == "brn", "--norm brn"),
-    ("renorm_rmax_steps", lambda a: a.norm == "brn", "--norm brn"),
-    ("renorm_dmax_steps", lambda a: a.norm == "brn", "--norm brn"),
-    ("bn_stats", lambda a: a.norm in ("bn", "cbn", "cmbn"),
-     "--norm bn, cbn or cmbn (the norms whose running statistics it recomputes)"),
+    ("groups", *_read_by(registry.reading("groups"))),
+    ("window", *_read_by(registry.reading("window"))),
+    ("burn_in", *_read_by(registry.reading("burn_in"))),
+    ("renorm_warmup", *_read_by(registry.reading("renorm_schedule"))),
+    ("renorm_rmax_steps", *_read_by(registry.reading("renorm_schedule"))),
+    ("renorm_dmax_steps", *_read_by(registry.reading("renorm_schedule"))),
+    ("bn_stats", *_read_by(registry.keys(population=True),
+                           " (the norms whose running statistics it recomputes)")),
     ("timeout", lambda a: a.workers > 1 and a.backend == "multiprocessing",
      "--workers N > 1 with --backend multiprocessing (the exchanges it times)"),
     ("profile", lambda a: a.workers == 1 or a.backend != "multiprocessing",

@@ -1,102 +1,22 @@
-"""The models that ``tinynorm train`` builds, with the normalization chosen by ``--norm``.
+"""The feed-forward models that ``tinynorm train`` builds (the MLP and the CNN), and
+:func:`build_model`, which builds every model, the recurrent ones through
+:mod:`tinynorm.sequence_models`.
 
-A norm layer goes where the literature puts it: after the conv/linear layer
-and before the ReLU (BN, BRN, CmBN, CBN, GN, LN, IN, RMSNorm) in the CNN, and
-after the ReLU in the seed article's MLP; ``NormOptions(placement='before' |
-'after')`` moves these feature norms to the other side of the ReLU in either
-model. FRN+TLU replaces BN+ReLU; LRN follows the ReLU, as in AlexNet; weight
-normalization reparameterizes the conv/linear layer itself.
+Where each ``--norm`` goes is one row of :mod:`tinynorm.norm_registry`: a feature
+norm sits after the conv/linear layer and before the ReLU in the CNN, and after
+the ReLU in the seed article's MLP (``NormOptions(placement='before' | 'after')``
+moves it to the other side in either model); FRN+TLU replaces the ReLU; LRN
+follows the ReLU, as in AlexNet; CBN owns the layer and weight normalization
+reparameterizes it.
 """
 from . import nn
+from . import norm_registry as registry
+from .norm_registry import NormOptions
 
-NORMS = ("bn", "brn", "cbn", "cmbn", "gn", "ln", "in", "frn", "lrn", "wn", "rms", "none")
-MLP_NORMS = tuple(n for n in NORMS if n not in ("in", "lrn"))
-CNN_NORMS = NORMS
-FEATURE_NORMS = ("bn", "brn", "cmbn", "gn", "ln", "in", "rms", "none")
-PLACEMENTS = ("before", "after")
-
-
-class NormOptions:
-    """Settings of the norms that have any: GN groups, CBN window/burn-in, CmBN subdivisions,
-    the Batch Renorm schedule (warmup, rmax step, dmax step), the LRN window size, and where a
-    feature norm sits: ``placement`` 'before' or 'after' the ReLU (None: the model's own place)."""
-
-    def __init__(self, groups=8, window=4, burn_in=100, subdivisions=4,
-                 renorm_schedule=(100, 400, 250), lrn_size=5, placement=None):
-        self.groups, self.window, self.burn_in = groups, window, burn_in
-        self.subdivisions, self.renorm_schedule, self.lrn_size = subdivisions, renorm_schedule, lrn_size
-        self.placement = placement
-
-
-def _placement(norm, opts, default):
-    """'before' or 'after' the ReLU for a feature norm; refuses a placement the norm cannot take."""
-    if opts.placement is None:
-        return default
-    if opts.placement not in PLACEMENTS:
-        raise ValueError(f"placement must be 'before' or 'after' (the ReLU), got {opts.placement!r}")
-    if norm == "none":
-        raise ValueError("--placement does not apply to --norm none: there is no norm to place")
-    if norm not in FEATURE_NORMS:
-        raise ValueError(f"--placement does not apply to --norm {norm}: it has a fixed place "
-                         f"(choose one of {', '.join(n for n in FEATURE_NORMS if n != 'none')})")
-    return opts.placement
-
-
-def _check_norm(norm, allowed, model):
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
-    if norm not in allowed:
-        why = {"in": "InstanceNorm normalizes over spatial positions, and the MLP's features have none",
-               "lrn": "LRN normalizes across neighbouring channels of feature maps"}.get(norm, "")
-        raise ValueError(f"--norm {norm} does not apply to --model {model}: {why}; "
-                         f"use --model cnn, or one of {', '.join(allowed)}")
-
-
-def _feature_norm(norm, features, spatial, opts):
-    """The norm layer for (N, features, *spatial) activations, or None when the norm is elsewhere."""
-    shape = (features,) + tuple(spatial)
-    if norm == "bn":
-        return nn.BatchNorm2d(features) if spatial else nn.BatchNorm1d(features)
-    if norm == "brn":
-        cls = nn.BatchRenorm2d if spatial else nn.BatchRenorm1d
-        return cls(features, schedule=opts.renorm_schedule)
-    if norm == "cmbn":
-        return nn.CrossMiniBatchNorm(features, subdivisions=opts.subdivisions)
-    if norm == "gn":
-        if features % opts.groups:
-            raise ValueError(f"--groups {opts.groups} does not divide the {features} channels")
-        return nn.GroupNorm(opts.groups, features)
-    if norm == "ln":
-        return nn.LayerNorm(shape)
-    if norm == "in":
-        return nn.InstanceNorm2d(features, affine=True)
-    if norm == "rms":
-        return nn.RMSNorm(shape)
-    return None
-
-
-def _block(layer, norm, features, spatial, opts):
-    """[layer -> norm -> activation] as a list of modules, for every ``--norm``."""
-    place = _placement(norm, opts, "before")
-    if norm == "cbn":
-        return [nn.CrossIterationBatchNorm(layer, window=opts.window, burn_in=opts.burn_in),
-                nn.ReLU()]
-    if norm == "frn":
-        return [layer, nn.FilterResponseNorm2d(features, learnable_eps=not spatial)]
-    if norm == "wn":
-        return [nn.utils.weight_norm(layer), nn.ReLU()]
-    if norm == "lrn":
-        return [layer, nn.ReLU(), nn.LocalResponseNorm(opts.lrn_size)]
-    block = [layer, _feature_norm(norm, features, spatial, opts) or nn.Identity(), nn.ReLU()]
-    if place == "after":
-        block[1], block[2] = block[2], block[1]
-    return block
-
-
-def _has_shift(norm):
-    """Whether the norm after a layer has its own shift (so the layer needs no bias)."""
-    return norm not in ("none", "wn", "lrn", "rms")
-
+# The registry's keys under the names that code and tests import from here.
+NORMS = tuple(registry.NORMS)
+MLP_NORMS = registry.keys(model="mlp")
+CNN_NORMS = registry.keys(model="cnn")
 
 
 class MLP(nn.Module):
@@ -110,22 +30,16 @@ class MLP(nn.Module):
 
     def __init__(self, in_features, num_classes=10, hidden=128, norm="bn", options=None):
         super().__init__()
-        _check_norm(norm, MLP_NORMS, "mlp")
+        registry.check(norm, "mlp")
         opts = options or NormOptions()
         self.flatten = nn.Flatten()
-        self.layer1 = nn.Linear(in_features, hidden, bias=not _has_shift(norm))
-        self.relu = nn.ReLU()
-        self.norm = nn.Identity()
-        if norm == "cbn":
-            self.layer1 = nn.CrossIterationBatchNorm(self.layer1, window=opts.window,
-                                                     burn_in=opts.burn_in)
-        elif norm == "wn":
-            self.layer1 = nn.utils.weight_norm(self.layer1)
-        elif norm == "frn":
-            self.relu = nn.FilterResponseNorm2d(hidden, learnable_eps=True)
-        else:
-            self.norm = _feature_norm(norm, hidden, (), opts) or nn.Identity()
-        self.norm_first = _placement(norm, opts, "after") == "before"
+        self.layer1 = nn.Linear(in_features, hidden, bias=not registry.NORMS[norm].shift)
+        self.relu, self.norm = nn.ReLU(), nn.Identity()
+        layer, norm_layer, activation, self.norm_first = registry.block(
+            norm, self.layer1, hidden, (), opts, "after")
+        # Only the slot the norm takes is set again, so it is listed last (in repr and modules()).
+        slot = {"layer": "layer1", "activation": "relu"}.get(registry.NORMS[norm].place, "norm")
+        setattr(self, slot, {"layer1": layer, "relu": activation, "norm": norm_layer}[slot])
         self.layer2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x):
@@ -140,14 +54,17 @@ class CNN(nn.Module):
     def __init__(self, in_channels, image_size, num_classes=10, widths=(32, 64), norm="bn",
                  options=None):
         super().__init__()
-        _check_norm(norm, CNN_NORMS, "cnn")
+        registry.check(norm, "cnn")
         opts = options or NormOptions()
         layers = []
         c = in_channels
         h, w = image_size
         for width in widths:
-            conv = nn.Conv2d(c, width, 3, padding=1, bias=not _has_shift(norm))
-            layers += _block(conv, norm, width, (h, w), opts) + [nn.MaxPool2d(2)]
+            conv = nn.Conv2d(c, width, 3, padding=1, bias=not registry.NORMS[norm].shift)
+            conv, norm_layer, activation, first = registry.block(norm, conv, width, (h, w), opts,
+                                                                 "before")
+            after = [norm_layer, activation] if first else [activation, norm_layer]
+            layers += [conv] + [m for m in after if m is not None] + [nn.MaxPool2d(2)]
             c, h, w = width, h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.flatten = nn.Flatten()
@@ -175,12 +92,10 @@ def build_model(name, image_shape, num_classes=10, norm="bn", options=None, pixe
     if name == "cnn":
         return CNN(c, (h, w), num_classes, norm=norm, options=options)
     if name == "lstm":
-        if norm not in ("bn", "ln", "none"):
-            raise ValueError(f"--norm {norm} does not apply to --model lstm: it has recurrent BN "
-                             "(--norm bn), layer norm (--norm ln) or none")
+        registry.check(norm, "lstm")
         if options is not None and options.placement is not None:
             raise ValueError("--placement applies to the MLP and the CNN, not to --model lstm")
         from .sequence_models import build_sequence_model
         return build_sequence_model(image_shape, num_classes, norm, pixels=pixels or permuted,
                                     permuted=permuted)
-    raise ValueError(f"unknown model {name!r}; choose mlp, cnn or lstm")
+    raise ValueError(f"unknown model {name!r}; choose {registry.listing(registry.MODELS)}")

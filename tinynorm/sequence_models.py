@@ -1,4 +1,7 @@
-"""Sequence classifiers that read an image as a sequence (rows, or pixels as in sequential MNIST).
+"""The recurrent models that ``tinynorm train`` builds: sequence classifiers that read an image as
+a sequence (rows, or pixels as in sequential MNIST). The feed-forward models are in
+:mod:`tinynorm.models`; the recurrent layer each ``--norm`` gives is a row of
+:mod:`tinynorm.norm_registry`.
 
 An image (N, C, H, W) becomes, by default, H steps of C*W features (one row
 per step); with ``pixels=True`` it becomes H*W steps of C features (one pixel
@@ -12,9 +15,9 @@ reads the sequence and a linear layer classifies its last hidden state.
 import numpy as np
 
 from . import nn
-from .nn.lstm import BNLSTM, LNLSTM, LSTM
+from . import norm_registry as registry
 
-NORMS = ("bn", "ln", "none")
+NORMS = registry.keys(model="lstm")
 PERMUTATION_SEED = 1603_09025
 
 
@@ -58,12 +61,7 @@ class LSTMClassifier(nn.Module):
         if permuted and not pixels:
             raise ValueError("LSTMClassifier: permuted=True reorders pixels; it needs pixels=True")
         self.norm, self.pixels, self.permuted = norm, pixels, permuted
-        if norm == "bn":
-            self.rnn = BNLSTM(input_size, hidden_size, max_length, batch_first=True)
-        elif norm == "ln":
-            self.rnn = LNLSTM(input_size, hidden_size, batch_first=True)
-        else:
-            self.rnn = LSTM(input_size, hidden_size, batch_first=True)
+        self.rnn = registry.recurrent(norm, input_size, hidden_size, max_length)
         self.classifier = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x):

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import checkpoint, checks, distributed, nn, optim, random, serialization
+from . import checkpoint, checks, distributed, nn, norm_registry, optim, random, serialization
 from . import functional as F
 from .autograd import no_grad
 from .data import DataLoader, PairedBatchLoader, load_digits, load_mnist_dir
@@ -34,10 +34,6 @@ def make_optimizer(name, params, lr, momentum=None):
     if name == "adamw":
         return optim.AdamW(params, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
-
-
-# Norms whose ops all run on the GPU (the others' combine steps are host code).
-CUDA_NORMS = ("bn", "gn", "ln", "in", "frn", "lrn", "wn", "rms", "none")
 
 
 def _on(device, array):
@@ -78,9 +74,10 @@ def check_device(device, model, norm, workers, backend):
         raise ValueError("--device cuda trains on one GPU; --workers and --backend mpi are CPU-only")
     if model == "lstm":
         raise ValueError("--model lstm runs on the CPU only; use --device cpu")
-    if norm not in CUDA_NORMS:
+    on_gpu = norm_registry.keys(device="cuda")
+    if norm not in on_gpu:
         raise ValueError(f"--norm {norm} merges statistics on the host and runs on the CPU only; "
-                         f"on the GPU choose one of {', '.join(CUDA_NORMS)}")
+                         f"on the GPU choose one of {', '.join(on_gpu)}")
     from . import gpu
     try:
         gpu.require()
@@ -160,7 +157,8 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
         checks.integer(curve_every, "curve_every (a step count, or None)", 0)
     check_device(device, model, norm, workers, backend)
     if subdivisions is None:
-        subdivisions = 4 if norm == "cmbn" else 1
+        row = norm_registry.NORMS.get(norm)
+        subdivisions = row.subdivisions if row else 1
     if not isinstance(subdivisions, int) or subdivisions < 1 or subdivisions > batch_size:
         raise ValueError(f"subdivisions must be between 1 and the batch size {batch_size}, "
                          f"got {subdivisions}")
@@ -174,10 +172,11 @@ def train(model="mlp", norm="bn", epochs=20, batch_size=64, lr=1e-3, optimizer="
                   resume=resume)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if (workers > 1 or backend == "mpi") and norm in ("brn", "cbn", "cmbn"):
+    if (workers > 1 or backend == "mpi") and norm in norm_registry.keys(per_process=True):
+        per_sample = [k for k in norm_registry.keys(per_process=False) if k not in ("bn", "none")]
         raise ValueError(f"--norm {norm} keeps per-process statistics that tinynorm does not "
                          "synchronize; with several workers use --norm bn (SyncBatchNorm) or a "
-                         "per-sample norm (gn, ln, in, frn, rms, lrn, wn)")
+                         f"per-sample norm ({', '.join(per_sample)})")
     if backend == "mpi":
         comm = distributed.init_process_group("mpi")
         if workers not in (1, comm.world_size):

@@ -1,7 +1,9 @@
 """batch-size: BN degrades when the batch is small; GN and LN do not (Wu & He 2018, figure 1)."""
+from itertools import product
+
 from ..plots import log2_batch_axis
 from ..stats import beyond_spread, fmt, mean_std
-from .common import Planned, Table, accuracies, select, spec, values, verdict
+from .common import Planned, Table, accuracies, select, side_by_side, spec, values, verdict
 
 NAME = "batch-size"
 CLAIM = ("BN degrades when the batch per device is small (defect 1): its error rises from batch "
@@ -21,14 +23,10 @@ def epochs(scale):
 
 
 def plan(scale):
-    out = []
-    for model, norms in MODEL_NORMS.items():
-        for norm in norms:
-            for b in batch_sizes(scale):
-                for seed in scale.seeds:
-                    out.append(Planned({"model": model, "norm": norm, "batch_size": b}, seed,
-                                       spec(scale, model, norm, b, seed, epochs(scale))))
-    return out
+    return [Planned({"model": model, "norm": norm, "batch_size": b}, seed,
+                    spec(scale, model, norm, b, seed, epochs(scale)))
+            for model, norms in MODEL_NORMS.items()
+            for norm, b, seed in product(norms, batch_sizes(scale), scale.seeds)]
 
 
 def _rises(records, model, norm):
@@ -77,9 +75,7 @@ def table(records, scale):
 
 
 def plot(records, fig):
-    models = values(records, "model")
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, len(models), i + 1)
+    for ax, model in side_by_side(records, fig):
         for norm in values(records, "norm", model=model):
             sizes = sorted(values(records, "batch_size", model=model, norm=norm))
             err = [100 * (1 - mean_std(accuracies(records, model=model, norm=norm,

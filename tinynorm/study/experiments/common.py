@@ -11,6 +11,9 @@ dmax reaches 5 at 250/440), scaled to each run's length.
 """
 from dataclasses import dataclass, field
 
+from ...norm_registry import FEED_FORWARD
+
+MODELS = FEED_FORWARD
 BASE_LR = 0.02
 BASE_BATCH = 32
 
@@ -75,6 +78,12 @@ def values(records, key, **params):
         if r["params"].get(key) not in out:
             out.append(r["params"].get(key))
     return out
+
+
+def side_by_side(records, fig, key="model"):
+    """One subplot per distinct value of param ``key``, side by side: [(axes, value), ...]."""
+    names = values(records, key)
+    return [(fig.add_subplot(1, len(names), i + 1), name) for i, name in enumerate(names)]
 
 
 def verdict(claim, holds, evidence):

@@ -1,6 +1,8 @@
 """lr: BN allows larger learning rates and converges faster (Ioffe & Szegedy 2015, section 3.3)."""
+from itertools import product
+
 from ..stats import beyond_spread, first_epoch_reaching, fmt, mean_std
-from .common import Planned, Table, accuracies, select, spec, values, verdict
+from .common import MODELS, Planned, Table, accuracies, select, side_by_side, spec, values, verdict
 
 NAME = "lr"
 CLAIM = ("BN allows larger learning rates and converges faster: with plain SGD, BN trains well at "
@@ -21,15 +23,10 @@ def epochs(scale):
 
 
 def plan(scale):
-    out = []
-    for model in ("mlp", "cnn"):
-        for norm in ("bn", "none"):
-            for lr in rates(scale):
-                for seed in scale.seeds:
-                    out.append(Planned({"model": model, "norm": norm, "lr": lr, "batch_size": BATCH},
-                                       seed, spec(scale, model, norm, BATCH, seed, epochs(scale),
-                                                  lr=lr, momentum=0.0, stop_on_nonfinite=True)))
-    return out
+    return [Planned({"model": model, "norm": norm, "lr": lr, "batch_size": BATCH}, seed,
+                    spec(scale, model, norm, BATCH, seed, epochs(scale), lr=lr, momentum=0.0,
+                         stop_on_nonfinite=True))
+            for model, norm, lr, seed in product(MODELS, ("bn", "none"), rates(scale), scale.seeds)]
 
 
 def diverged(record):
@@ -95,9 +92,7 @@ def table(records, scale):
 
 
 def plot(records, fig):
-    models = values(records, "model")
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, len(models), i + 1)
+    for ax, model in side_by_side(records, fig):
         for norm in values(records, "norm", model=model):
             lrs = sorted(values(records, "lr", model=model, norm=norm))
             acc = [100 * mean_std(accuracies(records, model=model, norm=norm, lr=lr))[0] for lr in lrs]

@@ -1,6 +1,8 @@
 """non-iid: BN degrades when minibatches are not i.i.d.; Batch Renorm less so (Ioffe 2017, 4.3)."""
+from itertools import product
+
 from ..stats import beyond_spread, fmt, mean_std
-from .common import Planned, Table, accuracies, select, spec, values, verdict
+from .common import MODELS, Planned, Table, accuracies, select, side_by_side, spec, values, verdict
 
 NAME = "non-iid"
 CLAIM = ("BN degrades when minibatches are not i.i.d. (defect 3), and Batch Renorm degrades less "
@@ -15,16 +17,10 @@ def epochs(scale):
 
 
 def plan(scale):
-    out = []
-    for model in ("mlp", "cnn"):
-        for norm in NORMS:
-            for batches in ("iid", "non-iid"):
-                for seed in scale.seeds:
-                    extra = {"batches": "non-iid"} if batches == "non-iid" else {}
-                    out.append(Planned({"model": model, "norm": norm, "batch_size": BATCH,
-                                        "batches": batches}, seed,
-                                       spec(scale, model, norm, BATCH, seed, epochs(scale), **extra)))
-    return out
+    return [Planned({"model": model, "norm": norm, "batch_size": BATCH, "batches": batches}, seed,
+                    spec(scale, model, norm, BATCH, seed, epochs(scale),
+                         **({"batches": "non-iid"} if batches == "non-iid" else {})))
+            for model, norm, batches, seed in product(MODELS, NORMS, ("iid", "non-iid"), scale.seeds)]
 
 
 def _losses(records, model, norm):
@@ -65,9 +61,7 @@ def table(records, scale):
 
 def plot(records, fig):
     import numpy as np
-    models = values(records, "model")
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, len(models), i + 1)
+    for ax, model in side_by_side(records, fig):
         norms = values(records, "norm", model=model)
         for j, batches in enumerate(("iid", "non-iid")):
             stats = [mean_std(accuracies(records, model=model, norm=n, batches=batches)) for n in norms]

@@ -1,6 +1,9 @@
 """placement: BN before or after the ReLU (the BN paper puts it before; the seed article after)."""
+from itertools import product
+
+from ...norm_registry import PLACEMENTS
 from ..stats import beyond_spread, fmt, mean_std
-from .common import Planned, Table, accuracies, spec, values, verdict
+from .common import MODELS, Planned, Table, accuracies, side_by_side, spec, values, verdict
 
 NAME = "placement"
 CLAIM = ("Where BN goes: the BN paper normalizes the pre-activation (before the ReLU); the seed "
@@ -17,17 +20,11 @@ def epochs(scale):
 
 
 def plan(scale):
-    out = []
-    for model in ("mlp", "cnn"):
-        for placement in ("before", "after"):
-            for lr in rates(scale):
-                for seed in scale.seeds:
-                    out.append(Planned(
-                        {"model": model, "norm": "bn", "placement": placement, "lr": lr,
-                         "batch_size": BATCH}, seed,
-                        spec(scale, model, "bn", BATCH, seed, epochs(scale), lr=lr,
-                             optimizer="adam", options={"placement": placement})))
-    return out
+    return [Planned({"model": model, "norm": "bn", "placement": placement, "lr": lr,
+                     "batch_size": BATCH}, seed,
+                    spec(scale, model, "bn", BATCH, seed, epochs(scale), lr=lr, optimizer="adam",
+                         options={"placement": placement}))
+            for model, placement, lr, seed in product(MODELS, PLACEMENTS, rates(scale), scale.seeds)]
 
 
 def _wins(records, a, b, res):
@@ -68,9 +65,7 @@ def table(records, scale):
 
 
 def plot(records, fig):
-    models = values(records, "model")
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, len(models), i + 1)
+    for ax, model in side_by_side(records, fig):
         for p in ("before", "after"):
             lrs = sorted(values(records, "lr", model=model, placement=p))
             stats = [mean_std(accuracies(records, model=model, lr=lr, placement=p)) for lr in lrs]

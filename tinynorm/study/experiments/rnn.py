@@ -2,7 +2,7 @@
 (Cooijmans et al. 2016; Ba et al. 2016)."""
 from ..runs import SEQUENCE_PAD
 from ..stats import beyond_spread, first_step_reaching, fmt, mean_std
-from .common import Planned, Table, accuracies, select, spec, values, verdict
+from .common import Planned, Table, accuracies, select, side_by_side, spec, values, verdict
 
 NAME = "rnn"
 CLAIM = ("BN fits recurrent nets badly (defect 2); recurrent BN (BN-LSTM, statistics per time "
@@ -135,10 +135,8 @@ def table(records, scale):
 
 def plot(records, fig):
     import numpy as np
-    orders = values(records, "order")
     names = {"none": "LSTM", "bn": "BN-LSTM", "lnlstm": "LN-LSTM"}
-    for i, order in enumerate(orders):
-        ax = fig.add_subplot(1, len(orders), i + 1)
+    for ax, order in side_by_side(records, fig, "order"):
         for norm in values(records, "norm", order=order):
             curves = [r["curve"] for r in _main(records, norm, order)]
             n = min(len(c) for c in curves)

@@ -1,7 +1,7 @@
 """sync: cross-device (synchronized) BN repairs small per-device batches (MegDet, Peng et al. 2018)."""
 from ..stats import beyond_spread, differ, fmt
 from .batch_size import epochs
-from .common import Planned, Table, select, spec, values, verdict
+from .common import MODELS, Planned, Table, select, spec, values, verdict
 
 NAME = "sync"
 CLAIM = ("Synchronized BN over k devices with b = 2 images each computes BN over all k*b images "
@@ -19,7 +19,7 @@ def device_counts(scale):
 
 def plan(scale):
     out = []
-    for model in ("mlp", "cnn"):
+    for model in MODELS:
         for k in device_counts(scale):
             batch = k * PER_DEVICE
             for mode in MODES:

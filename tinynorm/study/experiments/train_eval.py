@@ -1,9 +1,11 @@
 """train-eval: the gap between BN in training (batch statistics) and in inference (running
 statistics) that lies behind defects 1 and 3; Batch Renorm is built to close it."""
+from itertools import product
+
 from ..plots import log2_batch_axis
 from ..stats import beyond_spread, fmt, mean_std
 from .batch_size import batch_sizes, epochs
-from .common import Planned, Table, accuracies, select, spec, values, verdict
+from .common import MODELS, Planned, Table, accuracies, select, side_by_side, spec, values, verdict
 
 NAME = "train-eval"
 CLAIM = ("BN computes different functions in training (batch statistics) and in inference "
@@ -14,15 +16,11 @@ NORMS = ("bn", "brn")
 
 def plan(scale):
     out = []
-    for model in ("mlp", "cnn"):
-        for norm in NORMS:
-            for b in batch_sizes(scale):
-                for seed in scale.seeds:
-                    run = spec(scale, model, norm, b, seed, epochs(scale))
-                    params = {"model": model, "norm": norm, "batch_size": b}
-                    out.append(Planned(dict(params, stats="running"), seed, run))
-                    out.append(Planned(dict(params, stats="batch"), seed, run,
-                                       field="batch_stats_accuracy"))
+    for model, norm, b, seed in product(MODELS, NORMS, batch_sizes(scale), scale.seeds):
+        run = spec(scale, model, norm, b, seed, epochs(scale))
+        params = {"model": model, "norm": norm, "batch_size": b}
+        out.append(Planned(dict(params, stats="running"), seed, run))
+        out.append(Planned(dict(params, stats="batch"), seed, run, field="batch_stats_accuracy"))
     return out
 
 
@@ -67,9 +65,7 @@ def table(records, scale):
 
 
 def plot(records, fig):
-    models = values(records, "model")
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, len(models), i + 1)
+    for ax, model in side_by_side(records, fig):
         for j, norm in enumerate(values(records, "norm", model=model)):
             for stats, style in (("running", "-"), ("batch", "--")):
                 sizes = sorted(values(records, "batch_size", model=model, norm=norm))
