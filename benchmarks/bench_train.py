@@ -36,7 +36,7 @@ class TinynormRun:
     def epoch(self, loader):
         self.net.train()
         for xb, yb in loader:
-            loss = F.cross_entropy(self.net(tn.from_numpy(xb)), yb)
+            loss = F.cross_entropy(self.net(xb), yb)
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
@@ -67,7 +67,8 @@ class TorchRun:
         torch = self.torch
         self.net.train()
         for xb, yb in loader:
-            loss = torch.nn.functional.cross_entropy(self.net(torch.from_numpy(xb)), torch.from_numpy(yb))
+            loss = torch.nn.functional.cross_entropy(self.net(torch.from_numpy(xb.numpy())),
+                                                     torch.from_numpy(yb.numpy()))
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
