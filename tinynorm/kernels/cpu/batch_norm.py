@@ -333,17 +333,17 @@ _backward_apply_rows_serial, _backward_apply_rows_parallel = \
 
 @njit
 def _reduce_piece(args, pos, end, c):
-    dy1, x1, mean, pd, px, t = args
+    dy1, x1, mean, sum_dy, sum_dy_xmu = args
     a, b = _sum_and_dot_dev(dy1[pos:end], x1[pos:end], mean[c])
-    pd[t, c] += a
-    px[t, c] += b
+    sum_dy[c] += a
+    sum_dy_xmu[c] += b
 
 
 def _backward_reduce_planes(dy1, x1, C, S, nchunks, mean, sum_dy, sum_dy_xmu):
     pd = np.zeros((nchunks, C))
     px = np.zeros((nchunks, C))
     for t in prange(nchunks):
-        walk_planes(_reduce_piece, (dy1, x1, mean, pd, px, t), x1.shape[0], t, nchunks, S, C)
+        walk_planes(_reduce_piece, (dy1, x1, mean, pd[t], px[t]), x1.shape[0], t, nchunks, S, C)
     fold_runs(pd, sum_dy)
     fold_runs(px, sum_dy_xmu)
 

@@ -85,7 +85,7 @@ def _forward_rows(x2, G, K, S, w, b, wt, bt, eps, seg, nchunks, y2, mean, rstd):
                 mean[r] = mu
                 rstd[r] = rs
                 s, q = apply_row_stats(x2, y2, r, min(r + 1, r1 - 1), mu_next, min(r + 2, r1 - 1),
-                                        S, (r % G) * K, w, b, wt, bt, mu, rs)
+                                       S, (r % G) * K, w, b, wt, bt, mu, rs)
                 mu = mu_next
                 mu_next = s / M
         elif M > seg:
@@ -114,14 +114,14 @@ def _backward_rows(dy2, x2, G, K, S, w, wt, mean, rstd, seg, nchunks, need_dx, p
             r0 = r1
         if need_dx and M <= seg and r0 < r1 and not (S == 1 and G == 1 and params):
             a, b = reduce_range(dy2, x2, r0, 0, M, S, (r0 % G) * K, w, mean[r0], rstd[r0],
-                                 params, dw, db)
+                                params, dw, db)
             for r in range(r0, r1):
                 c2, c0 = dx_coefficients(a, b, M, rstd[r])
                 off = (r % G) * K
                 if r + 1 < r1:
                     a, b = dx_row_reduce(dy2, x2, r, r + 1, S, off, ((r + 1) % G) * K, w, wt,
-                                          mean[r], rstd[r], c2, c0, mean[r + 1], rstd[r + 1],
-                                          params, dw, db, dx2)
+                                         mean[r], rstd[r], c2, c0, mean[r + 1], rstd[r + 1],
+                                         params, dw, db, dx2)
                 else:
                     dx_range(dy2, x2, r, 0, M, S, off, w, wt, mean[r], rstd[r], c2, c0, dx2)
             r0 = r1
@@ -185,7 +185,7 @@ def _reduce_cols(dy2, x2, G, K, S, w, mean, rstd, P, params, pa, pb, dwp, dbp):
         db = dbp[q]
         for r in range(R):
             pa[p, r], pb[p, r] = reduce_range(dy2, x2, r, m0, m1, S, (r % G) * K, w,
-                                               mean[r], rstd[r], params, dw, db)
+                                              mean[r], rstd[r], params, dw, db)
 
 
 def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
@@ -195,7 +195,7 @@ def _dx_cols(dy2, x2, G, K, S, w, wt, mean, rstd, P, c2, c0, dx2):
         m1 = M * (p + 1) // P
         for r in range(R):
             dx_range(dy2, x2, r, m0, m1, S, (r % G) * K, w, wt, mean[r], rstd[r],
-                      c2[r], c0[r], dx2)
+                     c2[r], c0[r], dx2)
 
 
 _stats_cols_serial, _stats_cols_parallel = serial_and_parallel(_stats_cols)
@@ -238,8 +238,7 @@ def gn_forward(x4, weight, bias, eps, y4, mean, rstd):
 
     x4 (N, G, K, S) in float32 or float64; weight and bias float64 of shape
     (G*K,) or None (ones, zeros); mean and rstd float64 (N, G): the mean and
-    1/sqrt(var + eps) of each row's K*S values, var the biased variance
-    (Wu & He 2018, eq. 1-3).
+    1/sqrt(var + eps) of each row's K*S values, var the biased variance.
     """
     host.check_input("x4", x4, "NGKS", ("y4", y4))
     N, G, K, S = x4.shape

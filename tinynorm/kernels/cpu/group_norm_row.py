@@ -97,11 +97,39 @@ def _dx(dy2, x2, r, p0, p1, m, a, c2, c0, dx2):
         dx2[r, i] = np.float64(dy2[r, i]) * a - ((np.float64(x2[r, i]) - m) * c2 + c0)
 
 
+# The *_at helpers are one column's work, inlined into the loops below (each loop keeps its
+# own fast-math flags).
+
+
+@njit(inline="always")
+def _dx_at(dy2, x2, r, i, m, s, w, o, c2, c0):
+    """dx of column i of row r for the elementwise affine w[o:]."""
+    return np.float64(dy2[r, i]) * w[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
+
+
+@njit(inline="always")
+def _reduce_at(dy2, x2, r, i, m, s, w, o, dw, db):
+    """Column i of row r: dw[o+i] += dy*(x - m)*s, db[o+i] += dy; returns the terms of A and B,
+    dy*w*(x - m) and dy*w."""
+    g = np.float64(dy2[r, i])
+    u = g * (x2[r, i] - m)
+    dw[o + i] += u * s
+    db[o + i] += g
+    return u * w[o + i], g * w[o + i]
+
+
+@njit(inline="always")
+def _reduce_at_no_params(dy2, x2, r, i, m, w, o):
+    """_reduce_at's terms of A and B, without dgamma/dbeta."""
+    g = np.float64(dy2[r, i]) * w[o + i]
+    return g * (x2[r, i] - m), g
+
+
 @njit
 def _dx_elementwise(dy2, x2, r, p0, p1, m, s, w, off, c2, c0, dx2):
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
-        dx2[r, i] = np.float64(dy2[r, i]) * w[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
+        dx2[r, i] = _dx_at(dy2, x2, r, i, m, s, w, o, c2, c0)
 
 
 @njit(fastmath=REDUCE_MATH)
@@ -111,12 +139,9 @@ def _reduce_elementwise(dy2, x2, r, p0, p1, m, s, w, off, dw, db):
     b = 0.0
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
-        g = np.float64(dy2[r, i])
-        u = g * (x2[r, i] - m)
-        a += u * w[o + i]
-        b += g * w[o + i]
-        dw[o + i] += u * s
-        db[o + i] += g
+        da, dbt = _reduce_at(dy2, x2, r, i, m, s, w, o, dw, db)
+        a += da
+        b += dbt
     return a, b
 
 
@@ -141,13 +166,10 @@ def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w
     o = np.uint64(off)
     on = np.uint64(offn)
     for i in range(np.uint64(0), np.uint64(x2.shape[1])):
-        dx2[r, i] = np.float64(dy2[r, i]) * wt[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
-        g = np.float64(dy2[rn, i])
-        u = g * (x2[rn, i] - mn)
-        a += u * w[on + i]
-        b += g * w[on + i]
-        dw[on + i] += u * sn
-        db[on + i] += g
+        dx2[r, i] = _dx_at(dy2, x2, r, i, m, s, wt, o, c2, c0)
+        da, dbt = _reduce_at(dy2, x2, rn, i, mn, sn, w, on, dw, db)
+        a += da
+        b += dbt
     return a, b
 
 
@@ -159,10 +181,10 @@ def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn,
     o = np.uint64(off)
     on = np.uint64(offn)
     for i in range(np.uint64(0), np.uint64(x2.shape[1])):
-        dx2[r, i] = np.float64(dy2[r, i]) * wt[o + i] * s - ((np.float64(x2[r, i]) - m) * c2 + c0)
-        g = np.float64(dy2[rn, i]) * w[on + i]
-        a += g * (x2[rn, i] - mn)
-        b += g
+        dx2[r, i] = _dx_at(dy2, x2, r, i, m, s, wt, o, c2, c0)
+        da, dbt = _reduce_at_no_params(dy2, x2, rn, i, mn, w, on)
+        a += da
+        b += dbt
     return a, b
 
 
@@ -172,9 +194,9 @@ def _reduce_elementwise_no_params(dy2, x2, r, p0, p1, m, w, off):
     b = 0.0
     o = np.uint64(off)
     for i in range(np.uint64(p0), np.uint64(p1)):
-        g = np.float64(dy2[r, i]) * w[o + i]
-        a += g * (x2[r, i] - m)
-        b += g
+        da, dbt = _reduce_at_no_params(dy2, x2, r, i, m, w, o)
+        a += da
+        b += dbt
     return a, b
 
 
@@ -282,7 +304,7 @@ def dx_range(dy2, x2, r, m0, m1, S, off, w, wt, mean, rstd, c2, c0, dx2):
 
 @njit
 def dx_row_reduce(dy2, x2, r, rn, S, off, offn, w, wt, mean, rstd, c2, c0, mean_n, rstd_n,
-                   params, dw, db, dx2):
+                  params, dw, db, dx2):
     """dx_range of the whole row r; returns reduce_range of the whole row rn."""
     if S == 1:
         if params:

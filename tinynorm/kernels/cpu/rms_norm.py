@@ -130,7 +130,7 @@ def rms_forward(x2, weight, eps, y2, rstd):
     """y2 = x2 * rstd[row] * weight with rstd = 1/sqrt(mean(x^2 over the row) + eps).
 
     ``weight`` is (D,) in x2's dtype or None (no scaling); rstd (R,) float64
-    is written for the backward pass (Zhang & Sennrich 2019).
+    is written for the backward pass.
     """
     host.check_input("x2", x2, "RD", ("y2", y2))
     R, D = x2.shape
