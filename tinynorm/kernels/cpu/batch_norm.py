@@ -215,7 +215,7 @@ def _add_block_sums(dy2, x2, r0, r1, j0, j1, mt, ad, ax):
 # statistics
 
 
-@njit
+@njit(forceinline=True)
 def _stats_piece(args, pos, end, c):
     """Merge the seg-sized pieces of x1[pos:end] into the run's accumulators of channel c."""
     x1, seg, count, mean, m2 = args
@@ -280,7 +280,7 @@ _stats_rows_serial, _stats_rows_parallel = serial_and_parallel(_stats_rows)
 # elementwise passes (in x's dtype; coefficients already cast)
 
 
-@njit
+@njit(forceinline=True)
 def _affine_piece(args, pos, end, c):
     x1, mean, scale, shift, y1 = args
     _affine(x1[pos:end], mean[c], scale[c], shift[c], y1[pos:end])
@@ -298,7 +298,7 @@ def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
             _affine_per_column(x2[r], mean, scale, shift, y2[r])
 
 
-@njit
+@njit(forceinline=True)
 def _dx_piece(args, pos, end, c):
     dy1, x1, mean, mean_tail, mean_dy, k, g, dx1 = args
     _dx(dy1[pos:end], x1[pos:end], mean[c], mean_tail[c], mean_dy[c], k[c], g[c], dx1[pos:end])
@@ -331,7 +331,7 @@ _backward_apply_rows_serial, _backward_apply_rows_parallel = \
 # backward reductions
 
 
-@njit
+@njit(forceinline=True)
 def _reduce_piece(args, pos, end, c):
     dy1, x1, mean, sum_dy, sum_dy_xmu = args
     a, b = _sum_and_dot_dev(dy1[pos:end], x1[pos:end], mean[c])

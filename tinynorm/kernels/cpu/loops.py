@@ -3,13 +3,14 @@
 A prange kernel body cuts a flat array of E values into ``nchunks`` equal runs (run ``t`` is
 ``[E*t // nchunks, E*(t+1) // nchunks)``, cuts falling anywhere) and walks its run with
 :func:`walk_planes` or :func:`walk_periods`, which call ``work(args, pos, end, k)`` once per
-contiguous piece ``[pos, end)``. ``work`` is an ``@njit`` function that unpacks the tuple
-``args`` and runs a vectorized leaf over the piece; Numba compiles one walk per ``work``, so the
-walk is written once and each kernel keeps its own inner loop.
+contiguous piece ``[pos, end)``. ``work`` is an ``@njit(forceinline=True)`` function that
+unpacks the tuple ``args`` and runs a vectorized leaf over the piece; Numba compiles one walk per
+``work``, so the walk is written once and each kernel keeps its own inner loop.
 
-The walks are ``inline="always"``: a dispatcher passed to a compiled (not inlined) function
-would make every caller uncacheable. ``work`` is not inlined: inside a prange body, Numba
-loses the array writes of an inlined ``work``.
+The walks are ``inline="always"`` (inlined by Numba): a dispatcher passed to a compiled function
+would make every caller uncacheable. ``work`` is inlined by LLVM instead (``forceinline``): inside
+a prange body, Numba's own inlining loses the array writes of ``work``, and an uninlined call per
+plane costs more than a short plane's work.
 """
 import numpy as np
 
@@ -49,7 +50,7 @@ def walk_periods(work, args, E, t, nchunks, L):
         j = 0
 
 
-@njit
+@njit(forceinline=True)
 def chan_merge(na, ma, qa, nb, mb, qb):
     """(count, mean, M2) of two parts merged (Chan, Golub & LeVeque 1979):
     n = na + nb, delta = mb - ma, mean = ma + delta*nb/n, M2 = qa + qb + delta^2*na*nb/n.

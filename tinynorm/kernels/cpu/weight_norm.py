@@ -86,13 +86,13 @@ def _axpby_per_column(gw, v, a, b, gv):
 # reductions
 
 
-@njit
+@njit(forceinline=True)
 def _dot_plane(args, pos, end, d):
     a1, b1, part, t = args
     part[t, d] += _dot(a1[pos:end], b1[pos:end])
 
 
-@njit
+@njit(forceinline=True)
 def _dot_piece(args, pos, end, j):
     a1, b1, part, t = args
     _dot_into(a1[pos:end], b1[pos:end], part[t, j:j + (end - pos)])
@@ -126,25 +126,25 @@ _dot_columns_serial, _dot_columns_parallel = serial_and_parallel(_dot_columns)
 # elementwise passes (in v's dtype; coefficients already cast)
 
 
-@njit
+@njit(forceinline=True)
 def _scale_plane(args, pos, end, d):
     v1, s, w1 = args
     _scale(v1[pos:end], s[d], w1[pos:end])
 
 
-@njit
+@njit(forceinline=True)
 def _scale_piece(args, pos, end, j):
     v1, s, w1 = args
     _scale_per_column(v1[pos:end], s[j:j + (end - pos)], w1[pos:end])
 
 
-@njit
+@njit(forceinline=True)
 def _axpby_plane(args, pos, end, d):
     gw1, v1, a, b, gv1 = args
     _axpby(gw1[pos:end], v1[pos:end], a[d], b[d], gv1[pos:end])
 
 
-@njit
+@njit(forceinline=True)
 def _axpby_piece(args, pos, end, j):
     gw1, v1, a, b, gv1 = args
     n = end - pos
