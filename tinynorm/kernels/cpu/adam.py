@@ -27,7 +27,7 @@ def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
     """Update ``p``, ``m``, ``v`` (contiguous, one dtype) in place from gradient ``g``.
 
     Every scalar is cast to the parameters' dtype first (``1 - b1`` written in the
-    loop would turn a float32 update into float64 arithmetic, 1.7x slower).
+    loop would turn a float32 update into float64 arithmetic).
     """
     dt = p.dtype.type
     _adam_update(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1),

@@ -1,63 +1,47 @@
-"""Batch normalization kernels for the CPU (Numba).
+"""BatchNorm kernels for the CPU (Numba); the math is in :mod:`tinynorm.ops.batch_norm`.
 
-Batch Normalization (Ioffe & Szegedy, 2015, "Batch Normalization: Accelerating
-Deep Network Training by Reducing Internal Covariate Shift") normalizes every
-channel c of x, viewed as x3 of shape (N, C, S), over its m = N*S values:
-
-    mean_c = 1/m sum_{n,s} x[n,c,s]          var_c = 1/m sum_{n,s} (x[n,c,s] - mean_c)^2
-    y      = (x - mean_c) * gamma_c / sqrt(var_c + eps) + beta_c
-    dx     = gamma_c*invstd_c/m * (m*dy - sum(dy) - xhat*sum(dy*xhat))
-
-The work is split as PyTorch's SyncBatchNorm splits it, so that the
-statistics can be combined across iterations, mini-batches or workers before
-the elementwise passes:
+x is viewed as x3 (N, C, S) and every statistic is per channel c, over its N*S values. The
+work is split as PyTorch's SyncBatchNorm splits it, so that the statistics can be combined
+across iterations, mini-batches or workers between the passes:
 
     bn_stats            local (count, mean, M2) per channel
     bn_forward_apply    y  = (x - mean) * scale + shift
     bn_backward_reduce  local (sum dy, sum dy*(x - mean)) per channel
     bn_backward_apply   dx = (dy - mean_dy - (x - mean) * k) * g
 
-Arrays are C-contiguous; x3/dy3/y3/dx3 are float32 or float64 (one dtype per
-call), per-channel vectors are float64 of shape (C,). Outputs are written into
-arrays the caller allocated.
+Arrays are C-contiguous; x3/dy3/y3/dx3 are float32 or float64 (one dtype per call),
+per-channel vectors are float64 of shape (C,). Outputs are written into arrays the caller
+allocated.
 
-Statistics are accumulated in float64 and are stable for inputs far from zero
-(1e4 + N(0, 1) in float32 keeps its variance): every cache-sized piece is
-reduced in two passes (its mean, then the squared deviations from it, the
-second pass reading from cache) and the pieces are merged with the pairwise
-formula of Chan, Golub & LeVeque (1979):
+Statistics are accumulated in float64 and are stable for inputs far from zero (1e4 + N(0, 1)
+in float32 keeps its variance): every cache-sized piece is reduced in two passes (its mean,
+then the squared deviations from it, the second pass reading from cache) and the pieces are
+merged with Chan's pairwise formula (:func:`.loops.chan_merge`).
 
-    n = na + nb,  delta = mean_b - mean_a,
-    mean = mean_a + delta * nb/n,  M2 = M2_a + M2_b + delta^2 * na*nb/n
+Two traversals (see the package doc) keep the inner loops contiguous:
 
-Two traversals keep the inner loops contiguous:
+* planes: one run per thread, walked plane by plane ((n, c) planes of S values), with
+  per-channel coefficients or per-thread (C,) accumulators. Used for long planes.
+* rows: x read as (N, C*S) rows, each thread a run of rows keeping one accumulator (or
+  coefficient) per column, vectorized along the row; column accumulators (TILE_COLS at a
+  time) are folded into channels at the end. Used for short planes, e.g. S == 1
+  (BatchNorm1d on (N, C)): by the elementwise kernels for S < APPLY_ROWS_MAX_S, by bn_stats
+  for S < STATS_ROWS_MAX_S and by bn_backward_reduce for S < REDUCE_ROWS_MAX_S (the last two
+  only with at least ROWS_MIN_N rows, when S >= APPLY_ROWS_MAX_S).
 
-* planes: x is cut into one contiguous run of elements per thread; a run is
-  walked plane by plane ((n, c) planes of S values, the channel counted up as
-  the walk goes), with per-channel coefficients or per-thread (C,)
-  accumulators. Used for long planes.
-* rows: x is read as (N, C*S) rows, each thread taking a run of rows and
-  keeping one accumulator (or coefficient) per column, vectorized along the
-  row; column accumulators (TILE_COLS at a time) are folded into channels at
-  the end. Used for short planes, e.g. S == 1 (BatchNorm1d on (N, C)): by the
-  elementwise kernels for S < APPLY_ROWS_MAX_S, by bn_stats for
-  S < STATS_ROWS_MAX_S and by bn_backward_reduce for S < REDUCE_ROWS_MAX_S
-  (the last two only with at least ROWS_MIN_N rows, when S >= APPLY_ROWS_MAX_S).
+Every kernel exists twice, compiled from one body: serial, and parallel with prange over
+per-thread runs, the parallel one from PARALLEL_MIN_ELEMENTS values of x3.
 
-Every kernel exists twice, compiled from one body: serial, and parallel with
-prange over per-thread runs. The host wrappers pick the parallel one when x3
-has at least PARALLEL_MIN_ELEMENTS elements (below that a parallel launch
-costs more than it saves).
-
-The only fast-math flags are 'reassoc' and 'contract' on the contiguous
-float64 reduction loops (they let LLVM vectorize a sum); no flag assumes away
-NaN or Inf, so a NaN in x or dy reaches every output of its channel.
+The only fast-math flags are REDUCE_MATH's, on the contiguous float64 reduction loops; a NaN in
+x or dy reaches every output of its channel.
 """
 
 import numpy as np
 from numba import get_num_threads, prange
 
-from .jit import njit, serial_and_parallel
+from . import host
+from .jit import REDUCE_MATH, njit, serial_and_parallel
+from .loops import chan_merge, fold_runs, walk_planes
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 APPLY_ROWS_MAX_S = 32
@@ -69,15 +53,13 @@ TILE_COLS = 2048
 ROW_BLOCK_BYTES = 1 << 17
 MIN_ROW_BLOCK = 8
 
-_REDUCE_MATH = {"reassoc", "contract"}
-
 
 # ---------------------------------------------------------------------------
 # contiguous 1-D runs (loops start at 0 so that LLVM drops the negative-index
 # wraparound and vectorizes)
 
 
-@njit(fastmath=_REDUCE_MATH)
+@njit(fastmath=REDUCE_MATH)
 def _sum(x):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -85,7 +67,7 @@ def _sum(x):
     return acc
 
 
-@njit(fastmath=_REDUCE_MATH)
+@njit(fastmath=REDUCE_MATH)
 def _sum_sq_dev(x, m):
     acc = 0.0
     for i in range(x.shape[0]):
@@ -94,7 +76,7 @@ def _sum_sq_dev(x, m):
     return acc
 
 
-@njit(fastmath=_REDUCE_MATH)
+@njit(fastmath=REDUCE_MATH)
 def _sum_and_dot_dev(dy, x, m):
     sdy = 0.0
     sdx = 0.0
@@ -118,13 +100,13 @@ def _dx(dy, x, m, mt, md, k, g, dx):
 
 
 @njit
-def _affine_cols(x, m, a, b, y):
+def _affine_per_column(x, m, a, b, y):
     for i in range(x.shape[0]):
         y[i] = (x[i] - m[i]) * a[i] + b[i]
 
 
 @njit
-def _dx_cols(dy, x, m, mt, md, k, g, dx):
+def _dx_per_column(dy, x, m, mt, md, k, g, dx):
     for i in range(x.shape[0]):
         dx[i] = (dy[i] - md[i] - ((x[i] - m[i]) - mt[i]) * k[i]) * g[i]
 
@@ -132,14 +114,8 @@ def _dx_cols(dy, x, m, mt, md, k, g, dx):
 @njit
 def _merge_into(count, mean, m2, c, nb, mb, qb):
     """Chan's merge of (nb, mb, qb) into (count, mean, m2)[c]."""
-    na = count[c]
-    n = na + nb
-    if n > 0.0:
-        f = nb / n
-        delta = mb - mean[c]
-        mean[c] += delta * f
-        m2[c] += qb + delta * delta * (na * f)
-        count[c] = n
+    if count[c] + nb > 0.0:
+        count[c], mean[c], m2[c] = chan_merge(count[c], mean[c], m2[c], nb, mb, qb)
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +164,7 @@ def _block_stats(x2, r0, r1, j0, j1, bm, bq):
 
 
 @njit
-def _merge_cols(am, aq, w, na, bm, bq, nb):
+def _merge_columns(am, aq, w, na, bm, bq, nb):
     """Chan's merge of column stats (na, am, aq) <- (nb, bm, bq) over w columns."""
     if na == 0.0:
         for j in range(w):
@@ -239,28 +215,23 @@ def _add_block_sums(dy2, x2, r0, r1, j0, j1, mt, ad, ax):
 # statistics
 
 
+@njit(forceinline=True)
+def _stats_piece(args, pos, end, c):
+    """Merge the seg-sized pieces of x1[pos:end] into the run's accumulators of channel c."""
+    x1, seg, count, mean, m2 = args
+    for p0 in range(pos, end, seg):
+        p1 = min(p0 + seg, end)
+        nb = np.float64(p1 - p0)
+        mb = _sum(x1[p0:p1]) / nb
+        _merge_into(count, mean, m2, c, nb, mb, _sum_sq_dev(x1[p0:p1], mb))
+
+
 def _stats_planes(x1, C, S, seg, nchunks, count, mean, m2):
-    E = x1.shape[0]
     pc = np.zeros((nchunks, C))
     pm = np.zeros((nchunks, C))
     pq = np.zeros((nchunks, C))
     for t in prange(nchunks):
-        e1 = E * (t + 1) // nchunks
-        pos = E * t // nchunks
-        p = pos // S
-        c = p % C
-        pend = (p + 1) * S
-        while pos < e1:
-            end = min(e1, pend, pos + seg)
-            nb = np.float64(end - pos)
-            mb = _sum(x1[pos:end]) / nb
-            _merge_into(pc[t], pm[t], pq[t], c, nb, mb, _sum_sq_dev(x1[pos:end], mb))
-            pos = end
-            if pos == pend:
-                pend += S
-                c += 1
-                if c == C:
-                    c = 0
+        walk_planes(_stats_piece, (x1, seg, pc[t], pm[t], pq[t]), x1.shape[0], t, nchunks, S, C)
     _merge_chunks(pc, pm, pq, count, mean, m2)
 
 
@@ -282,16 +253,11 @@ def _stats_rows(x2, C, S, block, tile, nchunks, count, mean, m2):
             for b0 in range(r0, r1, block):
                 b1 = min(b0 + block, r1)
                 _block_stats(x2, b0, b1, j0, j1, bm, bq)
-                _merge_cols(am, aq, j1 - j0, na, bm, bq, np.float64(b1 - b0))
+                _merge_columns(am, aq, j1 - j0, na, bm, bq, np.float64(b1 - b0))
                 na += b1 - b0
-            c = j0 // S
-            s = j0 - c * S
-            for j in range(j1 - j0):
-                _merge_into(pc[t], pm[t], pq[t], c, na, am[j], aq[j])
-                s += 1
-                if s == S:
-                    s = 0
-                    c += 1
+            for c in range(j0 // S, (j1 - 1) // S + 1):
+                for j in range(max(j0, c * S) - j0, min(j1, c * S + S) - j0):
+                    _merge_into(pc[t], pm[t], pq[t], c, na, am[j], aq[j])
     _merge_chunks(pc, pm, pq, count, mean, m2)
 
 
@@ -314,55 +280,41 @@ _stats_rows_serial, _stats_rows_parallel = serial_and_parallel(_stats_rows)
 # elementwise passes (in x's dtype; coefficients already cast)
 
 
+@njit(forceinline=True)
+def _affine_piece(args, pos, end, c):
+    x1, mean, scale, shift, y1 = args
+    _affine(x1[pos:end], mean[c], scale[c], shift[c], y1[pos:end])
+
+
 def _forward_apply_planes(x1, C, S, nchunks, mean, scale, shift, y1):
-    E = x1.shape[0]
     for t in prange(nchunks):
-        e1 = E * (t + 1) // nchunks
-        pos = E * t // nchunks
-        p = pos // S
-        c = p % C
-        pend = (p + 1) * S
-        while pos < e1:
-            end = min(e1, pend)
-            _affine(x1[pos:end], mean[c], scale[c], shift[c], y1[pos:end])
-            pos = end
-            pend += S
-            c += 1
-            if c == C:
-                c = 0
+        walk_planes(_affine_piece, (x1, mean, scale, shift, y1), x1.shape[0], t, nchunks, S, C)
 
 
 def _forward_apply_rows(x2, nchunks, mean, scale, shift, y2):
     N, CS = x2.shape
     for t in prange(nchunks):
         for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            _affine_cols(x2[r], mean, scale, shift, y2[r])
+            _affine_per_column(x2[r], mean, scale, shift, y2[r])
+
+
+@njit(forceinline=True)
+def _dx_piece(args, pos, end, c):
+    dy1, x1, mean, mean_tail, mean_dy, k, g, dx1 = args
+    _dx(dy1[pos:end], x1[pos:end], mean[c], mean_tail[c], mean_dy[c], k[c], g[c], dx1[pos:end])
 
 
 def _backward_apply_planes(dy1, x1, C, S, nchunks, mean, mean_tail, mean_dy, k, g, dx1):
-    E = x1.shape[0]
     for t in prange(nchunks):
-        e1 = E * (t + 1) // nchunks
-        pos = E * t // nchunks
-        p = pos // S
-        c = p % C
-        pend = (p + 1) * S
-        while pos < e1:
-            end = min(e1, pend)
-            _dx(dy1[pos:end], x1[pos:end], mean[c], mean_tail[c], mean_dy[c], k[c], g[c],
-                dx1[pos:end])
-            pos = end
-            pend += S
-            c += 1
-            if c == C:
-                c = 0
+        walk_planes(_dx_piece, (dy1, x1, mean, mean_tail, mean_dy, k, g, dx1), x1.shape[0], t,
+                    nchunks, S, C)
 
 
 def _backward_apply_rows(dy2, x2, nchunks, mean, mean_tail, mean_dy, k, g, dx2):
     N, CS = x2.shape
     for t in prange(nchunks):
         for r in range(N * t // nchunks, N * (t + 1) // nchunks):
-            _dx_cols(dy2[r], x2[r], mean, mean_tail, mean_dy, k, g, dx2[r])
+            _dx_per_column(dy2[r], x2[r], mean, mean_tail, mean_dy, k, g, dx2[r])
 
 
 _forward_apply_planes_serial, _forward_apply_planes_parallel = \
@@ -379,27 +331,21 @@ _backward_apply_rows_serial, _backward_apply_rows_parallel = \
 # backward reductions
 
 
+@njit(forceinline=True)
+def _reduce_piece(args, pos, end, c):
+    dy1, x1, mean, sum_dy, sum_dy_xmu = args
+    a, b = _sum_and_dot_dev(dy1[pos:end], x1[pos:end], mean[c])
+    sum_dy[c] += a
+    sum_dy_xmu[c] += b
+
+
 def _backward_reduce_planes(dy1, x1, C, S, nchunks, mean, sum_dy, sum_dy_xmu):
-    E = x1.shape[0]
     pd = np.zeros((nchunks, C))
     px = np.zeros((nchunks, C))
     for t in prange(nchunks):
-        e1 = E * (t + 1) // nchunks
-        pos = E * t // nchunks
-        p = pos // S
-        c = p % C
-        pend = (p + 1) * S
-        while pos < e1:
-            end = min(e1, pend)
-            a, b = _sum_and_dot_dev(dy1[pos:end], x1[pos:end], mean[c])
-            pd[t, c] += a
-            px[t, c] += b
-            pos = end
-            pend += S
-            c += 1
-            if c == C:
-                c = 0
-    _sum_chunks(pd, px, sum_dy, sum_dy_xmu)
+        walk_planes(_reduce_piece, (dy1, x1, mean, pd[t], px[t]), x1.shape[0], t, nchunks, S, C)
+    fold_runs(pd, sum_dy)
+    fold_runs(px, sum_dy_xmu)
 
 
 def _backward_reduce_rows(dy2, x2, C, S, block, tile, nchunks, mean, sum_dy, sum_dy_xmu):
@@ -414,40 +360,18 @@ def _backward_reduce_rows(dy2, x2, C, S, block, tile, nchunks, mean, sum_dy, sum
         ax = np.empty(tile)
         for j0 in range(0, CS, tile):
             j1 = min(j0 + tile, CS)
-            c = j0 // S
-            s = j0 - c * S
-            for j in range(j1 - j0):
-                mt[j] = mean[c]
-                ad[j] = 0.0
-                ax[j] = 0.0
-                s += 1
-                if s == S:
-                    s = 0
-                    c += 1
+            for c in range(j0 // S, (j1 - 1) // S + 1):
+                mt[max(j0, c * S) - j0:min(j1, c * S + S) - j0] = mean[c]
+            ad[:] = 0.0
+            ax[:] = 0.0
             for b0 in range(r0, r1, block):
                 _add_block_sums(dy2, x2, b0, min(b0 + block, r1), j0, j1, mt, ad, ax)
-            c = j0 // S
-            s = j0 - c * S
-            for j in range(j1 - j0):
-                pd[t, c] += ad[j]
-                px[t, c] += ax[j]
-                s += 1
-                if s == S:
-                    s = 0
-                    c += 1
-    _sum_chunks(pd, px, sum_dy, sum_dy_xmu)
-
-
-@njit
-def _sum_chunks(pd, px, sum_dy, sum_dy_xmu):
-    for c in range(pd.shape[1]):
-        a = 0.0
-        b = 0.0
-        for t in range(pd.shape[0]):
-            a += pd[t, c]
-            b += px[t, c]
-        sum_dy[c] = a
-        sum_dy_xmu[c] = b
+            for c in range(j0 // S, (j1 - 1) // S + 1):
+                for j in range(max(j0, c * S) - j0, min(j1, c * S + S) - j0):
+                    pd[t, c] += ad[j]
+                    px[t, c] += ax[j]
+    fold_runs(pd, sum_dy)
+    fold_runs(px, sum_dy_xmu)
 
 
 _backward_reduce_planes_serial, _backward_reduce_planes_parallel = \
@@ -460,30 +384,9 @@ _backward_reduce_rows_serial, _backward_reduce_rows_parallel = \
 # host wrappers
 
 
-def _check(name, a, shape, dtype):
-    assert a.shape == shape, f"{name}: shape {a.shape}, expected {shape}"
-    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
-    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
-
-
-def _check_big(x3, *others):
-    assert x3.ndim == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert x3.dtype in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    assert x3.flags.c_contiguous, "x3: not C-contiguous"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
-def _check_vectors(C, *vectors):
-    for name, v in vectors:
-        _check(name, v, (C,), np.float64)
-
-
 def _nchunks(x3, parts):
     """(number of per-thread runs, parallel?) for x3 split into at most `parts`."""
-    if x3.size < PARALLEL_MIN_ELEMENTS:
-        return 1, False
-    return max(1, min(get_num_threads(), parts)), True
+    return host.parallel_runs(x3.size, parts, PARALLEL_MIN_ELEMENTS, get_num_threads)
 
 
 def _by_rows(N, S, max_s):
@@ -494,23 +397,16 @@ def _row_block(tile, itemsize):
     return max(MIN_ROW_BLOCK, ROW_BLOCK_BYTES // (tile * itemsize))
 
 
-def _columns(v, dtype, S):
-    """Per-channel float64 vector -> x's dtype, repeated over the S columns."""
-    v = v.astype(dtype)
-    return v if S == 1 else np.repeat(v, S)
-
-
 def bn_stats(x3, count, mean, m2):
     """Per-channel count, mean and M2 = sum (x - mean)^2 of x3 (N, C, S).
 
     count[c] = N*S, mean[c] = 1/count sum_{n,s} x[n,c,s],
-    m2[c] = sum_{n,s} (x[n,c,s] - mean[c])^2, all float64; the biased
-    variance of Ioffe & Szegedy (2015) is m2/count. An empty channel gives
-    (0, 0, 0), which Chan's merge treats as absent.
+    m2[c] = sum_{n,s} (x[n,c,s] - mean[c])^2, all float64. An empty channel
+    gives (0, 0, 0), which Chan's merge treats as absent.
     """
-    _check_big(x3)
+    host.check_input("x3", x3, "NCS")
     N, C, S = x3.shape
-    _check_vectors(C, ("count", count), ("mean", mean), ("m2", m2))
+    host.check_vectors((C,), ("count", count), ("mean", mean), ("m2", m2))
     if x3.size == 0:
         count[:] = 0.0
         mean[:] = 0.0
@@ -529,23 +425,18 @@ def bn_stats(x3, count, mean, m2):
 
 
 def bn_forward_apply(x3, mean, scale, shift, y3):
-    """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype.
-
-    With scale = gamma * invstd and shift = beta this is the BatchNorm
-    transform y = gamma * (x - mean) / sqrt(var + eps) + beta
-    (Ioffe & Szegedy 2015, Algorithm 1).
-    """
-    _check_big(x3, ("y3", y3))
+    """y3 = (x3 - mean[c]) * scale[c] + shift[c], computed in x3's dtype."""
+    host.check_input("x3", x3, "NCS", ("y3", y3))
     N, C, S = x3.shape
-    _check_vectors(C, ("mean", mean), ("scale", scale), ("shift", shift))
+    host.check_vectors((C,), ("mean", mean), ("scale", scale), ("shift", shift))
     if x3.size == 0:
         return
     dt = x3.dtype
     if S < APPLY_ROWS_MAX_S:
         nchunks, par = _nchunks(x3, N)
         f = _forward_apply_rows_parallel if par else _forward_apply_rows_serial
-        f(x3.reshape(N, C * S), nchunks, _columns(mean, dt, S),
-          _columns(scale, dt, S), _columns(shift, dt, S), y3.reshape(N, C * S))
+        cols = (host.per_column(v, dt, S) for v in (mean, scale, shift))
+        f(x3.reshape(N, C * S), nchunks, *cols, y3.reshape(N, C * S))
     else:
         nchunks, par = _nchunks(x3, x3.size)
         f = _forward_apply_planes_parallel if par else _forward_apply_planes_serial
@@ -554,16 +445,10 @@ def bn_forward_apply(x3, mean, scale, shift, y3):
 
 
 def bn_backward_reduce(dy3, x3, mean, sum_dy, sum_dy_xmu):
-    """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]).
-
-    Accumulated in float64. These are the two reductions of the BatchNorm
-    backward pass (Ioffe & Szegedy 2015): dbeta = sum dy,
-    dgamma = invstd * sum dy*(x - mean).
-    """
-    _check_big(x3, ("dy3", dy3))
+    """Per-channel sum_dy[c] = sum dy and sum_dy_xmu[c] = sum dy * (x - mean[c]), in float64."""
+    host.check_input("x3", x3, "NCS", ("dy3", dy3))
     N, C, S = x3.shape
-    _check_vectors(C, ("mean", mean), ("sum_dy", sum_dy),
-                   ("sum_dy_xmu", sum_dy_xmu))
+    host.check_vectors((C,), ("mean", mean), ("sum_dy", sum_dy), ("sum_dy_xmu", sum_dy_xmu))
     if x3.size == 0:
         sum_dy[:] = 0.0
         sum_dy_xmu[:] = 0.0
@@ -587,15 +472,10 @@ def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
     (x - head) - tail: with few values per channel and |mean| >> std, dx is
     a small difference of large terms, and a mean rounded to float32 would
     show in it.
-
-    Training (Ioffe & Szegedy 2015): mean_dy = sum_dy/m,
-    k = sum_dy_xmu/m * invstd^2, g = gamma * invstd, which is
-    dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)).
-    Eval (fixed statistics): mean_dy = 0, k = 0.
     """
-    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
+    host.check_input("x3", x3, "NCS", ("dy3", dy3), ("dx3", dx3))
     N, C, S = x3.shape
-    _check_vectors(C, ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
+    host.check_vectors((C,), ("mean", mean), ("mean_dy", mean_dy), ("k", k), ("g", g))
     if x3.size == 0:
         return
     dt = x3.dtype
@@ -604,9 +484,8 @@ def bn_backward_apply(dy3, x3, mean, mean_dy, k, g, dx3):
     if S < APPLY_ROWS_MAX_S:
         nchunks, par = _nchunks(x3, N)
         f = _backward_apply_rows_parallel if par else _backward_apply_rows_serial
-        f(dy3.reshape(N, C * S), x3.reshape(N, C * S), nchunks,
-          _columns(head, dt, S), _columns(tail, dt, S), _columns(mean_dy, dt, S),
-          _columns(k, dt, S), _columns(g, dt, S), dx3.reshape(N, C * S))
+        cols = (host.per_column(v, dt, S) for v in (head, tail, mean_dy, k, g))
+        f(dy3.reshape(N, C * S), x3.reshape(N, C * S), nchunks, *cols, dx3.reshape(N, C * S))
     else:
         nchunks, par = _nchunks(x3, x3.size)
         f = _backward_apply_planes_parallel if par else _backward_apply_planes_serial

@@ -1,21 +1,7 @@
-"""Filter Response Normalization (+ TLU) kernels for the CPU (Numba).
+"""FRN (+ TLU) kernels for the CPU (Numba); the math is in :mod:`tinynorm.ops.frn`.
 
-Filter Response Normalization (Singh & Krishnan, 2019, "Filter Response
-Normalization Layer: Eliminating Batch Dependence in the Training of Deep
-Neural Networks") normalizes every (n, c) plane of x, viewed as x3 (N, C, S),
-by the mean square of its S values, and the Thresholded Linear Unit clamps
-the result from below by a learned per-channel tau:
-
-    nu2 = 1/S sum_s x[n,c,s]^2,   r = 1/sqrt(nu2 + eps_c)
-    y   = gamma_c * x * r + beta_c
-    z   = max(y, tau_c)                                    (TLU, optional)
-
-Backward, with dy = dz * [y > tau] (ties split: 1/2 to y and 1/2 to tau, as
-PyTorch's maximum does) and per plane P = sum_s dy * xhat, xhat = x * r:
-
-    dx     = gamma_c * r * (dy - xhat * P / S)
-    dgamma = sum_n P,   dbeta = sum_{n,s} dy,   dtau = sum_{n,s} dz * [y <= tau]
-    deps_c = -1/2 sum_n r^2 * gamma_c * P
+x is viewed as x3 (N, C, S) and read as the rows of (N*C, S): one statistic r per (n, c)
+plane, each thread a run of planes (the "rows" traversal of the package doc).
 
     frn_forward    z (or y), r per plane
     frn_backward   dx and the per-plane sums (sum dy, P, dtau) the host folds over n
@@ -31,27 +17,18 @@ prange over runs of planes; the host wrappers pick the parallel one when x3
 has at least PARALLEL_MIN_ELEMENTS elements. Only 'reassoc' and 'contract'
 are used as fast-math flags, on the float64 sums ('reassoc' alone where y is
 recomputed, so that the TLU mask of the backward pass sees the same y as the
-forward pass): a NaN in a plane reaches every output of that plane. A NaN y passes through the TLU (max(NaN, tau) is
-NaN).
+forward pass): a NaN in a plane reaches every output of that plane. A NaN y
+passes through the TLU (max(NaN, tau) is NaN).
 """
 import numpy as np
 from numba import get_num_threads, prange
 
+from . import host
 from .jit import njit, serial_and_parallel
+from .loops import sum_sq
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
-
-_REDUCE_MATH = {"reassoc", "contract"}
 _SUMS_MATH = {"reassoc"}
-
-
-@njit(fastmath=_REDUCE_MATH)
-def _sum_sq(x):
-    acc = 0.0
-    for i in range(x.shape[0]):
-        v = np.float64(x[i])
-        acc += v * v
-    return acc
 
 
 @njit
@@ -109,7 +86,7 @@ def _forward(x2, C, gamma, beta, tau, has_tau, eps, nchunks, z2, rstd):
     for t in prange(nchunks):
         for p in range(P * t // nchunks, P * (t + 1) // nchunks):
             c = p % C
-            r = 1.0 / np.sqrt(_sum_sq(x2[p]) / S + eps[c])
+            r = 1.0 / np.sqrt(sum_sq(x2[p]) / S + eps[c])
             rstd[p] = r
             dt = x2.dtype.type
             a = dt(gamma[c] * r)
@@ -148,36 +125,16 @@ _backward_serial, _backward_parallel = serial_and_parallel(_backward)
 # host wrappers
 
 
-def _check(name, a, shape, dtype):
-    assert a.shape == shape, f"{name}: shape {a.shape}, expected {shape}"
-    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
-    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
-
-
-def _check_big(x3, *others):
-    assert x3.ndim == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert x3.dtype in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    assert x3.flags.c_contiguous, "x3: not C-contiguous"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
-def _check_vectors(shape, *vectors):
-    for name, v in vectors:
-        _check(name, v, shape, np.float64)
-
-
 def _tau(tau, C):
     if tau is None:
         return np.zeros(C), False
-    _check_vectors((C,), ("tau", tau))
+    host.check_vectors((C,), ("tau", tau))
     return tau, True
 
 
 def _nchunks(x3):
-    if x3.size < PARALLEL_MIN_ELEMENTS:
-        return 1, False
-    return max(1, min(get_num_threads(), x3.shape[0] * x3.shape[1])), True
+    return host.parallel_runs(x3.size, x3.shape[0] * x3.shape[1], PARALLEL_MIN_ELEMENTS,
+                              get_num_threads)
 
 
 def frn_forward(x3, gamma, beta, tau, eps, z3, rstd):
@@ -186,10 +143,10 @@ def frn_forward(x3, gamma, beta, tau, eps, z3, rstd):
     ``tau`` None skips the TLU (z3 = y). gamma, beta, tau, eps are float64
     (C,); rstd (N, C) float64 is written for the backward pass.
     """
-    _check_big(x3, ("z3", z3))
+    host.check_input("x3", x3, "NCS", ("z3", z3))
     N, C, S = x3.shape
-    _check_vectors((C,), ("gamma", gamma), ("beta", beta), ("eps", eps))
-    _check_vectors((N, C), ("rstd", rstd))
+    host.check_vectors((C,), ("gamma", gamma), ("beta", beta), ("eps", eps))
+    host.check_vectors((N, C), ("rstd", rstd))
     tau, has_tau = _tau(tau, C)
     if N * C == 0:
         return
@@ -210,15 +167,14 @@ def frn_backward(dz3, x3, gamma, beta, tau, rstd, dx3, sum_dy, sum_dy_xhat, sum_
     None skips dx. From these: dgamma = sum_n sum_dy_xhat, dbeta = sum_n sum_dy,
     dtau = sum_n sum_dtau, deps = -1/2 sum_n rstd^2 * gamma * sum_dy_xhat.
     """
-    _check_big(x3, ("dz3", dz3))
+    host.check_input("x3", x3, "NCS", ("dz3", dz3))
     N, C, S = x3.shape
-    _check_vectors((C,), ("gamma", gamma), ("beta", beta))
-    _check_vectors((N, C), ("rstd", rstd), ("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat),
+    host.check_vectors((C,), ("gamma", gamma), ("beta", beta))
+    host.check_vectors((N, C), ("rstd", rstd), ("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat),
                    ("sum_dtau", sum_dtau))
     tau, has_tau = _tau(tau, C)
     need_dx = dx3 is not None
-    if need_dx:
-        _check("dx3", dx3, x3.shape, x3.dtype)
+    host.check("dx3", dx3, x3.shape, x3.dtype)
     if N * C * S == 0:
         for v in (sum_dy, sum_dy_xhat, sum_dtau):
             v[...] = 0.0

@@ -9,7 +9,8 @@ GEMM (and group ``g`` uses rows ``g*Cg*kh*kw:(g+1)*Cg*kh*kw``).
 import numpy as np
 from numba import prange, uint64
 
-from .jit import njit, serial_and_parallel
+from . import host
+from .jit import serial_and_parallel
 from .windows import tap_ranges
 
 PARALLEL_THRESHOLD = 1 << 15
@@ -120,15 +121,7 @@ def _check_out(name, arr, shape, dtype):
     if not isinstance(arr, np.ndarray) or arr.shape != shape:
         raise ValueError(f"{name} must be an array of shape {shape}, got "
                          f"{getattr(arr, 'shape', type(arr))}")
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} has dtype {arr.dtype}, expected {dtype}")
-    if not arr.flags.c_contiguous or not arr.flags.writeable:
-        raise ValueError(f"{name} must be C-contiguous and writeable")
-
-
-def _check_dtype(a):
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"expected float32 or float64, got {a.dtype}")
+    host.check_output(name, arr, dtype)
 
 
 def _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw):
@@ -148,7 +141,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
     x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]`` (0 outside the input).
     """
     x = np.ascontiguousarray(x)
-    _check_dtype(x)
+    host.check_float(x, "expected")
     N, C, H, W = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw = map(int, (kh, kw, sh, sw, ph, pw, dh, dw))
     OH, OW = _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
@@ -162,7 +155,7 @@ def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, dx):
     """Adjoint of :func:`im2col`: ``dx`` (N, C, H, W) = sum of the ``cols``
     entries read from each position; returns dx."""
     cols = np.ascontiguousarray(cols)
-    _check_dtype(cols)
+    host.check_float(cols, "expected")
     N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw = map(
         int, (N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw))
     OH, OW = _geometry(H, W, kh, kw, sh, sw, ph, pw, dh, dw)

@@ -12,6 +12,10 @@ import numba
 
 DEFAULTS = {"cache": True, "error_model": "numpy"}
 
+REDUCE_MATH = {"reassoc", "contract"}
+"""The only fast-math flags of the reduction loops: they let LLVM vectorize a float64 sum;
+none of them assumes away NaN or Inf."""
+
 
 def njit(*args, **options):
     """``numba.njit`` with :data:`DEFAULTS` (which ``options`` may override, but no kernel

@@ -1,16 +1,7 @@
-"""Local Response Normalization kernels for the CPU (Numba).
+"""LRN kernels for the CPU (Numba); the math (d, b, da) is in :mod:`tinynorm.ops.lrn`.
 
-Local Response Normalization (Krizhevsky, Sutskever & Hinton, 2012,
-"ImageNet Classification with Deep Convolutional Neural Networks"), with
-PyTorch's semantics: for x viewed as x3 (N, C, S) and a window of n = size
-channels, zero-padded by lo = n//2 channels before and hi = (n-1)//2 after,
-
-    d_c  = k + alpha/n * sum_{c' = c-lo}^{c+hi} a_{c'}^2          (divisor always n)
-    b_c  = a_c * d_c^(-beta)
-    da_j = db_j * d_j^(-beta)
-           - 2*alpha*beta/n * a_j * sum_{c = j-hi}^{j+lo} db_c * a_c * d_c^(-beta-1)
-
-(the second sum runs over the channels c whose window holds j).
+x is viewed as x3 (N, C, S); the window of channel c holds channels c - lo .. c + hi,
+lo = size//2, hi = (size-1)//2, zero padded.
 
     lrn_forward    b (and, on request, the scale d^-beta for the backward pass)
     lrn_backward   da
@@ -44,6 +35,7 @@ x3 has at least PARALLEL_MIN_ELEMENTS elements. The only fast-math flag is
 import numpy as np
 from numba import get_num_threads, prange
 
+from . import host
 from .jit import njit, serial_and_parallel
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
@@ -246,20 +238,30 @@ def _dx_row(x, dy, s1, acc, coef, dx):
 # kernels: prange over runs of (sample, tile) pieces
 
 
+@njit
+def _window_params(size, alpha, k):
+    """(lo, hi, alpha/size, floor): the window's reach below and above a channel, and the
+    floor |k|/|alpha/size| that _slide_sq measures cancellation against."""
+    an = alpha / size
+    return size // 2, (size - 1) // 2, an, abs(k) / abs(an) if an != 0.0 else np.inf
+
+
+@njit
+def _tile(it, ntiles, tile, S):
+    """(sample, first column, width) of work item ``it`` (``ntiles`` tiles per sample)."""
+    n = it // ntiles
+    s0 = (it - n * ntiles) * tile
+    return n, s0, min(tile, S - s0)
+
+
 def _forward(x3, size, alpha, beta, k, mode, save, tile, nchunks, y3, sc3):
     N, C, S = x3.shape
-    lo = size // 2
-    hi = (size - 1) // 2
-    an = alpha / size
-    floor = abs(k) / abs(an) if an != 0.0 else np.inf
+    lo, hi, an, floor = _window_params(size, alpha, k)
     ntiles = (S + tile - 1) // tile
-    items = N * ntiles
     for t in prange(nchunks):
         acc = np.empty(tile)
-        for it in range(items * t // nchunks, items * (t + 1) // nchunks):
-            n = it // ntiles
-            s0 = (it - n * ntiles) * tile
-            w = min(tile, S - s0)
+        for it in range(N * ntiles * t // nchunks, N * ntiles * (t + 1) // nchunks):
+            n, s0, w = _tile(it, ntiles, tile, S)
             xn = x3[n]
             yn = y3[n]
             for c in range(C):
@@ -273,21 +275,15 @@ def _forward(x3, size, alpha, beta, k, mode, save, tile, nchunks, y3, sc3):
 
 def _backward(dy3, x3, size, alpha, beta, k, mode, saved, tile, nchunks, sc3, dx3):
     N, C, S = x3.shape
-    lo = size // 2
-    hi = (size - 1) // 2
-    an = alpha / size
+    lo, hi, an, floor = _window_params(size, alpha, k)
     coef = 2.0 * alpha * beta / size
-    floor = abs(k) / abs(an) if an != 0.0 else np.inf
     ntiles = (S + tile - 1) // tile
-    items = N * ntiles
     for t in prange(nchunks):
         acc = np.empty(tile)
         s1 = np.empty((C, tile), x3.dtype)
         s2 = np.empty((C, tile), x3.dtype)
-        for it in range(items * t // nchunks, items * (t + 1) // nchunks):
-            n = it // ntiles
-            s0 = (it - n * ntiles) * tile
-            w = min(tile, S - s0)
+        for it in range(N * ntiles * t // nchunks, N * ntiles * (t + 1) // nchunks):
+            n, s0, w = _tile(it, ntiles, tile, S)
             xn = x3[n]
             dyn = dy3[n]
             for c in range(C):
@@ -313,24 +309,8 @@ _backward_serial, _backward_parallel = serial_and_parallel(_backward)
 # host wrappers
 
 
-def _check(name, a, shape, dtype):
-    assert a.shape == shape, f"{name}: shape {a.shape}, expected {shape}"
-    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
-    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
-
-
-def _check_big(x3, *others):
-    assert x3.ndim == 3, f"x3 must be 3-D (N, C, S), got shape {x3.shape}"
-    assert x3.dtype in (np.float32, np.float64), f"unsupported dtype {x3.dtype}"
-    assert x3.flags.c_contiguous, "x3: not C-contiguous"
-    for name, a in others:
-        _check(name, a, x3.shape, x3.dtype)
-
-
 def _nchunks(x3, items):
-    if x3.size < PARALLEL_MIN_ELEMENTS:
-        return 1, False
-    return max(1, min(get_num_threads(), items)), True
+    return host.parallel_runs(x3.size, items, PARALLEL_MIN_ELEMENTS, get_num_threads)
 
 
 def _pieces(N, S, tile):
@@ -345,11 +325,10 @@ def lrn_forward(x3, size, alpha, beta, k, y3, scale3=None):
     ``scale3`` (same shape and dtype, optional) receives d^-beta for
     lrn_backward; worth it only when beta has no fast path (see beta_mode).
     """
-    _check_big(x3, ("y3", y3))
+    host.check_input("x3", x3, "NCS", ("y3", y3))
     assert size >= 1, f"size must be positive, got {size}"
     save = scale3 is not None
-    if save:
-        _check("scale3", scale3, x3.shape, x3.dtype)
+    host.check("scale3", scale3, x3.shape, x3.dtype)
     N, C, S = x3.shape
     if x3.size == 0:
         return
@@ -365,11 +344,10 @@ def lrn_backward(dy3, x3, size, alpha, beta, k, scale3, dx3):
 
     ``scale3`` is the d^-beta that lrn_forward stored, or None to recompute it.
     """
-    _check_big(x3, ("dy3", dy3), ("dx3", dx3))
+    host.check_input("x3", x3, "NCS", ("dy3", dy3), ("dx3", dx3))
     assert size >= 1, f"size must be positive, got {size}"
     saved = scale3 is not None
-    if saved:
-        _check("scale3", scale3, x3.shape, x3.dtype)
+    host.check("scale3", scale3, x3.shape, x3.dtype)
     N, C, S = x3.shape
     if x3.size == 0:
         return

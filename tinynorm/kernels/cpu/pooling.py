@@ -8,6 +8,7 @@ handled by one thread, so the backward scatters are race-free.
 import numpy as np
 from numba import prange, uint64
 
+from . import host
 from .jit import njit, serial_and_parallel
 from .windows import tap_ranges
 
@@ -162,6 +163,14 @@ def _max_bwd_body(dy, argmax, dx):
                 dxf[uint64(xb + a)] += gf[uint64(q)]
 
 
+@njit
+def _avg_window(hr, wr, oh, ow, count_include_pad):
+    """Rows [hs, he) and columns [ws, we) of output (oh, ow)'s window, and its divisor."""
+    hs, he, ws, we = hr[oh, 0], hr[oh, 1], wr[ow, 0], wr[ow, 1]
+    div = hr[oh, 2] * wr[ow, 2] if count_include_pad else (he - hs) * (we - ws)
+    return hs, he, ws, we, div
+
+
 def _avg_fwd_body(x, hr, wr, count_include_pad, y):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
@@ -171,15 +180,8 @@ def _avg_fwd_body(x, hr, wr, count_include_pad, y):
         xb = p * H * W
         q = p * OH * OW
         for oh in range(OH):
-            hs = hr[oh, 0]
-            he = hr[oh, 1]
             for ow in range(OW):
-                ws = wr[ow, 0]
-                we = wr[ow, 1]
-                if count_include_pad:
-                    div = hr[oh, 2] * wr[ow, 2]
-                else:
-                    div = (he - hs) * (we - ws)
+                hs, he, ws, we, div = _avg_window(hr, wr, oh, ow, count_include_pad)
                 s = 0.0
                 for h in range(hs, he):
                     row = xb + h * W
@@ -200,15 +202,8 @@ def _avg_bwd_body(dy, hr, wr, count_include_pad, dx):
             dxf[uint64(xb + k)] = 0
         q = p * OH * OW
         for oh in range(OH):
-            hs = hr[oh, 0]
-            he = hr[oh, 1]
             for ow in range(OW):
-                ws = wr[ow, 0]
-                we = wr[ow, 1]
-                if count_include_pad:
-                    div = hr[oh, 2] * wr[ow, 2]
-                else:
-                    div = (he - hs) * (we - ws)
+                hs, he, ws, we, div = _avg_window(hr, wr, oh, ow, count_include_pad)
                 if hs < he and ws < we:
                     g = gf[uint64(q)] / div
                     for h in range(hs, he):
@@ -231,8 +226,7 @@ def _pick(par, ser, work):
 
 def _input(a, name):
     a = np.ascontiguousarray(a)
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    host.check_float(a, f"{name} must be")
     if a.ndim != 4:
         raise ValueError(f"{name} must be 4-D (N, C, H, W), got {a.shape}")
     return a
@@ -242,10 +236,7 @@ def _output(name, arr, shape, dtype):
     if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.shape[:len(shape)] != shape:
         raise ValueError(f"{name} must be a 4-D array starting with {shape}, got "
                          f"{getattr(arr, 'shape', type(arr))}")
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} has dtype {arr.dtype}, expected {dtype}")
-    if not arr.flags.c_contiguous or not arr.flags.writeable:
-        raise ValueError(f"{name} must be C-contiguous and writeable")
+    host.check_output(name, arr, dtype)
 
 
 def _ints(*args):

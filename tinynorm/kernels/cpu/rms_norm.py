@@ -1,13 +1,7 @@
-"""RMSNorm kernels for the CPU (Numba).
+"""RMSNorm kernels for the CPU (Numba); the math is in :mod:`tinynorm.ops.rms_norm`.
 
-Root Mean Square Layer Normalization (Zhang & Sennrich, 2019) rescales every
-row x of x2 (R, D) (the trailing ``normalized_shape`` axes flattened) by its
-root mean square, with no centering:
-
-    r  = 1 / sqrt(1/D sum_j x_j^2 + eps)
-    y  = x * r * w
-    dx = r * (w*dy - x * r^2/D * sum_j w_j dy_j x_j)
-    dw = sum_rows dy * x * r
+x is viewed as x2 (R, D), the trailing ``normalized_shape`` axes flattened: one statistic r
+per row, each thread a run of rows (the "rows" traversal of the package doc).
 
     rms_forward    y, r per row
     rms_backward   dx and (optionally) dw
@@ -27,23 +21,14 @@ reaches every output of that row.
 import numpy as np
 from numba import get_num_threads, prange
 
-from .jit import njit, serial_and_parallel
+from . import host
+from .jit import REDUCE_MATH, njit, serial_and_parallel
+from .loops import sum_sq
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
-_REDUCE_MATH = {"reassoc", "contract"}
 
-
-@njit(fastmath=_REDUCE_MATH)
-def _sum_sq(x):
-    acc = 0.0
-    for i in range(x.shape[0]):
-        v = np.float64(x[i])
-        acc += v * v
-    return acc
-
-
-@njit(fastmath=_REDUCE_MATH)
+@njit(fastmath=REDUCE_MATH)
 def _dot3(a, b, c):
     acc = 0.0
     for i in range(a.shape[0]):
@@ -51,7 +36,7 @@ def _dot3(a, b, c):
     return acc
 
 
-@njit(fastmath=_REDUCE_MATH)
+@njit(fastmath=REDUCE_MATH)
 def _dot2(a, b):
     acc = 0.0
     for i in range(a.shape[0]):
@@ -93,7 +78,7 @@ def _forward(x2, w, has_w, eps, nchunks, y2, rstd):
     R, D = x2.shape
     for t in prange(nchunks):
         for row in range(R * t // nchunks, R * (t + 1) // nchunks):
-            r = 1.0 / np.sqrt(_sum_sq(x2[row]) / D + eps)
+            r = 1.0 / np.sqrt(sum_sq(x2[row]) / D + eps)
             rstd[row] = r
             a = x2.dtype.type(r)
             if has_w:
@@ -130,42 +115,26 @@ _backward_serial, _backward_parallel = serial_and_parallel(_backward)
 # host wrappers
 
 
-def _check(name, a, shape, dtype):
-    assert a.shape == shape, f"{name}: shape {a.shape}, expected {shape}"
-    assert a.dtype == dtype, f"{name}: dtype {a.dtype}, expected {dtype}"
-    assert a.flags.c_contiguous, f"{name}: not C-contiguous"
-
-
-def _check_rows(x2, *others):
-    assert x2.ndim == 2, f"x2 must be 2-D (R, D), got shape {x2.shape}"
-    assert x2.dtype in (np.float32, np.float64), f"unsupported dtype {x2.dtype}"
-    assert x2.flags.c_contiguous, "x2: not C-contiguous"
-    for name, a in others:
-        _check(name, a, x2.shape, x2.dtype)
-
-
 def _weight(weight, x2):
     if weight is None:
         return np.empty(0, x2.dtype), False
-    _check("weight", weight, (x2.shape[1],), x2.dtype)
+    host.check("weight", weight, (x2.shape[1],), x2.dtype)
     return weight, True
 
 
 def _nchunks(x2):
-    if x2.size < PARALLEL_MIN_ELEMENTS:
-        return 1, False
-    return max(1, min(get_num_threads(), x2.shape[0])), True
+    return host.parallel_runs(x2.size, x2.shape[0], PARALLEL_MIN_ELEMENTS, get_num_threads)
 
 
 def rms_forward(x2, weight, eps, y2, rstd):
     """y2 = x2 * rstd[row] * weight with rstd = 1/sqrt(mean(x^2 over the row) + eps).
 
     ``weight`` is (D,) in x2's dtype or None (no scaling); rstd (R,) float64
-    is written for the backward pass (Zhang & Sennrich 2019).
+    is written for the backward pass.
     """
-    _check_rows(x2, ("y2", y2))
+    host.check_input("x2", x2, "RD", ("y2", y2))
     R, D = x2.shape
-    _check("rstd", rstd, (R,), np.float64)
+    host.check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     if R == 0:
         return
@@ -182,15 +151,13 @@ def rms_backward(dy2, x2, weight, rstd, dx2, dw):
 
     Either output may be None to skip it; dw is (D,) float64.
     """
-    _check_rows(x2, ("dy2", dy2))
+    host.check_input("x2", x2, "RD", ("dy2", dy2))
     R, D = x2.shape
-    _check("rstd", rstd, (R,), np.float64)
+    host.check("rstd", rstd, (R,), np.float64)
     w, has_w = _weight(weight, x2)
     need_dx, need_dw = dx2 is not None, dw is not None
-    if need_dx:
-        _check("dx2", dx2, x2.shape, x2.dtype)
-    if need_dw:
-        _check("dw", dw, (D,), np.float64)
+    host.check("dx2", dx2, x2.shape, x2.dtype)
+    host.check("dw", dw, (D,), np.float64)
     if R == 0 or D == 0:
         if need_dw:
             dw[:] = 0.0
