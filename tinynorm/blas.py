@@ -2,7 +2,7 @@
 
 On a small machine two thread pools fight: OpenBLAS's idle workers spin
 after each GEMM and take the cores that the next parallel Numba kernel needs
-(on 2 cores a CNN training step ran 10x slower). So tinynorm calls NumPy's
+(on 2 cores a CNN training step ran several times slower). So tinynorm calls NumPy's
 bundled OpenBLAS (ILP64 CBLAS, found through ctypes) with one BLAS thread
 per call and splits a product's output columns across Numba's threads
 (:mod:`tinynorm.kernels.cpu.gemm`). Where that library is not found, or the

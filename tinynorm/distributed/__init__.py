@@ -58,7 +58,7 @@ def share_cores(ranks_on_this_machine):
     """Give this rank Numba's thread count divided by the ranks sharing the machine (at least 1).
 
     Ranks that each start a full thread pool fight for the cores: on 2 cores,
-    2 ranks x 2 threads plus MPI's polling made an epoch 40x slower.
+    2 ranks x 2 threads plus MPI's polling made an epoch many times slower.
     """
     import numba
     numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS // max(1, ranks_on_this_machine)))

@@ -27,7 +27,7 @@ from .flags import first_behind, publish
 LINE = 8                 # int64 words per 64-byte cache line
 HEADER_BYTES = 128
 MESSAGE_BYTES = 512
-SPINS = 20000            # about 50 us of polling between checks of abort and deadline
+SPINS = 20000            # polls between two checks of abort and deadline
 DEFAULT_SLOT_BYTES = 1 << 20
 
 RUNNING, DONE, FAILED, DIED = 0, 1, 2, 3

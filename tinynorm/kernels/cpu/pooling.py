@@ -116,7 +116,7 @@ def _max_fwd_dense_body(x, kh, kw, sh, sw, y, argmax):
 
     The scan uses one comparison per tap, ``not (v <= best)``, which LLVM
     keeps as a branch-free select (the two-comparison NaN test became
-    mispredicting branches, 3x slower on random data). It equals PyTorch's
+    mispredicting branches on random data). It equals PyTorch's
     rule unless the window holds a NaN, so such windows are rescanned exactly.
     """
     N, C, H, W = x.shape
