@@ -68,6 +68,17 @@ def test_im2col_col2im_match_cpu(case, dtype):
     np.testing.assert_allclose(got, ref, **tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_swap_leading_matches_cpu(dtype, with_bias):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4, 5)).astype(dtype)
+    bias = rng.standard_normal(3).astype(dtype) if with_bias else None
+    want = IC.swap_leading(a, bias, np.empty((4, 3, 5), dtype))
+    got = IG.swap_leading(a, bias, np.empty((4, 3, 5), dtype))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_im2col_checks_like_cpu():
     x = np.zeros((1, 1, 3, 3), np.float32)
     for mod in (IC, IG):

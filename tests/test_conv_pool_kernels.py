@@ -90,6 +90,41 @@ def test_im2col_training_shapes_both_paths(shape, geo, dtype):
                                np.vdot(x.astype(np.float64), results[0][1]), rtol=1e-4)
 
 
+def naive_swap_leading(a, bias):
+    I, J, S = a.shape
+    out = np.empty((J, I, S), np.float64)
+    for i in range(I):
+        for j in range(J):
+            for k in range(S):
+                out[j, i, k] = float(a[i, j, k]) + (0.0 if bias is None else float(bias[i]))
+    return out
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(1, 40), st.sampled_from(DTYPES), st.booleans(),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_swap_leading(I, J, S, dtype, with_bias, parallel, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((I, J, S)).astype(dtype)
+    bias = rng.standard_normal(I).astype(dtype) if with_bias else None
+    out = np.full((J, I, S), np.nan, dtype)
+    with path(parallel):
+        assert ic.swap_leading(a, bias, out) is out
+    np.testing.assert_allclose(out, naive_swap_leading(a, bias), **tol(dtype))
+    if not with_bias:
+        np.testing.assert_array_equal(out, a.transpose(1, 0, 2))
+
+
+def test_swap_leading_rejects_bad_arguments():
+    a = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="out must be an array of shape"):
+        ic.swap_leading(a, None, np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="bias must have 2 values"):
+        ic.swap_leading(a, np.zeros(3, np.float32), np.zeros((3, 2, 4), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous 3-d"):
+        ic.swap_leading(a.transpose(1, 0, 2), None, np.zeros((2, 3, 4), np.float32))
+
+
 def test_threshold_picks_kernel(monkeypatch):
     calls = []
 

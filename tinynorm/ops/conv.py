@@ -30,19 +30,21 @@ class Conv2d(Function):
         k.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
         w2 = weight.reshape(groups, cout // groups, cg * kh * kw)
         out = blas.matmul(w2, cols.reshape(groups, cg * kh * kw, n * oh * ow))
-        out = out.reshape(cout, n, oh, ow)
-        if bias is not None:
-            out += bias.reshape(cout, 1, 1, 1)
+        y = buffer_pool.empty(xp, (n, cout, oh, ow), out.dtype)
+        k.swap_leading(xp.ascontiguousarray(out).reshape(cout, n, oh * ow), bias,
+                       y.reshape(n, cout, oh * ow))
         self.geometry = (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow)
         self.save_for_backward(cols, weight)
-        return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+        return y
 
     def backward(self, g):
         xp = get_array_module(g)
         cols, weight = self.saved
         n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow = self.geometry
         cout = weight.shape[0]
-        gy = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, cout // groups, n * oh * ow)
+        gy = buffer_pool.empty(xp, (cout, n, oh * ow), g.dtype)
+        kernels_for("im2col", g).swap_leading(xp.ascontiguousarray(g).reshape(n, cout, oh * ow), None, gy)
+        gy = gy.reshape(groups, cout // groups, n * oh * ow)
         cols_g = cols.reshape(groups, c // groups * kh * kw, n * oh * ow)
         gx = gw = gb = None
         if self.needs_input_grad[0]:

@@ -113,8 +113,25 @@ def _col2im_body(cols, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, dx):
                             dxf[uint64(src + ow * sw)] += cf[uint64(q + ow)]
 
 
+def _swap_leading_body(a, bias, add, out):
+    I, J, S = a.shape
+    for t in prange(I * J):
+        j = t // I
+        i = t - j * I
+        src = a[i, j]
+        dst = out[j, i]
+        if add:
+            b = bias[i]
+            for s in range(S):
+                dst[s] = src[s] + b
+        else:
+            for s in range(S):
+                dst[s] = src[s]
+
+
 _im2col_ser, _im2col_par = serial_and_parallel(_im2col_body)
 _col2im_ser, _col2im_par = serial_and_parallel(_col2im_body)
+_swap_ser, _swap_par = serial_and_parallel(_swap_leading_body)
 
 
 def _check_out(name, arr, shape, dtype):
@@ -149,6 +166,31 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
     kernel = _im2col_par if cols.size >= PARALLEL_THRESHOLD else _im2col_ser
     kernel(x, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols)
     return cols
+
+
+def swap_leading(a, bias, out):
+    """``out[j, i, :] = a[i, j, :] (+ bias[i])`` for a C-contiguous ``a`` (I, J, S); returns out.
+
+    The GEMM's (Cout, N, OH*OW) product to NCHW with the bias added in the same
+    pass, and NCHW gradients back to (Cout, N, OH*OW). ``bias`` is None or has I
+    values. Each item copies one contiguous row of S values; rows are split
+    across threads.
+    """
+    host.check_float(a, "expected")
+    if a.ndim != 3 or not a.flags.c_contiguous:
+        raise ValueError(f"swap_leading: expected a C-contiguous 3-d array, got shape {a.shape}")
+    I, J, S = a.shape
+    _check_out("out", out, (J, I, S), a.dtype)
+    add = bias is not None
+    if add:
+        bias = np.ascontiguousarray(bias).reshape(-1)
+        if bias.shape != (I,):
+            raise ValueError(f"swap_leading: bias must have {I} values, got shape {bias.shape}")
+    else:
+        bias = np.zeros(1, a.dtype)
+    kernel = _swap_par if a.size >= PARALLEL_THRESHOLD else _swap_ser
+    kernel(a, bias, add, out)
+    return out
 
 
 def col2im(cols, N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, dx):

@@ -113,6 +113,17 @@ def _check_out(name, arr, shape, dtype):
         raise ValueError(f"{name} must be C-contiguous and writeable")
 
 
+def swap_leading(a, bias, out):
+    """``out[j, i, :] = a[i, j, :] (+ bias[i])``: the CPU kernel's layout change, as one
+    array-module copy (CuPy's elementwise kernel on the GPU); returns out."""
+    _check_dtype(a)
+    I, J, S = a.shape
+    _check_out("out", out, (J, I, S), a.dtype)
+    swapped = a.transpose(1, 0, 2)
+    out[...] = swapped if bias is None else swapped + bias.reshape(1, I, 1)
+    return out
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols, threads=None):
     """Unfold ``x`` (N, C, H, W) into ``cols`` (C*kh*kw, N*OH*OW); returns cols.
 
