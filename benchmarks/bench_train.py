@@ -119,12 +119,14 @@ def copy_weights(torch, net, tnet):
 
 
 # ------------------------------------------------------------------ one framework's training loop
-class TinynormRun:
-    def __init__(self, net, make_opt):
-        self.net, self.opt = net, make_opt(net.parameters())
+class Run:
+    """One framework's model and optimizer; ``cross_entropy`` is that framework's."""
+
+    def __init__(self, net, make_opt, cross_entropy):
+        self.net, self.opt, self.cross_entropy = net, make_opt(net.parameters()), cross_entropy
 
     def step(self, xb, yb):
-        loss = F.cross_entropy(self.net(xb), yb)
+        loss = self.cross_entropy(self.net(xb), yb)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -133,25 +135,20 @@ class TinynormRun:
         self.net.train()
         for xb, yb in batches:
             self.step(xb, yb)
+
+
+class TinynormRun(Run):
+    def __init__(self, net, make_opt):
+        super().__init__(net, make_opt, F.cross_entropy)
 
     def accuracy(self, test_set):
         return evaluate(self.net, *test_set)
 
 
-class TorchRun:
+class TorchRun(Run):
     def __init__(self, torch, net, make_opt):
-        self.torch, self.net, self.opt = torch, net, make_opt(net.parameters())
-
-    def step(self, xb, yb):
-        loss = self.torch.nn.functional.cross_entropy(self.net(xb), yb)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-
-    def steps(self, batches):
-        self.net.train()
-        for xb, yb in batches:
-            self.step(xb, yb)
+        super().__init__(net, make_opt, torch.nn.functional.cross_entropy)
+        self.torch = torch
 
     def accuracy(self, test_set):
         self.net.eval()
