@@ -239,7 +239,7 @@ def table_row(row, unit, times, accs):
 
 
 # ------------------------------------------------------------------ command line
-def parse(argv=None):
+def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     p.add_argument("--epochs", type=int, default=20, help="rounds of the digits rows (epochs)")
