@@ -13,8 +13,12 @@ its ResNet-18. Only these lines differ from the originals:
 
 and the sizes: the MNIST models take 8x8 digits (``fc1`` sees 64*2*2 features, the
 LSTM reads 8 rows of 8 pixels), and the ResNet-18 has widths 8..64 instead of
-64..512 so that a few steps run in seconds.
+64..512 so that a few steps run in seconds. The ResNet-18's classes, the original's,
+live in benchmarks/resnet.py, which builds them from tinynorm's ``nn`` and ``F`` here.
 """
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -158,69 +162,17 @@ def test_mnist_rnn_port_trains():
 
 
 # ------------------------------------------------------------------ pytorch-cifar (models/resnet.py, main.py)
+# models/resnet.py is benchmarks/resnet.py (bench_train times it against torch), built here
+# from tinynorm's nn and F.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+from resnet import resnet18  # noqa: E402
+
 WIDTH = 8  # 64 in the original
 
 
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1):
-        super(BasicBlock, self).__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion*planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion*planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(self.expansion*planes)
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += self.shortcut(x)
-        out = F.relu(out)
-        return out
-
-
-class ResNet(nn.Module):
-    def __init__(self, block, num_blocks, num_classes=10):
-        super(ResNet, self).__init__()
-        self.in_planes = WIDTH
-
-        self.conv1 = nn.Conv2d(3, WIDTH, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(WIDTH)
-        self.layer1 = self._make_layer(block, WIDTH, num_blocks[0], stride=1)
-        self.layer2 = self._make_layer(block, 2*WIDTH, num_blocks[1], stride=2)
-        self.layer3 = self._make_layer(block, 4*WIDTH, num_blocks[2], stride=2)
-        self.layer4 = self._make_layer(block, 8*WIDTH, num_blocks[3], stride=2)
-        self.linear = nn.Linear(8*WIDTH*block.expansion, num_classes)
-
-    def _make_layer(self, block, planes, num_blocks, stride):
-        strides = [stride] + [1]*(num_blocks-1)
-        layers = []
-        for stride in strides:
-            layers.append(block(self.in_planes, planes, stride))
-            self.in_planes = planes * block.expansion
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer1(out)
-        out = self.layer2(out)
-        out = self.layer3(out)
-        out = self.layer4(out)
-        out = F.avg_pool2d(out, 4)
-        out = out.view(out.size(0), -1)
-        out = self.linear(out)
-        return out
-
-
 def ResNet18():
-    return ResNet(BasicBlock, [2, 2, 2, 2])
+    return resnet18(nn, F, WIDTH)
 
 
 def test_cifar_resnet18_port_trains_and_checkpoints(tmp_path, monkeypatch):
