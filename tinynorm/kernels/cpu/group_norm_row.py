@@ -173,6 +173,8 @@ def _dx_reduce_elementwise(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, sn, w
     return a, b
 
 
+# Deliberately a near-copy of _dx_reduce_elementwise: a has-params flag inside this loop would
+# cost its vectorization, so each case keeps its own branch-free loop.
 @njit(fastmath=REDUCE_MATH)
 def _dx_reduce_elementwise_no_params(dy2, x2, r, m, s, wt, off, c2, c0, dx2, rn, mn, w, offn):
     """_dx_elementwise of row r; returns _reduce_elementwise_no_params of row rn."""
