@@ -8,7 +8,10 @@ import numbers
 
 
 def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    kind = type(value)
+    if kind is float or kind is int:
+        return True
+    return isinstance(value, numbers.Real) and kind is not bool
 
 
 def number(value, name, low=None, high=None, *, low_open=False, high_open=False):
@@ -32,10 +35,12 @@ def number(value, name, low=None, high=None, *, low_open=False, high_open=False)
 
 def integer(value, name, low=None):
     """Return ``int(value)`` after checking that it is an integer (not a bool) >= ``low``."""
-    what = ("a positive integer" if low == 1 else "an integer" if low is None
-            else f"an integer >= {low}")
+    if type(value) is int and (low is None or value >= low):
+        return value
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or (
             low is not None and value < low):
+        what = ("a positive integer" if low == 1 else "an integer" if low is None
+                else f"an integer >= {low}")
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
