@@ -62,7 +62,7 @@ class Node:
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = inputs
-        self.parents = tuple(None if t is None else t._node for t in inputs)
+        self.parents = tuple([None if t is None else t._node for t in inputs])
         self.index = next(_tape_position)
         self.freed = False
         self.saved_versions = ()
@@ -130,27 +130,41 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from .tensor import Tensor, as_tensor
-        tensors = tuple(t if t is None or isinstance(t, Tensor) else as_tensor(t) for t in inputs)
-        present = tensors if None not in tensors else tuple(t for t in tensors if t is not None)
-        for t in present:
-            if type(t.data) is not np.ndarray:
-                _check_one_device(cls, present)
+        tensors = inputs
+        for t in inputs:
+            if t is not None and not isinstance(t, _Tensor):
+                tensors = tuple(t if t is None or isinstance(t, _Tensor) else _as_tensor(t)
+                                for t in inputs)
+                break
+        arrays = [None if t is None else t.data for t in tensors]
+        wants = [t is not None and t._requires_grad for t in tensors]
+        for a in arrays:
+            if a is not None and type(a) is not np.ndarray:
+                _check_one_device(cls, [t for t in tensors if t is not None])
                 break
         fn = cls()
-        record = _state["grad_enabled"] and any(t.requires_grad for t in present)
-        fn.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in tensors)
-        arrays = [None if t is None else t.data for t in tensors]
+        record = _state["grad_enabled"] and True in wants
+        fn.needs_input_grad = tuple(wants) if record else (False,) * len(tensors)
         if _profiler is None:
             out = fn.forward(*arrays, **params)
         else:
             out = _profiler.forward(fn, arrays, params)
-        result = Tensor(out, requires_grad=record)
-        viewed = versions.share_view_counter(result, tensors)
+        result = _Tensor._from_op(out, record)
+        viewed = None if getattr(result.data, "base", None) is None else \
+            versions.share_view_counter(result, tensors)
         if record:
-            result._node = Node(fn, tensors)
-            result._node.saved_versions = versions.snapshot(fn, tensors, result, viewed)
+            node = result._node = Node(fn, tensors)
+            if viewed is not None or fn.saved:
+                node.saved_versions = versions.snapshot(fn, tensors, result, viewed)
         return result
+
+
+_Tensor = _as_tensor = None   # tinynorm.tensor binds them once it is defined (it imports this module)
+
+
+def _bind_tensor(tensor_cls, as_tensor):
+    global _Tensor, _as_tensor
+    _Tensor, _as_tensor = tensor_cls, as_tensor
 
 
 def _collect(root_node):

@@ -60,6 +60,18 @@ class Tensor:
         self._version_counter = versions.VersionCounter()
         self.requires_grad = requires_grad
 
+    @classmethod
+    def _from_op(cls, data, requires_grad):
+        """``Tensor(data, requires_grad)`` for an op's output; a NumPy array of a dtype that passes
+        the constructor's checks skips them."""
+        if type(data) is not np.ndarray or data.dtype.kind not in ("f" if requires_grad
+                                                                    else _NUMERIC_KINDS):
+            return cls(data, requires_grad=requires_grad)
+        t = object.__new__(cls)
+        t.data, t._grad, t._node, t._requires_grad = data, None, None, requires_grad
+        t._version_counter = versions.VersionCounter()
+        return t
+
     @property
     def requires_grad(self):
         return self._requires_grad
@@ -475,3 +487,5 @@ def _shape():
 
 
 from .factories import as_tensor, from_numpy, ones, tensor, zeros  # noqa: E402,F401
+
+autograd._bind_tensor(Tensor, as_tensor)
