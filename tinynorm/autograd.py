@@ -188,12 +188,15 @@ def _owner(array):
 
 def _accumulate_leaf(tensor, grad, adoptable=False):
     """``tensor.grad += grad``; a first gradient is adopted without a copy when nothing else shares its memory."""
-    from .tensor import Tensor
     if grad.dtype != tensor.data.dtype:
         grad, adoptable = grad.astype(tensor.data.dtype), True
-    if tensor.grad is None:
+    if tensor._grad is None:
         own = adoptable and getattr(grad.flags, "writeable", True) and grad.flags.c_contiguous
-        tensor.grad = Tensor(grad if own else grad.copy())
+        g = _Tensor._from_op(grad if own else grad.copy(), False)
+        if type(grad) is type(tensor.data) and g.data.shape == tensor.data.shape:
+            tensor._grad = g
+        else:
+            tensor.grad = g
     else:
         tensor.grad.data += grad
 

@@ -1,6 +1,8 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (fused kernel for contiguous arrays)."""
 import math
 
+import numpy as np
+
 from ..backend import get_array_module, has_kernel
 from ..kernels import kernels_for
 from .optimizer import Optimizer, non_negative, require
@@ -31,6 +33,38 @@ class Adam(Optimizer):
             require(0.0 <= b < 1.0, f"beta parameter at index {i}", b)
         group["betas"] = tuple(betas)
 
+    def _step_group(self, group):
+        """The parameters whose arrays, gradients and moments are contiguous host arrays of a
+        kernel dtype go through one multi-tensor kernel call per dtype; the rest (CUDA,
+        strided) through :meth:`_update`."""
+        (b1, b2), lr = group["betas"], group["lr"]
+        batches = {}
+        for p in group["params"]:
+            grad = p._grad
+            if grad is None:
+                continue
+            a, g, state = p.data, grad.data, self.state.setdefault(p, {})
+            if type(a) is not np.ndarray or type(g) is not np.ndarray or not has_kernel(a) \
+                    or not a.flags.c_contiguous or not _contiguous_moments(state, a):
+                self._update(a, g, state, group)
+                continue
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(a)
+                state["exp_avg_sq"] = np.zeros_like(a)
+            state["step"] += 1
+            t = state["step"]
+            batch = batches.get(a.dtype)
+            if batch is None:
+                batch = batches[a.dtype] = ([], [], [], [], [])
+            for items, item in zip(batch, (a, g, state["exp_avg"], state["exp_avg_sq"])):
+                items.append(item)
+            batch[4].extend((lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)))
+        for ps, gs, ms, vs, steps in batches.values():
+            kernels_for("adam", ps[0]).adam_update_many(
+                ps, gs, ms, vs, steps, b1, b2, group["eps"], group["weight_decay"],
+                self.decoupled, lr)
+
     def _update(self, p, g, state, group):
         xp = get_array_module(p)
         (b1, b2), lr, eps, wd = group["betas"], group["lr"], group["eps"], group["weight_decay"]
@@ -58,6 +92,15 @@ class Adam(Optimizer):
         v += (1 - b2) * g * g
         denom = xp.sqrt(v) / bias2_sqrt + eps
         p -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+def _contiguous_moments(state, a):
+    """True for a fresh state, or moments that the kernel can update in place."""
+    if not state:
+        return True
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    return (type(m) is np.ndarray and type(v) is np.ndarray and m.dtype == a.dtype == v.dtype
+            and m.flags.c_contiguous and v.flags.c_contiguous)
 
 
 class AdamW(Adam):
