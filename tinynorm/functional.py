@@ -119,8 +119,15 @@ def linear(input, weight, bias=None):
             f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
-    out = input @ weight.T
-    return out + bias if bias is not None else out
+    if input.ndim == 2 and input.data.dtype == weight.data.dtype:
+        out = _math.MatMul.apply(input, _shape.Permute.apply(weight, dims=(1, 0)))
+    else:
+        out = input @ weight.T
+    if bias is None:
+        return out
+    if isinstance(bias, Tensor) and bias.data.dtype == out.data.dtype:
+        return _math.Add.apply(out, bias)
+    return out + bias
 
 
 def log_softmax(input, dim=-1, dtype=None):
