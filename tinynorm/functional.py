@@ -23,7 +23,7 @@ from .ops.instance_norm import instance_norm  # noqa: F401
 from .ops.layer_norm import layer_norm  # noqa: F401
 from .ops.lrn import local_response_norm  # noqa: F401
 from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+                         l1_loss, mse_loss, nll_loss, not_differentiable, smooth_l1_loss)
 from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim, weight_norm  # noqa: F401
 
@@ -174,12 +174,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             raise ValueError(f"cross_entropy: weight should be defined either for all {c} classes "
                              f"or no classes, but got weight of shape {tuple(w.shape)}")
         w = w.astype(input.dtype)
-    target = as_tensor(target)
+    target = Tensor._from_op(target, False) if type(target) is np.ndarray else as_tensor(target)
     if target.dtype.kind == "f":
         if isinstance(weight, Tensor) and weight.requires_grad:   # a gradient as in PyTorch
             w = promotion.cast(weight, input.dtype)
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing)
-    from .ops.losses import not_differentiable
     not_differentiable(weight, "nll_loss_forward", "weight")
     if target.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy: target must hold integer class indices or float class "
@@ -196,8 +195,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: target shape {tuple(target.shape)} does not match logits "
                          f"{tuple(input.shape)}; expected {expect}")
     t = target.data
-    valid = t != ignore_index
-    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= c):
+    if t.size and (t.min() < 0 or t.max() >= c) and _out_of_range(t, ignore_index, c):
         raise ValueError(f"cross_entropy: target values must lie in [0, {c}) or equal "
                          f"ignore_index {ignore_index}")
     if input.ndim > 2:
@@ -208,6 +206,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return out.reshape(expect) if reduction == "none" else out
     return _loss.CrossEntropy.apply(input, target, weight=w, ignore_index=ignore_index,
                                     reduction=reduction, label_smoothing=label_smoothing)
+
+
+def _out_of_range(t, ignore_index, c):
+    valid = t != ignore_index
+    return bool(valid.any() and (t[valid].min() < 0 or t[valid].max() >= c))
 
 
 def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing):
