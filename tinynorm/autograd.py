@@ -279,19 +279,29 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
                 "pass retain_graph=True to the first backward call")
         if node.saved_versions:
             versions.check(node)
+        fn = node.fn
         if _profiler is None:
-            input_grads = node.fn.backward(g)
+            input_grads = fn.backward(g)
         else:
             input_grads = _profiler.backward(node, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
-            node.fn.saved = ()
+            fn.saved = ()
             node.freed = True
         for t, parent, gi, need in zip(node.inputs, node.parents, input_grads,
-                                       node.fn.needs_input_grad):
-            if gi is not None and need:
+                                       fn.needs_input_grad):
+            if gi is None or not need:
+                continue
+            if parent is None or gi.shape != t.data.shape:
                 send(t, parent, gi, node)
+                continue
+            base = getattr(gi, "base", None)
+            owner = id(gi if base is None else base)
+            handed[owner] = handed.get(owner, 0) + 1
+            key = id(parent)
+            prev = grads.get(key)
+            grads[key] = gi if prev is None else prev + gi
         if plan is not None:
             plan.after(node)
     if plan is not None:

@@ -48,18 +48,13 @@ class Adam(Optimizer):
                     or not a.flags.c_contiguous or not _contiguous_moments(state, a):
                 self._update(a, g, state, group)
                 continue
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = np.zeros_like(a)
-                state["exp_avg_sq"] = np.zeros_like(a)
-            state["step"] += 1
-            t = state["step"]
+            steps = _advance(state, a, np, b1, b2, lr)
             batch = batches.get(a.dtype)
             if batch is None:
                 batch = batches[a.dtype] = ([], [], [], [], [])
             for items, item in zip(batch, (a, g, state["exp_avg"], state["exp_avg_sq"])):
                 items.append(item)
-            batch[4].extend((lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)))
+            batch[4].extend(steps)
         for ps, gs, ms, vs, steps in batches.values():
             kernels_for("adam", ps[0]).adam_update_many(
                 ps, gs, ms, vs, steps, b1, b2, group["eps"], group["weight_decay"],
@@ -73,15 +68,8 @@ class Adam(Optimizer):
                 p *= 1 - lr * wd
             else:
                 g = g + wd * p
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p)
-            state["exp_avg_sq"] = xp.zeros_like(p)
-        state["step"] += 1
-        t = state["step"]
+        step_size, bias2_sqrt = _advance(state, p, xp, b1, b2, lr)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        step_size = lr / (1 - b1 ** t)
-        bias2_sqrt = math.sqrt(1 - b2 ** t)
         if has_kernel(p) and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
             kernels_for("adam", p).adam_update(p, xp.ascontiguousarray(g, dtype=p.dtype), m, v,
                                                b1, b2, step_size, bias2_sqrt, eps)
@@ -92,6 +80,18 @@ class Adam(Optimizer):
         v += (1 - b2) * g * g
         denom = xp.sqrt(v) / bias2_sqrt + eps
         p -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+def _advance(state, p, xp, b1, b2, lr):
+    """Count one more step in ``state`` (made on the first) and return its step size
+    ``lr / (1 - b1^t)`` and ``sqrt(1 - b2^t)``."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = xp.zeros_like(p)
+        state["exp_avg_sq"] = xp.zeros_like(p)
+    state["step"] += 1
+    t = state["step"]
+    return lr / (1 - b1 ** t), math.sqrt(1 - b2 ** t)
 
 
 def _contiguous_moments(state, a):

@@ -10,6 +10,16 @@ import numpy as np
 from .jit import njit
 
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+_UNIT = {}
+
+
+def _ones(c, dtype):
+    """The class weights of an unweighted loss (read-only, kept per class count and dtype)."""
+    w = _UNIT.get((c, dtype))
+    if w is None:
+        w = _UNIT[(c, dtype)] = np.ones(c, dtype)
+        w.flags.writeable = False
+    return w
 
 
 @njit
@@ -63,7 +73,7 @@ def forward(logits, target, weight, ignore_index, eps, reduction):
     with ignored ones set to 0, and the per-sample factors of the two gradient terms."""
     n, c = logits.shape
     dtype = logits.dtype
-    w = np.ones(c, dtype) if weight is None else np.ascontiguousarray(weight, dtype=dtype)
+    w = _ones(c, dtype) if weight is None else np.ascontiguousarray(weight, dtype=dtype)
     logp = np.empty((n, c), dtype)
     t = np.empty(n, np.int64)
     per, coef, smooth = np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype)
@@ -97,7 +107,7 @@ def _backward(logp, t, coef, smooth, weight, total, eps, g, dx):
 def backward(g, logp, t, coef, smooth, weight, eps):
     """``dx = coef * g * (softmax - onehot(t)) + smooth * g * (softmax * sum(w) - w)``."""
     dtype = logp.dtype
-    w = np.ones(logp.shape[1], dtype) if weight is None else np.ascontiguousarray(weight, dtype=dtype)
+    w = _ones(logp.shape[1], dtype) if weight is None else np.ascontiguousarray(weight, dtype=dtype)
     total = dtype.type(logp.shape[1] if weight is None else w.sum())
     dx = np.empty_like(logp)
     _backward(logp, t, coef, smooth, w, total, bool(eps),
