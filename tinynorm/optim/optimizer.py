@@ -137,7 +137,7 @@ class Optimizer:
                 loss = closure()
         params = self.params
         for i, p in enumerate(params):
-            if p.grad is not None and p.grad.shape != p.shape:
+            if p._grad is not None and p._grad.data.shape != p.data.shape:
                 raise RuntimeError(f"optimizer: parameter {i} has shape {p.shape} but its .grad has "
                                    f"shape {p.grad.shape}")
         for group in self.param_groups:
