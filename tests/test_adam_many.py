@@ -143,3 +143,24 @@ def test_nan_and_inf_propagate_as_in_the_per_parameter_path(name):
                     weight_decay=0.5)
     for a, b in zip(fused, single):
         np.testing.assert_array_equal(a, b)
+
+
+def test_replaced_parameter_and_moment_arrays_are_picked_up():
+    rng = np.random.default_rng(3)
+    a, b = nn.Parameter(rng.standard_normal((3, 2))), nn.Parameter(rng.standard_normal((3, 2)))
+    opt, ref = optim.Adam([a], lr=0.1), optim.Adam([b], lr=0.1)
+
+    def step(g):
+        a.grad, b.grad = tn.tensor(g), tn.tensor(g)
+        opt.step()
+        for group in ref.param_groups:
+            Optimizer._step_group(ref, group)
+
+    step(rng.standard_normal((3, 2)))
+    fresh = rng.standard_normal((3, 2))
+    a.data, b.data = fresh.copy(), fresh.copy()                   # a new array: new views
+    opt.state[a]["exp_avg"] = opt.state[a]["exp_avg"] * 0.5       # new moments too
+    ref.state[b]["exp_avg"] = ref.state[b]["exp_avg"] * 0.5
+    step(rng.standard_normal((3, 2)))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), fresh)
