@@ -164,8 +164,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError("cross_entropy expects logits of shape (N, C, ...) or (C,), got a scalar")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
-    checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
+    if type(ignore_index) is not int:
+        ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
+    if type(label_smoothing) is not float or not 0.0 <= label_smoothing <= 1.0:
+        checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     w = None
     if weight is not None:
