@@ -62,7 +62,7 @@ class Node:
     def __init__(self, fn, inputs):
         self.fn = fn
         self.inputs = inputs
-        self.parents = tuple(None if t is None else t._node for t in inputs)
+        self.parents = tuple([None if t is None else t._node for t in inputs])
         self.index = next(_tape_position)
         self.freed = False
         self.saved_versions = ()
@@ -130,27 +130,41 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from .tensor import Tensor, as_tensor
-        tensors = tuple(t if t is None or isinstance(t, Tensor) else as_tensor(t) for t in inputs)
-        present = tensors if None not in tensors else tuple(t for t in tensors if t is not None)
-        for t in present:
-            if type(t.data) is not np.ndarray:
-                _check_one_device(cls, present)
+        tensors = inputs
+        for t in inputs:
+            if t is not None and not isinstance(t, _Tensor):
+                tensors = tuple(t if t is None or isinstance(t, _Tensor) else _as_tensor(t)
+                                for t in inputs)
+                break
+        arrays = [None if t is None else t.data for t in tensors]
+        wants = [t is not None and t._requires_grad for t in tensors]
+        for a in arrays:
+            if a is not None and type(a) is not np.ndarray:
+                _check_one_device(cls, [t for t in tensors if t is not None])
                 break
         fn = cls()
-        record = _state["grad_enabled"] and any(t.requires_grad for t in present)
-        fn.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in tensors)
-        arrays = [None if t is None else t.data for t in tensors]
+        record = _state["grad_enabled"] and True in wants
+        fn.needs_input_grad = tuple(wants) if record else (False,) * len(tensors)
         if _profiler is None:
             out = fn.forward(*arrays, **params)
         else:
             out = _profiler.forward(fn, arrays, params)
-        result = Tensor(out, requires_grad=record)
-        viewed = versions.share_view_counter(result, tensors)
+        result = _Tensor._from_op(out, record)
+        viewed = None if getattr(result.data, "base", None) is None else \
+            versions.share_view_counter(result, tensors)
         if record:
-            result._node = Node(fn, tensors)
-            result._node.saved_versions = versions.snapshot(fn, tensors, result, viewed)
+            node = result._node = Node(fn, tensors)
+            if viewed is not None or fn.saved:
+                node.saved_versions = versions.snapshot(fn, tensors, result, viewed)
         return result
+
+
+_Tensor = _as_tensor = None   # tinynorm.tensor binds them once it is defined (it imports this module)
+
+
+def _bind_tensor(tensor_cls, as_tensor):
+    global _Tensor, _as_tensor
+    _Tensor, _as_tensor = tensor_cls, as_tensor
 
 
 def _collect(root_node):
@@ -174,12 +188,15 @@ def _owner(array):
 
 def _accumulate_leaf(tensor, grad, adoptable=False):
     """``tensor.grad += grad``; a first gradient is adopted without a copy when nothing else shares its memory."""
-    from .tensor import Tensor
     if grad.dtype != tensor.data.dtype:
         grad, adoptable = grad.astype(tensor.data.dtype), True
-    if tensor.grad is None:
+    if tensor._grad is None:
         own = adoptable and getattr(grad.flags, "writeable", True) and grad.flags.c_contiguous
-        tensor.grad = Tensor(grad if own else grad.copy())
+        g = _Tensor._from_op(grad if own else grad.copy(), False)
+        if type(grad) is type(tensor.data) and g.data.shape == tensor.data.shape:
+            tensor._grad = g
+        else:
+            tensor.grad = g
     else:
         tensor.grad.data += grad
 
@@ -262,19 +279,29 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
                 "pass retain_graph=True to the first backward call")
         if node.saved_versions:
             versions.check(node)
+        fn = node.fn
         if _profiler is None:
-            input_grads = node.fn.backward(g)
+            input_grads = fn.backward(g)
         else:
             input_grads = _profiler.backward(node, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
-            node.fn.saved = ()
+            fn.saved = ()
             node.freed = True
         for t, parent, gi, need in zip(node.inputs, node.parents, input_grads,
-                                       node.fn.needs_input_grad):
-            if gi is not None and need:
+                                       fn.needs_input_grad):
+            if gi is None or not need:
+                continue
+            if parent is None or gi.shape != t.data.shape:
                 send(t, parent, gi, node)
+                continue
+            base = getattr(gi, "base", None)
+            owner = id(gi if base is None else base)
+            handed[owner] = handed.get(owner, 0) + 1
+            key = id(parent)
+            prev = grads.get(key)
+            grads[key] = gi if prev is None else prev + gi
         if plan is not None:
             plan.after(node)
     if plan is not None:

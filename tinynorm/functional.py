@@ -23,7 +23,7 @@ from .ops.instance_norm import instance_norm  # noqa: F401
 from .ops.layer_norm import layer_norm  # noqa: F401
 from .ops.lrn import local_response_norm  # noqa: F401
 from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+                         l1_loss, mse_loss, nll_loss, not_differentiable, smooth_l1_loss)
 from .ops.rms_norm import rms_norm  # noqa: F401
 from .ops.weight_norm import _weight_norm, norm_except_dim, weight_norm  # noqa: F401
 
@@ -119,8 +119,15 @@ def linear(input, weight, bias=None):
             f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
-    out = input @ weight.T
-    return out + bias if bias is not None else out
+    if input.ndim == 2 and input.data.dtype == weight.data.dtype:
+        out = _math.MatMul.apply(input, _shape.Permute.apply(weight, dims=(1, 0)))
+    else:
+        out = input @ weight.T
+    if bias is None:
+        return out
+    if isinstance(bias, Tensor) and bias.data.dtype == out.data.dtype:
+        return _math.Add.apply(out, bias)
+    return out + bias
 
 
 def log_softmax(input, dim=-1, dtype=None):
@@ -157,8 +164,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError("cross_entropy expects logits of shape (N, C, ...) or (C,), got a scalar")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
-    checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
+    if type(ignore_index) is not int:
+        ignore_index = checks.integer(ignore_index, "cross_entropy: ignore_index")
+    if type(label_smoothing) is not float or not 0.0 <= label_smoothing <= 1.0:
+        checks.number(label_smoothing, "cross_entropy: label_smoothing", 0.0, 1.0)
     c = input.shape[1] if input.ndim > 1 else input.shape[0]
     w = None
     if weight is not None:
@@ -167,12 +176,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             raise ValueError(f"cross_entropy: weight should be defined either for all {c} classes "
                              f"or no classes, but got weight of shape {tuple(w.shape)}")
         w = w.astype(input.dtype)
-    target = as_tensor(target)
+    target = Tensor._from_op(target, False) if type(target) is np.ndarray else as_tensor(target)
     if target.dtype.kind == "f":
         if isinstance(weight, Tensor) and weight.requires_grad:   # a gradient as in PyTorch
             w = promotion.cast(weight, input.dtype)
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing)
-    from .ops.losses import not_differentiable
     not_differentiable(weight, "nll_loss_forward", "weight")
     if target.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy: target must hold integer class indices or float class "
@@ -189,8 +197,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: target shape {tuple(target.shape)} does not match logits "
                          f"{tuple(input.shape)}; expected {expect}")
     t = target.data
-    valid = t != ignore_index
-    if valid.any() and (t[valid].min() < 0 or t[valid].max() >= c):
+    if t.size and (t.min() < 0 or t.max() >= c) and _out_of_range(t, ignore_index, c):
         raise ValueError(f"cross_entropy: target values must lie in [0, {c}) or equal "
                          f"ignore_index {ignore_index}")
     if input.ndim > 2:
@@ -201,6 +208,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return out.reshape(expect) if reduction == "none" else out
     return _loss.CrossEntropy.apply(input, target, weight=w, ignore_index=ignore_index,
                                     reduction=reduction, label_smoothing=label_smoothing)
+
+
+def _out_of_range(t, ignore_index, c):
+    valid = t != ignore_index
+    return bool(valid.any() and (t[valid].min() < 0 or t[valid].max() >= c))
 
 
 def _soft_cross_entropy(input, target, w, ignore_index, reduction, label_smoothing):

@@ -1,4 +1,5 @@
 """``Tensor``: an array, an optional ``.grad`` and the tape node that made it."""
+import functools
 import operator
 
 import numpy as np
@@ -47,6 +48,10 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
+        if requires_grad is False and type(data) is np.ndarray and data.dtype.kind in _NUMERIC_KINDS:
+            self.data, self._grad, self._node, self._requires_grad = data, None, None, False
+            self._version_counter = versions.VersionCounter()
+            return
         if isinstance(data, Tensor):
             data = data.data
         if not hasattr(data, "dtype"):
@@ -59,6 +64,17 @@ class Tensor:
         self._node = None
         self._version_counter = versions.VersionCounter()
         self.requires_grad = requires_grad
+
+    @classmethod
+    def _from_op(cls, data, requires_grad):
+        """``Tensor(data, requires_grad)`` for an op's output, without re-checking a NumPy array."""
+        if type(data) is not np.ndarray or data.dtype.kind not in ("f" if requires_grad
+                                                                    else _NUMERIC_KINDS):
+            return cls(data, requires_grad=requires_grad)
+        t = object.__new__(cls)
+        t.data, t._grad, t._node, t._requires_grad = data, None, None, requires_grad
+        t._version_counter = versions.VersionCounter()
+        return t
 
     @property
     def requires_grad(self):
@@ -465,13 +481,19 @@ def _raw_index(index):
 
 
 def _ops():
-    from .ops import math
-    return math
+    return _op_modules()[0]
 
 
 def _shape():
-    from .ops import shape
-    return shape
+    return _op_modules()[1]
+
+
+@functools.cache
+def _op_modules():
+    from .ops import math, shape
+    return math, shape
 
 
 from .factories import as_tensor, from_numpy, ones, tensor, zeros  # noqa: E402,F401
+
+autograd._bind_tensor(Tensor, as_tensor)

@@ -55,24 +55,26 @@ def snapshot(fn, tensors, result, viewed=None):
     """(counter, version, role, shape, dtype) of every saved array that lives in an input or the
     output, and of the input that the result views: a view's gradient is that of its base's
     values when it was taken, so a later in-place write into the base (through another view or
-    itself) makes its backward raise instead of sending a stale gradient."""
+    itself) makes its backward raise instead of sending a stale gradient. ``role`` is the
+    input's position, -1 for the output."""
     if viewed is not None:
         t = tensors[viewed]
-        seen = ((t._version_counter, t._version_counter.value, f"input {viewed}", t.shape, t.dtype),)
+        seen = ((t._version_counter, t._version_counter.value, viewed, t.data.shape, t.data.dtype),)
         return seen + snapshot(fn, tensors, result) if fn.saved else seen
     if not fn.saved:
         return ()
-    owners = {}
-    for i, t in enumerate(tensors):
-        if t is not None:
-            owners.setdefault(_owner(t.data), (t, f"input {i}"))
-    owners.setdefault(_owner(result.data), (result, "output 0"))
+    owners = [(_owner(t.data), t, i) for i, t in enumerate(tensors) if t is not None]
+    owners.append((_owner(result.data), result, -1))
     out = []
     for a in fn.saved:
-        hit = owners.get(_owner(a)) if hasattr(a, "shape") else None
-        if hit is not None:
-            t, role = hit
-            out.append((t._version_counter, t._version_counter.value, role, t.shape, t.dtype))
+        if not hasattr(a, "shape"):
+            continue
+        key = _owner(a)
+        for owner, t, role in owners:
+            if owner == key:
+                c = t._version_counter
+                out.append((c, c.value, role, t.data.shape, t.data.dtype))
+                break
     return tuple(out)
 
 
@@ -81,7 +83,8 @@ def check(node):
     for counter, version, role, shape, dtype in node.saved_versions:
         if counter.value != version:
             raise RuntimeError(
-                f"{MODIFIED}: [{dtype} {list(shape)}], which is {role} of "
+                f"{MODIFIED}: [{dtype} {list(shape)}], which is "
+                f"{'output 0' if role < 0 else f'input {role}'} of "
                 f"{type(node.fn).__name__}, is at version {counter.value}; expected version "
                 f"{version} instead. Hint: compute it out of place (e.g. x * 0 instead of "
                 "x.zero_()) or clone() it before the in-place change")

@@ -11,8 +11,16 @@ With label smoothing eps and class weights w_c (PyTorch's formula), per sample
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, has_kernel
+from ..kernels import kernels_for
 from ..tensor import Tensor
+
+
+def _host_kernel(logits, target, weight):
+    """True when the fused CPU kernel takes these arrays (C-contiguous NumPy, a kernel dtype)."""
+    return (type(logits) is np.ndarray and type(target) is np.ndarray and has_kernel(logits)
+            and logits.flags.c_contiguous and target.dtype.kind in "iu"
+            and (weight is None or type(weight) is np.ndarray))
 
 
 def _log_softmax(x, axis):
@@ -51,6 +59,13 @@ class CrossEntropy(Function):
 
     def forward(self, logits, target, *, weight=None, ignore_index=-100,
                 reduction="mean", label_smoothing=0.0):
+        self.class_weight = weight
+        self.eps = label_smoothing
+        if _host_kernel(logits, target, weight):
+            out, logp, t, self.coef, self.smooth = kernels_for("cross_entropy", logits).forward(
+                logits, target, weight, ignore_index, label_smoothing, reduction)
+            self.save_for_backward(logp, t)
+            return out
         xp = get_array_module(logits)
         n, c = logits.shape
         logp = _log_softmax(logits, 1)
@@ -61,7 +76,6 @@ class CrossEntropy(Function):
         else:
             w = weight[t] * valid
         picked = logp[xp.arange(n), t]
-        self.class_weight = weight
         if label_smoothing:
             eps = label_smoothing
             smooth = logp.sum(axis=1) if weight is None else logp @ weight
@@ -87,12 +101,14 @@ class CrossEntropy(Function):
         # counted samples, 0 for ignored ones (so a NaN scale never reaches them).
         self.coef = xp.where(valid, (1 - label_smoothing) * w * scale, 0).astype(logits.dtype)
         self.smooth = xp.where(valid, label_smoothing / c * scale, 0).astype(logits.dtype)
-        self.eps = label_smoothing
         return xp.asarray(out, dtype=logits.dtype)
 
     def backward(self, g):
-        xp = get_array_module(g)
         logp, t = self.saved
+        if _host_kernel(logp, t, self.class_weight) and type(g) in (np.ndarray, np.generic):
+            return kernels_for("cross_entropy", logp).backward(
+                g, logp, t, self.coef, self.smooth, self.class_weight, self.eps), None
+        xp = get_array_module(g)
         n, c = logp.shape
         p = xp.exp(logp)
         grad = p.copy()

@@ -310,12 +310,11 @@ class MatMul(Function):
 
     def backward(self, g):
         a, b = self.saved
-        xp = get_array_module(g)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(blas.matmul(g, xp.swapaxes(b, -1, -2)), a.shape)
+            ga = unbroadcast(blas.matmul(g, b.swapaxes(-1, -2)), a.shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(blas.matmul(xp.swapaxes(a, -1, -2), g), b.shape)
+            gb = unbroadcast(blas.matmul(a.swapaxes(-1, -2), g), b.shape)
         return ga, gb
 
     def backward_graph(self, g, inputs):

@@ -7,17 +7,24 @@ from ..backend import get_array_module
 
 def check_shape(shape, numel):
     """A reshape target as PyTorch takes it: ints >= -1, at most one -1, the same number of elements."""
-    if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in shape):
+    known, inferred, bad_type, negative = 1, 0, False, False
+    for d in shape:
+        if type(d) is not int and (isinstance(d, bool) or not isinstance(d, (int, np.integer))):
+            bad_type = True
+        elif d == -1:
+            inferred += 1
+        elif d < -1:
+            negative = True
+        else:
+            known *= d
+    if bad_type:
         raise TypeError(f"reshape: shape must be a sequence of ints, got {tuple(shape)}")
-    if any(d < -1 for d in shape):
+    if negative:
         raise ValueError(f"reshape: invalid shape dimension {min(shape)} in {tuple(shape)} "
                          "(sizes are >= 0, or -1 for the one inferred)")
-    if sum(d == -1 for d in shape) > 1:
+    if inferred > 1:
         raise ValueError(f"reshape: only one dimension can be inferred (-1), got {tuple(shape)}")
-    known = 1
-    for d in shape:
-        known *= d if d != -1 else 1
-    if (-1 in shape and (known == 0 or numel % known)) or (-1 not in shape and known != numel):
+    if (known == 0 or numel % known) if inferred else known != numel:
         raise ValueError(f"reshape: shape {tuple(shape)} is invalid for an input of {numel} elements")
 
 

@@ -137,15 +137,19 @@ class Optimizer:
                 loss = closure()
         params = self.params
         for i, p in enumerate(params):
-            if p.grad is not None and p.grad.shape != p.shape:
+            if p._grad is not None and p._grad.data.shape != p.data.shape:
                 raise RuntimeError(f"optimizer: parameter {i} has shape {p.shape} but its .grad has "
                                    f"shape {p.grad.shape}")
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+            self._step_group(group)
         versions.bump(params)
         return loss
+
+    def _step_group(self, group):
+        """Update the parameters of ``group`` that have a ``.grad`` (one :meth:`_update` each)."""
+        for p in group["params"]:
+            if p.grad is not None:
+                self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
 
     @staticmethod
     def _l2_gradient(p, g, group):
