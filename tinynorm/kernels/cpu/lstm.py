@@ -1,0 +1,232 @@
+"""LSTM and BN-LSTM cell kernels for the CPU (Numba); the math is in :mod:`tinynorm.ops.lstm`.
+
+One call is one time step of a batch, on (N, 4H) gate rows in the order i, f, g, o and
+(N, H) cell rows; the GEMMs around them (W_ih x for the whole sequence, W_hh h per step,
+the weight gradients over the whole sequence) stay with NumPy's BLAS.
+
+    lstm_step_forward       act, c, tanh(c), h of one step
+    lstm_step_backward      the gate pre-activation gradients of one step, the cell carry
+    column_stats            per-column batch mean and biased variance of (N, C)
+    bn_sequence_forward     BN(v_t) of every step t of (T, N, C), per-step statistics
+    bn_sequence_backward    its backward, with the gamma and bias gradients
+    bn_lstm_step_forward    BN(W_hh h), the cell update and BN(c) of one BN-LSTM step
+    bn_lstm_step_backward   its backward
+    update_running          per-step running statistics, rows min(t, L - 1), in step order
+
+The elementwise passes run in the arrays' dtype (float32 or float64, one per call);
+batch statistics and the parameter-gradient sums accumulate in float64, the variance in
+two passes (mean first). The steps are short (N * 4H values), so every kernel is serial:
+the time goes to the per-step GEMM. No fast-math flag: a NaN reaches the outputs.
+"""
+import math
+
+import numpy as np
+
+from .jit import njit
+
+
+@njit
+def _sigmoid(v):
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+@njit
+def lstm_step_forward(hw, xw, c_prev, act, c, tc, h):
+    """Gates from pre-activations hw + xw (N, 4H); act (N, 4H) gets sigmoid(i), sigmoid(f),
+    tanh(g), sigmoid(o); c, tc = tanh(c) and h (N, H)."""
+    n, hs = c.shape
+    for r in range(n):
+        for j in range(hs):
+            i = _sigmoid(hw[r, j] + xw[r, j])
+            f = _sigmoid(hw[r, hs + j] + xw[r, hs + j])
+            g = math.tanh(hw[r, 2 * hs + j] + xw[r, 2 * hs + j])
+            o = _sigmoid(hw[r, 3 * hs + j] + xw[r, 3 * hs + j])
+            act[r, j], act[r, hs + j], act[r, 2 * hs + j], act[r, 3 * hs + j] = i, f, g, o
+            cc = f * c_prev[r, j] + i * g
+            t = math.tanh(cc)
+            c[r, j], tc[r, j], h[r, j] = cc, t, o * t
+
+
+@njit
+def lstm_step_backward(dy, dh_next, dc, act, c_prev, tc, dpre):
+    """dh = dy + dh_next reaches h = o tanh(c); ``dc`` (N, H) holds the gradient of c_t on entry
+    and that of c_{t-1} on exit; dpre (N, 4H) gets the gate pre-activation gradients."""
+    n, hs = dc.shape
+    for r in range(n):
+        for j in range(hs):
+            i, f = act[r, j], act[r, hs + j]
+            g, o = act[r, 2 * hs + j], act[r, 3 * hs + j]
+            dh = dy[r, j] + dh_next[r, j]
+            t = tc[r, j]
+            dct = dc[r, j] + dh * o * (1 - t * t)
+            dpre[r, j] = dct * g * i * (1 - i)
+            dpre[r, hs + j] = dct * c_prev[r, j] * f * (1 - f)
+            dpre[r, 2 * hs + j] = dct * i * (1 - g * g)
+            dpre[r, 3 * hs + j] = dh * t * o * (1 - o)
+            dc[r, j] = dct * f
+
+
+@njit
+def column_stats(v, mean, var):
+    """mean, var (C,) float64: the batch mean and biased variance of each column of v (N, C)."""
+    n, ch = v.shape
+    mean[:] = 0.0
+    var[:] = 0.0
+    for r in range(n):
+        for k in range(ch):
+            mean[k] += v[r, k]
+    for k in range(ch):
+        mean[k] /= n
+    for r in range(n):
+        for k in range(ch):
+            d = v[r, k] - mean[k]
+            var[k] += d * d
+    for k in range(ch):
+        var[k] /= n
+
+
+@njit
+def bn_sequence_forward(v, mean, var, use_batch, eps, gamma, bias, xhat, out, inv):
+    """Per step t of v (T, N, C): xhat = (v - mean_t) inv_t, out = gamma xhat + bias, with
+    inv_t = 1 / sqrt(var_t + eps); mean, var (T, C) are computed (use_batch) or given."""
+    steps, n, ch = v.shape
+    for t in range(steps):
+        if use_batch:
+            column_stats(v[t], mean[t], var[t])
+        for k in range(ch):
+            inv[t, k] = 1.0 / math.sqrt(var[t, k] + eps)
+        for r in range(n):
+            for k in range(ch):
+                x = (v[t, r, k] - mean[t, k]) * inv[t, k]
+                xhat[t, r, k] = x
+                out[t, r, k] = gamma[k] * x + bias[k]
+
+
+@njit
+def bn_sequence_backward(gout, xhat, inv, gamma, use_batch, dv, dgamma, dbias):
+    """The backward of :func:`bn_sequence_forward` from gout (T, N, C): dv, and dgamma, dbias
+    (C,) float64 summed over every step (overwritten)."""
+    steps, n, ch = gout.shape
+    dgamma[:] = 0.0
+    dbias[:] = 0.0
+    s1 = np.empty(ch)
+    s2 = np.empty(ch)
+    for t in range(steps):
+        s1[:] = 0.0
+        s2[:] = 0.0
+        for r in range(n):
+            for k in range(ch):
+                gv = gout[t, r, k]
+                s1[k] += gv
+                s2[k] += gv * xhat[t, r, k]
+        for k in range(ch):
+            dbias[k] += s1[k]
+            dgamma[k] += s2[k]
+        for r in range(n):
+            for k in range(ch):
+                d = gout[t, r, k] * gamma[k]
+                if use_batch:
+                    d -= gamma[k] * (s1[k] + xhat[t, r, k] * s2[k]) / n
+                dv[t, r, k] = d * inv[t, k]
+
+
+@njit
+def bn_lstm_step_forward(hw, ax, gamma_h, c_prev, gamma_c, beta_c, mean_h, var_h, mean_c, var_c,
+                         use_batch, eps, xh, inv_h, act, c, chat, inv_c, tn, h):
+    """One BN-LSTM step: pre = ax + gamma_h BN(hw) (ax = gamma_x BN(W_ih x_t) + b), the cell
+    update, then h = sigmoid(o) tanh(gamma_c BN(c) + beta_c). Saves xh = BN(hw) without gamma,
+    chat, tn = tanh(gamma_c chat + beta_c) and the inverse deviations inv_h (4H,), inv_c (H,);
+    the statistics (float64) are computed when ``use_batch`` and read otherwise."""
+    n, hs = c.shape
+    if use_batch:
+        column_stats(hw, mean_h, var_h)
+    for k in range(4 * hs):
+        inv_h[k] = 1.0 / math.sqrt(var_h[k] + eps)
+    for r in range(n):
+        for k in range(4 * hs):
+            xh[r, k] = (hw[r, k] - mean_h[k]) * inv_h[k]
+        for j in range(hs):
+            i = _sigmoid(ax[r, j] + gamma_h[j] * xh[r, j])
+            f = _sigmoid(ax[r, hs + j] + gamma_h[hs + j] * xh[r, hs + j])
+            g = math.tanh(ax[r, 2 * hs + j] + gamma_h[2 * hs + j] * xh[r, 2 * hs + j])
+            o = _sigmoid(ax[r, 3 * hs + j] + gamma_h[3 * hs + j] * xh[r, 3 * hs + j])
+            act[r, j], act[r, hs + j], act[r, 2 * hs + j], act[r, 3 * hs + j] = i, f, g, o
+            c[r, j] = f * c_prev[r, j] + i * g
+    if use_batch:
+        column_stats(c, mean_c, var_c)
+    for j in range(hs):
+        inv_c[j] = 1.0 / math.sqrt(var_c[j] + eps)
+    for r in range(n):
+        for j in range(hs):
+            z = (c[r, j] - mean_c[j]) * inv_c[j]
+            chat[r, j] = z
+            t = math.tanh(gamma_c[j] * z + beta_c[j])
+            tn[r, j] = t
+            h[r, j] = act[r, 3 * hs + j] * t
+
+
+@njit
+def bn_lstm_step_backward(dy, dh_next, dc, act, c_prev, xh, inv_h, chat, inv_c, tn, gamma_h,
+                          gamma_c, use_batch, dpre, dhw, dgamma_h, dgamma_c, dbeta_c, dz):
+    """The backward of :func:`bn_lstm_step_forward`: ``dc`` (N, H) carries the gradient of c_t in
+    and that of c_{t-1} out; dpre (N, 4H) gets the gate pre-activation gradients (those of ax),
+    dhw (N, 4H) those of hw; dgamma_h, dgamma_c, dbeta_c (float64) accumulate; dz (N, H) is
+    scratch."""
+    n, hs = dc.shape
+    sz = np.zeros(hs)
+    szc = np.zeros(hs)
+    for r in range(n):
+        for j in range(hs):
+            o = act[r, 3 * hs + j]
+            dh = dy[r, j] + dh_next[r, j]
+            t = tn[r, j]
+            d = dh * o * (1 - t * t)
+            dz[r, j] = d
+            sz[j] += d
+            szc[j] += d * chat[r, j]
+            dpre[r, 3 * hs + j] = dh * t * o * (1 - o)
+    for j in range(hs):
+        dbeta_c[j] += sz[j]
+        dgamma_c[j] += szc[j]
+    for r in range(n):
+        for j in range(hs):
+            d = dz[r, j] * gamma_c[j]
+            if use_batch:
+                d -= gamma_c[j] * (sz[j] + chat[r, j] * szc[j]) / n
+            dct = dc[r, j] + d * inv_c[j]
+            i, f, g = act[r, j], act[r, hs + j], act[r, 2 * hs + j]
+            dpre[r, j] = dct * g * i * (1 - i)
+            dpre[r, hs + j] = dct * c_prev[r, j] * f * (1 - f)
+            dpre[r, 2 * hs + j] = dct * i * (1 - g * g)
+            dc[r, j] = dct * f
+    s1 = np.zeros(4 * hs)
+    s2 = np.zeros(4 * hs)
+    for r in range(n):
+        for k in range(4 * hs):
+            gv = dpre[r, k]
+            s1[k] += gv
+            s2[k] += gv * xh[r, k]
+    for k in range(4 * hs):
+        dgamma_h[k] += s2[k]
+    for r in range(n):
+        for k in range(4 * hs):
+            d = dpre[r, k] * gamma_h[k]
+            if use_batch:
+                d -= gamma_h[k] * (s1[k] + xh[r, k] * s2[k]) / n
+            dhw[r, k] = d * inv_h[k]
+
+
+@njit
+def update_running(running_mean, running_var, mean, var, n, momentum):
+    """running = (1 - momentum) running + momentum batch, step t on row min(t, L - 1) in step
+    order; the batch variance var (T, C) is biased and enters unbiased (times n / (n - 1))."""
+    rows = running_mean.shape[0]
+    for t in range(mean.shape[0]):
+        row = min(t, rows - 1)
+        for k in range(mean.shape[1]):
+            running_mean[row, k] = (1 - momentum) * running_mean[row, k] + momentum * mean[t, k]
+            running_var[row, k] = ((1 - momentum) * running_var[row, k]
+                                   + momentum * var[t, k] * n / (n - 1))
