@@ -84,7 +84,7 @@ class LSTMSequence(Function):
         act = np.empty((steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
         hw = np.empty((n, 4 * hs), x.dtype)
-        w_hh_t = w_hh.T
+        w_hh_t = np.ascontiguousarray(w_hh.T)
         for t in range(steps):
             np.matmul(hbuf[t], w_hh_t, out=hw)
             kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
@@ -145,7 +145,7 @@ class BNLSTMSequence(Function):
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
         hw = np.empty((n, 4 * hs), dt)
-        w_hh_t = w_hh.T
+        w_hh_t = np.ascontiguousarray(w_hh.T)
         for t in range(steps):
             np.matmul(hbuf[t], w_hh_t, out=hw)
             kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t], stats[3][t],
