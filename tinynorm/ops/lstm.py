@@ -21,7 +21,7 @@ the tape path refuses with its own messages), take the tape path.
 """
 import numpy as np
 
-from .. import checks
+from .. import blas, checks
 from .. import functional as F
 from ..autograd import Function
 from ..kernels import kernels_for
@@ -75,7 +75,7 @@ class LSTMSequence(Function):
         steps, n, _ = x.shape
         hs = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        xw = x.reshape(steps * n, -1) @ w_ih.T
+        xw = blas.matmul(x.reshape(steps * n, -1), w_ih.T)
         for b in (b_ih, b_hh):
             if b is not None:
                 xw += b
@@ -83,10 +83,9 @@ class LSTMSequence(Function):
         hbuf, cbuf = _state_buffers(h0, c0, steps)
         act = np.empty((steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
-        hw = np.empty((n, 4 * hs), x.dtype)
         w_hh_t = np.ascontiguousarray(w_hh.T)
         for t in range(steps):
-            np.matmul(hbuf[t], w_hh_t, out=hw)
+            hw = blas.matmul(hbuf[t], w_hh_t)
             kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
         self.save_for_backward(x, w_ih, w_hh, hbuf, cbuf, act, tc)
         self.biases = (b_ih is not None, b_hh is not None)
@@ -103,12 +102,12 @@ class LSTMSequence(Function):
         dpre = np.empty((steps, n, 4 * hs), x.dtype)
         for t in range(steps - 1, -1, -1):
             kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
-            np.matmul(dpre[t], w_hh, out=dh)
+            dh = blas.matmul(dpre[t], w_hh)
         need = self.needs_input_grad
         d2 = dpre.reshape(steps * n, 4 * hs)
-        dx = (d2 @ w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = d2.T @ x.reshape(steps * n, -1) if need[3] else None
-        dw_hh = d2.T @ hbuf[:steps].reshape(steps * n, hs) if need[4] else None
+        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dw_hh = blas.matmul(d2.T, hbuf[:steps].reshape(steps * n, hs)) if need[4] else None
         db = d2.sum(axis=0) if need[5] or need[6] else None
         return (dx, dh, dc, dw_ih, dw_hh, db if self.biases[0] else None,
                 None if db is None or not self.biases[1] else db.copy())
@@ -130,7 +129,7 @@ class BNLSTMSequence(Function):
         hs, dt = w_hh.shape[1], x.dtype
         use_batch = bool(training) or running_stats is None
         x = np.ascontiguousarray(x)
-        wx = (x.reshape(steps * n, -1) @ w_ih.T).reshape(steps, n, 4 * hs)
+        wx = blas.matmul(x.reshape(steps * n, -1), w_ih.T).reshape(steps, n, 4 * hs)
         if use_batch:
             stats = [np.empty((steps, c)) for c in (4 * hs, 4 * hs, 4 * hs, 4 * hs, hs, hs)]
         else:
@@ -144,10 +143,9 @@ class BNLSTMSequence(Function):
         act, xh = np.empty_like(wx), np.empty_like(wx)
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
-        hw = np.empty((n, 4 * hs), dt)
         w_hh_t = np.ascontiguousarray(w_hh.T)
         for t in range(steps):
-            np.matmul(hbuf[t], w_hh_t, out=hw)
+            hw = blas.matmul(hbuf[t], w_hh_t)
             kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t], stats[3][t],
                                       stats[4][t], stats[5][t], use_batch, eps, xh[t], inv_h[t],
                                       act[t], cbuf[t + 1], chat[t], inv_c[t], tn[t], hbuf[t + 1])
@@ -178,15 +176,15 @@ class BNLSTMSequence(Function):
             kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t], chat[t],
                                        inv_c[t], tn[t], g_hh, g_c, self.use_batch, dpre[t], dhw[t],
                                        dg_hh, dg_c, db_c, dz)
-            np.matmul(dhw[t], w_hh, out=dh)
+            dh = blas.matmul(dhw[t], w_hh)
         dwx = np.empty_like(dpre)
         dg_ih, db = np.empty(4 * hs), np.empty(4 * hs)
         kern.bn_sequence_backward(dpre, xhat_x, inv_x, g_ih, self.use_batch, dwx, dg_ih, db)
         need = self.needs_input_grad
         d2 = dwx.reshape(steps * n, 4 * hs)
-        dx = (d2 @ w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = d2.T @ x.reshape(steps * n, -1) if need[3] else None
-        dw_hh = (dhw.reshape(steps * n, 4 * hs).T @ hbuf[:steps].reshape(steps * n, hs)
+        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dw_hh = (blas.matmul(dhw.reshape(steps * n, 4 * hs).T, hbuf[:steps].reshape(steps * n, hs))
                  if need[4] else None)
         return (dx, dh, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt), dg_hh.astype(dt),
                 dg_c.astype(dt), db_c.astype(dt))
