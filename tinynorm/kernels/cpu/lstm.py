@@ -134,16 +134,43 @@ def column_stats(v, mean, var):
     mean[:] = 0.0
     var[:] = 0.0
     for r in range(n):
+        vr = v[r]
         for k in range(ch):
-            mean[k] += v[r, k]
+            mean[k] += vr[k]
     for k in range(ch):
         mean[k] /= n
     for r in range(n):
+        vr = v[r]
         for k in range(ch):
-            d = v[r, k] - mean[k]
+            d = vr[k] - mean[k]
             var[k] += d * d
     for k in range(ch):
         var[k] /= n
+
+
+@njit
+def _bn_backward_rows(g, xhat, inv, gamma, use_batch, dv, s1, s2):
+    """dv (N, C), the gradient of v where out = gamma xhat and xhat = (v - mean) inv, from
+    g = d out; through the batch statistics when ``use_batch``. s1, s2 (C,) float64 get
+    sum g and sum g xhat over the rows. dv may be g itself."""
+    n, ch = g.shape
+    s1[:] = 0.0
+    s2[:] = 0.0
+    for r in range(n):
+        gr, xr = g[r], xhat[r]
+        for k in range(ch):
+            s1[k] += gr[k]
+            s2[k] += gr[k] * xr[k]
+    scale, shift, tilt = np.empty(ch), np.zeros(ch), np.zeros(ch)
+    for k in range(ch):
+        scale[k] = gamma[k] * inv[k]
+        if use_batch:
+            shift[k] = scale[k] * s1[k] / n
+            tilt[k] = scale[k] * s2[k] / n
+    for r in range(n):
+        gr, xr, dr = g[r], xhat[r], dv[r]
+        for k in range(ch):
+            dr[k] = gr[k] * scale[k] - shift[k] - xr[k] * tilt[k]
 
 
 @njit
@@ -154,41 +181,30 @@ def bn_sequence_forward(v, mean, var, use_batch, eps, gamma, bias, xhat, out, in
     for t in range(steps):
         if use_batch:
             column_stats(v[t], mean[t], var[t])
+        mt, it = mean[t], inv[t]
         for k in range(ch):
-            inv[t, k] = 1.0 / math.sqrt(var[t, k] + eps)
+            it[k] = 1.0 / math.sqrt(var[t, k] + eps)
         for r in range(n):
+            vr, xr, outr = v[t, r], xhat[t, r], out[t, r]
             for k in range(ch):
-                x = (v[t, r, k] - mean[t, k]) * inv[t, k]
-                xhat[t, r, k] = x
-                out[t, r, k] = gamma[k] * x + bias[k]
+                xr[k] = (vr[k] - mt[k]) * it[k]
+            for k in range(ch):
+                outr[k] = gamma[k] * xr[k] + bias[k]
 
 
 @njit
 def bn_sequence_backward(gout, xhat, inv, gamma, use_batch, dv, dgamma, dbias):
     """The backward of :func:`bn_sequence_forward` from gout (T, N, C): dv, and dgamma, dbias
     (C,) float64 summed over every step (overwritten)."""
-    steps, n, ch = gout.shape
+    ch = gout.shape[2]
     dgamma[:] = 0.0
     dbias[:] = 0.0
-    s1 = np.empty(ch)
-    s2 = np.empty(ch)
-    for t in range(steps):
-        s1[:] = 0.0
-        s2[:] = 0.0
-        for r in range(n):
-            for k in range(ch):
-                gv = gout[t, r, k]
-                s1[k] += gv
-                s2[k] += gv * xhat[t, r, k]
+    s1, s2 = np.empty(ch), np.empty(ch)
+    for t in range(gout.shape[0]):
+        _bn_backward_rows(gout[t], xhat[t], inv[t], gamma, use_batch, dv[t], s1, s2)
         for k in range(ch):
             dbias[k] += s1[k]
             dgamma[k] += s2[k]
-        for r in range(n):
-            for k in range(ch):
-                d = gout[t, r, k] * gamma[k]
-                if use_batch:
-                    d -= gamma[k] * (s1[k] + xhat[t, r, k] * s2[k]) / n
-                dv[t, r, k] = d * inv[t, k]
 
 
 @njit
@@ -236,47 +252,31 @@ def bn_lstm_step_backward(dy, dh_next, dc, act, c_prev, xh, inv_h, chat, inv_c, 
     dhw (N, 4H) those of hw; dgamma_h, dgamma_c, dbeta_c (float64) accumulate; dz (N, H) is
     scratch."""
     n, hs = dc.shape
-    sz = np.zeros(hs)
-    szc = np.zeros(hs)
     for r in range(n):
+        dyr, dnr, tnr, ar, dzr, dpr = dy[r], dh_next[r], tn[r], act[r], dz[r], dpre[r]
         for j in range(hs):
-            o = act[r, 3 * hs + j]
-            dh = dy[r, j] + dh_next[r, j]
-            t = tn[r, j]
-            d = dh * o * (1 - t * t)
-            dz[r, j] = d
-            sz[j] += d
-            szc[j] += d * chat[r, j]
-            dpre[r, 3 * hs + j] = dh * t * o * (1 - o)
+            o, t = ar[3 * hs + j], tnr[j]
+            dh = dyr[j] + dnr[j]
+            dzr[j] = dh * o * (1 - t * t)
+            dpr[3 * hs + j] = dh * t * o * (1 - o)
+    s1, s2 = np.empty(hs), np.empty(hs)
+    _bn_backward_rows(dz, chat, inv_c, gamma_c, use_batch, dz, s1, s2)
     for j in range(hs):
-        dbeta_c[j] += sz[j]
-        dgamma_c[j] += szc[j]
+        dbeta_c[j] += s1[j]
+        dgamma_c[j] += s2[j]
     for r in range(n):
+        dzr, dcr, cpr, ar, dpr = dz[r], dc[r], c_prev[r], act[r], dpre[r]
         for j in range(hs):
-            d = dz[r, j] * gamma_c[j]
-            if use_batch:
-                d -= gamma_c[j] * (sz[j] + chat[r, j] * szc[j]) / n
-            dct = dc[r, j] + d * inv_c[j]
-            i, f, g = act[r, j], act[r, hs + j], act[r, 2 * hs + j]
-            dpre[r, j] = dct * g * i * (1 - i)
-            dpre[r, hs + j] = dct * c_prev[r, j] * f * (1 - f)
-            dpre[r, 2 * hs + j] = dct * i * (1 - g * g)
-            dc[r, j] = dct * f
-    s1 = np.zeros(4 * hs)
-    s2 = np.zeros(4 * hs)
-    for r in range(n):
-        for k in range(4 * hs):
-            gv = dpre[r, k]
-            s1[k] += gv
-            s2[k] += gv * xh[r, k]
+            i, f, g = ar[j], ar[hs + j], ar[2 * hs + j]
+            dct = dcr[j] + dzr[j]
+            dpr[j] = dct * g * i * (1 - i)
+            dpr[hs + j] = dct * cpr[j] * f * (1 - f)
+            dpr[2 * hs + j] = dct * i * (1 - g * g)
+            dcr[j] = dct * f
+    s1, s2 = np.empty(4 * hs), np.empty(4 * hs)
+    _bn_backward_rows(dpre, xh, inv_h, gamma_h, use_batch, dhw, s1, s2)
     for k in range(4 * hs):
         dgamma_h[k] += s2[k]
-    for r in range(n):
-        for k in range(4 * hs):
-            d = dpre[r, k] * gamma_h[k]
-            if use_batch:
-                d -= gamma_h[k] * (s1[k] + xh[r, k] * s2[k]) / n
-            dhw[r, k] = d * inv_h[k]
 
 
 @njit
