@@ -21,7 +21,7 @@ the tape path refuses with its own messages), take the tape path.
 """
 import numpy as np
 
-from .. import blas, checks
+from .. import blas, buffer_pool, checks
 from .. import functional as F
 from ..autograd import Function
 from ..kernels import kernels_for
@@ -49,6 +49,11 @@ def _tape_grads(fn, g, inputs, rebuild):
     wrt = [t for t, need in zip(inputs, fn.needs_input_grad) if need]
     got = iter(grad(rebuild(*inputs), wrt, grad_outputs=g, create_graph=True, allow_unused=True))
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
+
+
+def _big(like):
+    """An uninitialized (T, N, 4H) array like ``like``, from the buffer pool."""
+    return buffer_pool.empty(np, like.shape, like.dtype)
 
 
 def _state_buffers(h0, c0, steps):
@@ -81,7 +86,7 @@ class LSTMSequence(Function):
                 xw += b
         xw = xw.reshape(steps, n, 4 * hs)
         hbuf, cbuf = _state_buffers(h0, c0, steps)
-        act = np.empty((steps, n, 4 * hs), x.dtype)
+        act = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
         w_hh_t = np.ascontiguousarray(w_hh.T)
         for t in range(steps):
@@ -99,7 +104,7 @@ class LSTMSequence(Function):
         g = np.ascontiguousarray(g, dtype=x.dtype)
         dc = g[steps].copy()
         dh = np.zeros((n, hs), x.dtype)
-        dpre = np.empty((steps, n, 4 * hs), x.dtype)
+        dpre = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         for t in range(steps - 1, -1, -1):
             kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
             dh = blas.matmul(dpre[t], w_hh)
@@ -135,12 +140,12 @@ class BNLSTMSequence(Function):
         else:
             rows = np.minimum(np.arange(steps), running_stats[0].shape[0] - 1)
             stats = [np.ascontiguousarray(s[rows], dtype=np.float64) for s in running_stats]
-        xhat_x, ax = np.empty_like(wx), np.empty_like(wx)
+        xhat_x, ax = _big(wx), _big(wx)
         inv_x = np.empty((steps, 4 * hs))
         kern.bn_sequence_forward(wx, stats[0], stats[1], use_batch, eps, g_ih, bias, xhat_x, ax,
                                  inv_x)
         hbuf, cbuf = _state_buffers(h0, c0, steps)
-        act, xh = np.empty_like(wx), np.empty_like(wx)
+        act, xh = _big(wx), _big(wx)
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
         w_hh_t = np.ascontiguousarray(w_hh.T)
@@ -169,7 +174,7 @@ class BNLSTMSequence(Function):
         g = np.ascontiguousarray(g, dtype=dt)
         dc = g[steps].copy()
         dh = np.zeros((n, hs), dt)
-        dpre, dhw = np.empty_like(act), np.empty_like(act)
+        dpre, dhw = _big(act), _big(act)
         dz = np.empty((n, hs), dt)
         dg_hh, dg_c, db_c = np.zeros(4 * hs), np.zeros(hs), np.zeros(hs)
         for t in range(steps - 1, -1, -1):
@@ -177,7 +182,7 @@ class BNLSTMSequence(Function):
                                        inv_c[t], tn[t], g_hh, g_c, self.use_batch, dpre[t], dhw[t],
                                        dg_hh, dg_c, db_c, dz)
             dh = blas.matmul(dhw[t], w_hh)
-        dwx = np.empty_like(dpre)
+        dwx = _big(dpre)
         dg_ih, db = np.empty(4 * hs), np.empty(4 * hs)
         kern.bn_sequence_backward(dpre, xhat_x, inv_x, g_ih, self.use_batch, dwx, dg_ih, db)
         need = self.needs_input_grad
