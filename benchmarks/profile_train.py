@@ -1,6 +1,7 @@
 """Where one training step's time goes: tinynorm's profiler and cProfile, per model.
 
-For each model (the digits CNN and MLP of `tinynorm train`, BN, Adam lr 1e-3; with
+For each model (the digits CNN and MLP of `tinynorm train`, BN, Adam lr 1e-3; `--models`
+may add `lstm` and `bnlstm`, the LSTM and BN-LSTM of `--model lstm` over digits' rows; with
 --cnn28 also the CNN on random 1x28x28 inputs, MNIST's shape) it prints:
 
 * the median wall time of a step with no profiler active;
@@ -14,6 +15,7 @@ For each model (the digits CNN and MLP of `tinynorm train`, BN, Adam lr 1e-3; wi
   allocations, other NumPy calls), then its top entries.
 
     python benchmarks/profile_train.py [--steps 20] [--batch-size 64] [--threads 2] [--cnn28]
+    python benchmarks/profile_train.py --models lstm,bnlstm
     python benchmarks/profile_train.py --quick      (a smoke run: 2 steps at batch 8)
 """
 import argparse
@@ -102,7 +104,10 @@ def make_step(name, batch, seed=0):
     else:
         x, y = load_digits("train")
         x, y = x[:batch], y[:batch]
-    net = build_model(name.rstrip("0123456789"), x.shape[1:])
+    if name in ("lstm", "bnlstm"):
+        net = build_model("lstm", x.shape[1:], 10, "none" if name == "lstm" else "bn")
+    else:
+        net = build_model(name.rstrip("0123456789"), x.shape[1:])
     opt = optim.Adam(net.parameters(), lr=1e-3)
     net.train()
 
@@ -194,7 +199,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--top", type=int, default=25)
-    p.add_argument("--models", default="cnn,mlp")
+    p.add_argument("--models", default="cnn,mlp", help="comma-separated: cnn, mlp, lstm, bnlstm")
     p.add_argument("--cnn28", action="store_true", help="also the CNN on random 1x28x28 inputs")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 warm-up, 2 steps, batch 8")
     args = p.parse_args(argv)

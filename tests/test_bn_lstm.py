@@ -10,53 +10,10 @@ from tinynorm.nn.lstm import BNLSTM, bn_lstm_layer
 from tinynorm.sequence_models import build_sequence_model
 from tinynorm.testing import gradcheck
 
-from oracles.lstm import assert_inputs_refused, flat, oracle_cell, randomize
+from oracles.lstm import assert_inputs_refused, flat, oracle_bnlstm, randomize
 
 FAST = settings(max_examples=8, deadline=None)
 TINY = st.integers(2, 3)
-
-
-# ---- the oracle: BN over the batch axis of each step, with per-step statistics --------
-
-def oracle_bn(v, gamma, beta, stats, row, training, momentum, eps):
-    """BN over the batch axis of v (N, C), channel by channel; updates ``stats`` rows in training."""
-    n, ch = v.shape
-    out = np.empty_like(v)
-    for j in range(ch):
-        col = v[:, j]
-        if training:
-            mu = sum(col) / n
-            ss = sum((a - mu) ** 2 for a in col)
-            var = ss / n
-            if stats is not None:
-                stats[0][row, j] = (1 - momentum) * stats[0][row, j] + momentum * mu
-                stats[1][row, j] = (1 - momentum) * stats[1][row, j] + momentum * ss / (n - 1)
-        else:
-            mu, var = stats[0][row, j], stats[1][row, j]
-        b = 0.0 if beta is None else beta[j]
-        out[:, j] = gamma[j] * (col - mu) / np.sqrt(var + eps) + b
-    return out
-
-
-def oracle_bnlstm(x, h0, c0, p, stats, training, momentum=0.1, eps=1e-5):
-    """p: dict of BNLSTM parameters; stats: dict name -> [mean (L, C), var (L, C)] (updated in place) or None."""
-    x = np.asarray(x, np.float64)
-    hsz = p["weight_hh"].shape[1]
-    length = None if stats is None else stats["ih"][0].shape[0]
-    h, c, out = np.array(h0, np.float64), np.array(c0, np.float64), []
-    for t in range(x.shape[0]):
-        row = None if stats is None else min(t, length - 1)
-        get = (lambda k: None) if stats is None else (lambda k: stats[k])
-        wx = oracle_bn(x[t] @ p["weight_ih"].T, p["bn_ih_weight"], None, get("ih"), row,
-                       training, momentum, eps)
-        wh = oracle_bn(h @ p["weight_hh"].T, p["bn_hh_weight"], None, get("hh"), row,
-                       training, momentum, eps)
-        pre = [wx[:, g * hsz:(g + 1) * hsz] + wh[:, g * hsz:(g + 1) * hsz] + p["bias"][g * hsz:(g + 1) * hsz]
-               for g in range(4)]
-        h, c = oracle_cell(pre, c, lambda cc: oracle_bn(cc, p["bn_c_weight"], p["bn_c_bias"], get("c"),
-                                                       row, training, momentum, eps))
-        out.append(h)
-    return np.stack(out), h, c
 
 
 # ---- helpers ------------------------------------------------------------------

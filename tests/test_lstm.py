@@ -13,36 +13,10 @@ from tinynorm.sequence_models import (LSTMClassifier, build_sequence_model, imag
                                       pixel_permutation)
 from tinynorm.testing import gradcheck
 
-from oracles.lstm import assert_inputs_refused, flat, oracle_cell
+from oracles.lstm import assert_inputs_refused, flat, oracle_lstm
 
 FAST = settings(max_examples=8, deadline=None)
 TINY = st.integers(2, 3)
-
-
-# ---- the oracle: explicit loops over steps, gates and channels ----------------
-
-def oracle_lstm(x, h0, c0, layers):
-    """x (T, N, in); layers: list of (w_ih, w_hh, b_ih, b_hh). Returns output, h_n, c_n."""
-    x = np.asarray(x, np.float64)
-    seq = [x[t] for t in range(x.shape[0])]
-    hn, cn = [], []
-    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
-        hsz = w_hh.shape[1]
-        h, c, out = np.array(h0[k], np.float64), np.array(c0[k], np.float64), []
-        for x_t in seq:
-            pre = []
-            for gate in range(4):
-                rows = slice(gate * hsz, (gate + 1) * hsz)
-                p = x_t @ np.asarray(w_ih[rows], np.float64).T + h @ np.asarray(w_hh[rows], np.float64).T
-                if b_ih is not None:
-                    p = p + b_ih[rows] + b_hh[rows]
-                pre.append(p)
-            h, c = oracle_cell(pre, c)
-            out.append(h)
-        seq = out
-        hn.append(h)
-        cn.append(c)
-    return np.stack(seq), np.stack(hn), np.stack(cn)
 
 
 # ---- helpers ------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """``LSTM`` (PyTorch's), ``BNLSTM`` (recurrent batch normalization) and ``LNLSTM`` (layer
-normalization), built from tape ops; each cell's formula is in its layer function's docstring
+normalization); each cell's formula is in its layer function's docstring
 (:func:`lstm_layer`, :func:`bn_lstm_layer`, :func:`ln_lstm_layer`).
 
-The recurrences are compositions of tape ops (matmul, sigmoid, tanh,
-slicing, stack); each step's input projection is its own product so that the
-backward pass stays linear in the sequence length.
+The LSTM and BN-LSTM layers run as one fused tape node over the whole sequence
+(:mod:`tinynorm.ops.lstm`) on host arrays, and as compositions of tape ops
+(:mod:`tinynorm.ops.lstm_tape`: matmul, sigmoid, tanh, slicing, stack, one step at a time)
+on GPU arrays; the LN-LSTM always runs as the composition.
 """
 import math
 
@@ -15,25 +16,12 @@ from .. import functional as F
 from .. import random
 from ..backend import check_float_dtype, get_array_module
 from ..tensor import Tensor, as_tensor
+from ..ops.lstm import bn_lstm_sequence, lstm_sequence, unpack
+from ..ops.lstm_tape import bn_lstm_tape, ln_lstm_tape, lstm_tape
 from . import init
 from .module import Module, Parameter
 
 __all__ = ["LSTM", "BNLSTM", "LNLSTM", "lstm_layer", "bn_lstm_layer", "ln_lstm_layer"]
-
-
-def _gates(gates, c, h_size):
-    """One cell update from pre-activations ``gates`` (N, 4H) in order i, f, g, o."""
-    sig = F.sigmoid(gates)
-    i, f, o = sig[:, :h_size], sig[:, h_size:2 * h_size], sig[:, 3 * h_size:]
-    g = F.tanh(gates[:, 2 * h_size:3 * h_size])
-    return o, f * c + i * g
-
-
-def _steps(input):
-    """The list of per-step tensors (N, F) of a time-major (T, N, F) tensor, or a list as is."""
-    if isinstance(input, (list, tuple)):
-        return list(input)
-    return [input[t] for t in range(input.shape[0])]
 
 
 def lstm_layer(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
@@ -48,22 +36,10 @@ def lstm_layer(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     (N, H); weights as PyTorch's ``weight_ih_l{k}`` (4H, in), ``weight_hh_l{k}``
     (4H, H). Returns (list of T hidden states (N, H), h_T, c_T).
     """
-    h_size = weight_hh.shape[1]
-    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
-    bias = None
-    if bias_ih is not None:
-        bias = bias_ih + bias_hh if bias_hh is not None else bias_ih
-    elif bias_hh is not None:
-        bias = bias_hh
-    h, c, hs = h0, c0, []
-    for x_t in _steps(input):
-        gates = x_t @ w_ih_t + h @ w_hh_t
-        if bias is not None:
-            gates = gates + bias
-        o, c = _gates(gates, c, h_size)
-        h = o * F.tanh(c)
-        hs.append(h)
-    return hs, h, c
+    y = lstm_sequence(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    if y is None:
+        return lstm_tape(input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    return unpack(y)
 
 
 def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh_weight,
@@ -90,27 +66,12 @@ def bn_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh
     training, updates row ``min(t, max_length - 1)``. Returns (list of T hidden
     states (N, H), h_T, c_T).
     """
-    h_size = weight_hh.shape[1]
-    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
-    rows = None if running_stats is None else running_stats[0].shape[0]
-
-    def bn(x, which, t, weight, b):
-        if running_stats is None:
-            mean = var = None
-        else:
-            s = min(t, rows - 1)
-            mean = Tensor(running_stats[2 * which][s])
-            var = Tensor(running_stats[2 * which + 1][s])
-        return F.batch_norm(x, mean, var, weight, b, training or mean is None, momentum, eps)
-
-    h, c, hs = h0, c0, []
-    for t, x_t in enumerate(_steps(input)):
-        gates = (bn(x_t @ w_ih_t, 0, t, bn_ih_weight, None)
-                 + bn(h @ w_hh_t, 1, t, bn_hh_weight, None) + bias)
-        o, c = _gates(gates, c, h_size)
-        h = o * F.tanh(bn(c, 2, t, bn_c_weight, bn_c_bias))
-        hs.append(h)
-    return hs, h, c
+    args = (input, h0, c0, weight_ih, weight_hh, bias, bn_ih_weight, bn_hh_weight, bn_c_weight,
+            bn_c_bias, running_stats, training, momentum, eps)
+    y = bn_lstm_sequence(*args)
+    if y is None:
+        return bn_lstm_tape(*args)
+    return unpack(y)
 
 
 def ln_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, ln_ih_weight, ln_ih_bias,
@@ -130,16 +91,18 @@ def ln_lstm_layer(input, h0, c0, weight_ih, weight_hh, bias, ln_ih_weight, ln_ih
     (N, H); LN parameters (4H,) for the two gate LNs and (H,) for the cell's.
     Returns (list of T hidden states (N, H), h_T, c_T).
     """
-    h_size = weight_hh.shape[1]
-    w_ih_t, w_hh_t = weight_ih.T, weight_hh.T
-    h, c, hs = h0, c0, []
-    for x_t in _steps(input):
-        gates = (F.layer_norm(x_t @ w_ih_t, (4 * h_size,), ln_ih_weight, ln_ih_bias, eps)
-                 + F.layer_norm(h @ w_hh_t, (4 * h_size,), ln_hh_weight, ln_hh_bias, eps) + bias)
-        o, c = _gates(gates, c, h_size)
-        h = o * F.tanh(F.layer_norm(c, (h_size,), ln_c_weight, ln_c_bias, eps))
-        hs.append(h)
-    return hs, h, c
+    return ln_lstm_tape(input, h0, c0, weight_ih, weight_hh, bias, ln_ih_weight, ln_ih_bias,
+                        ln_hh_weight, ln_hh_bias, ln_c_weight, ln_c_bias, eps)
+
+
+def _layer_outputs(y, tape):
+    """(output (T, N, H), h_n (1, N, H), c_n (1, N, H)) of one layer from its packed fused
+    output ``y``, or, when ``y`` is None, from the tape path's ``tape()``."""
+    if y is not None:
+        steps = y.shape[0] - 1
+        return y[:steps], y[steps - 1:steps], y[steps:]
+    hs, h, c = tape()
+    return F.stack(hs, dim=0), h.reshape((1,) + tuple(h.shape)), c.reshape((1,) + tuple(c.shape))
 
 
 def _check_input(name, input, input_size, dtype, ranks):
@@ -237,15 +200,19 @@ class LSTM(Module):
         layer_input, h_n, c_n = input, [], []
         for k in range(self.num_layers):
             b = (getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")) if self.bias else (None, None)
-            hs, h, c = lstm_layer(layer_input, h0[k], c0[k], getattr(self, f"weight_ih_l{k}"),
-                                  getattr(self, f"weight_hh_l{k}"), *b)
+            args = (h0[k], c0[k], getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"), *b)
+            out, h, c = _layer_outputs(lstm_sequence(layer_input, *args),
+                                       lambda: lstm_tape(layer_input, *args))
             h_n.append(h)
             c_n.append(c)
             if self.dropout and self.training and k < self.num_layers - 1:
-                hs = [F.dropout(x, self.dropout, True) for x in hs]
-            layer_input = hs
-        output = F.stack(layer_input, dim=0)
-        h_n, c_n = F.stack(h_n, dim=0), F.stack(c_n, dim=0)
+                out = F.dropout(out, self.dropout, True)
+            layer_input = out
+        output = layer_input
+        if self.num_layers == 1:
+            h_n, c_n = h_n[0], c_n[0]
+        else:
+            h_n, c_n = F.cat(h_n, dim=0), F.cat(c_n, dim=0)
         if unbatched:
             return (output.reshape(output.shape[0], self.hidden_size),
                     (h_n.reshape(self.num_layers, self.hidden_size),
@@ -314,11 +281,10 @@ class _NormLSTM(Module):
             raise ValueError(f"{self._name}: the sequence length must be at least 1")
         self._check_batch(n)
         h0, c0 = _check_hidden(self._name, hx, (1, n, self.hidden_size), self.dtype, input.data)
-        hs, h, c = self._layer(input, h0[0], c0[0])
-        output = F.stack(hs, dim=0)
+        output, h_n, c_n = self._layer(input, h0[0], c0[0])
         if self.batch_first:
             output = output.permute(1, 0, 2)
-        return output, (h.reshape(1, n, self.hidden_size), c.reshape(1, n, self.hidden_size))
+        return output, (h_n, c_n)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}" + self._repr_size()
@@ -407,11 +373,10 @@ class BNLSTM(_NormLSTM):
             self.num_batches_tracked.data[...] += 1
             if momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.data)
-        return bn_lstm_layer(
-            input, h0, c0, self.weight_ih, self.weight_hh, self.bias,
-            self.bn_ih_weight, self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias,
-            running_stats=self.running_stats(), training=self.training,
-            momentum=momentum, eps=self.eps)
+        args = (input, h0, c0, self.weight_ih, self.weight_hh, self.bias, self.bn_ih_weight,
+                self.bn_hh_weight, self.bn_c_weight, self.bn_c_bias, self.running_stats(),
+                self.training, momentum, self.eps)
+        return _layer_outputs(bn_lstm_sequence(*args), lambda: bn_lstm_tape(*args))
 
     def _repr_size(self):
         return f", max_length={self.max_length}"
@@ -458,7 +423,7 @@ class LNLSTM(_NormLSTM):
             init.zeros_(getattr(self, f"ln_{name}_bias"))
 
     def _layer(self, input, h0, c0):
-        return ln_lstm_layer(
-            input, h0, c0, self.weight_ih, self.weight_hh, self.bias,
-            self.ln_ih_weight, self.ln_ih_bias, self.ln_hh_weight, self.ln_hh_bias,
-            self.ln_c_weight, self.ln_c_bias, eps=self.eps)
+        return _layer_outputs(None, lambda: ln_lstm_tape(
+            input, h0, c0, self.weight_ih, self.weight_hh, self.bias, self.ln_ih_weight,
+            self.ln_ih_bias, self.ln_hh_weight, self.ln_hh_bias, self.ln_c_weight, self.ln_c_bias,
+            self.eps))
