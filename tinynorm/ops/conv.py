@@ -2,8 +2,8 @@
 
 ``cols[(c, i, j), (n, oh, ow)] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]``;
 ``y[n, o] = W[o] @ cols[group(o)] + b[o]``. Backward: ``dW = dy @ cols^T``,
-``dcols = W^T @ dy`` scattered back by col2im (the adjoint of im2col). On the CPU, output
-planes of at least ``MIN_PLANE`` pixels are convolved one sample per GEMM instead
+``dcols = W^T @ dy`` scattered back by col2im (the adjoint of im2col). On the CPU, large output
+planes or small weights (``conv_planes.pays``) are convolved one sample per GEMM instead
 (:mod:`tinynorm.kernels.cpu.conv_planes`), in NCHW throughout.
 """
 import numpy as np
@@ -13,7 +13,7 @@ from .. import blas, buffer_pool
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
-from ..kernels.cpu.conv_planes import MIN_PLANE
+from ..kernels.cpu import conv_planes
 
 
 class Conv2d(Function):
@@ -33,7 +33,7 @@ class Conv2d(Function):
                 f"{padding} and dilation {dilation} (output would be {oh}x{ow})")
         x = xp.ascontiguousarray(x)
         self.geometry = (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow)
-        self.planes = xp is np and groups == 1 and oh * ow >= MIN_PLANE
+        self.planes = xp is np and groups == 1 and conv_planes.pays(oh * ow, weight.size)
         if self.planes:
             with blas.one_thread_gemm(x.dtype) as fn:
                 self.planes = fn is not None

@@ -20,6 +20,16 @@ from .jit import njit
 MIN_PLANE = 256
 """Output planes (OH*OW) from which a sample's GEMM is wide enough to run alone."""
 
+MAX_SMALL_WEIGHT = 1 << 15
+"""Weights of at most this many values stay in cache across samples, so that smaller planes
+pay too (a large weight would be packed again for every narrow product)."""
+
+
+def pays(plane, weight_size):
+    """Whether a one-group convolution with ``plane`` output pixels and a weight of
+    ``weight_size`` values goes one sample per GEMM."""
+    return plane >= MIN_PLANE or weight_size <= MAX_SMALL_WEIGHT
+
 
 @njit(parallel=True)
 def _forward(fn, x, w, bias, add, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, cols, y, parts,
