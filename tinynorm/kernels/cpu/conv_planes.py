@@ -1,4 +1,5 @@
-"""2-D convolution one sample at a time, for planes large enough to fill a GEMM alone.
+"""2-D convolution one sample at a time, where a sample's product is wide enough or its weight
+small enough (:func:`pays`) to run as a GEMM of its own.
 
 Each of ``parts`` threads takes a run of samples; per sample it unfolds the
 patches into its own ``cols`` buffer (:mod:`.im2col`'s layout with N = 1, small
