@@ -2,7 +2,9 @@
 
 For each model (the digits CNN and MLP of `tinynorm train`, BN, Adam lr 1e-3; `--models`
 may add `lstm` and `bnlstm`, the LSTM and BN-LSTM of `--model lstm` over digits' rows; with
---cnn28 also the CNN on random 1x28x28 inputs, MNIST's shape) it prints:
+--cnn28 also the CNN on random 1x28x28 inputs, MNIST's shape; with --resnet ResNet-18 of
+benchmarks/resnet.py on random 3x32x32 inputs, SGD lr 0.1 momentum 0.9, at --resnet-batch
+and --resnet-width: every layer keeps its spatial shape at any width or batch) it prints:
 
 * the median wall time of a step with no profiler active;
 * tinynorm.profiler's self times grouped into GEMM, im2col/col2im, pooling, BN,
@@ -16,6 +18,7 @@ may add `lstm` and `bnlstm`, the LSTM and BN-LSTM of `--model lstm` over digits'
 
     python benchmarks/profile_train.py [--steps 20] [--batch-size 64] [--threads 2] [--cnn28]
     python benchmarks/profile_train.py --models lstm,bnlstm
+    python benchmarks/profile_train.py --models none --resnet [--resnet-batch 32] [--resnet-width 64]
     python benchmarks/profile_train.py --quick      (a smoke run: 2 steps at batch 8)
 """
 import argparse
@@ -42,11 +45,12 @@ from tinynorm.models import build_model  # noqa: E402
 KERNEL_GROUPS = (
     ("kernel:blas.", "GEMM"),
     ("kernel:im2col.", "im2col/col2im"),
+    ("kernel:conv_planes.", "conv one sample per GEMM (im2col+GEMM+col2im)"),
     ("kernel:pooling.", "pooling"),
     ("kernel:batch_norm.", "BN"),
     ("kernel:activation.", "activations"),
     ("kernel:adam.", "Adam"),
-    ("Optimizer.step", "Adam"),
+    ("Optimizer.step", "optimizer step"),
     ("kernel:", "other kernels"),
     ("enumerate(DataLoader)", "data loader"),
 )
@@ -94,10 +98,17 @@ def cprofile_group(filename, funcname):
     return "other Python"
 
 
-def make_step(name, batch, seed=0):
+def make_step(name, batch, seed=0, resnet_width=64):
     """A training-step closure for the named model and its fixed batches."""
     tn.manual_seed(seed)
-    if name == "cnn28":
+    if name == "resnet18":
+        from resnet import resnet18
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+        y = rng.integers(0, 10, batch)
+        net = resnet18(tn.nn, F, resnet_width)
+        opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    elif name == "cnn28":
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
         y = rng.integers(0, 10, batch)
@@ -106,9 +117,10 @@ def make_step(name, batch, seed=0):
         x, y = x[:batch], y[:batch]
     if name in ("lstm", "bnlstm"):
         net = build_model("lstm", x.shape[1:], 10, "none" if name == "lstm" else "bn")
-    else:
+        opt = optim.Adam(net.parameters(), lr=1e-3)
+    elif name != "resnet18":
         net = build_model(name.rstrip("0123456789"), x.shape[1:])
-    opt = optim.Adam(net.parameters(), lr=1e-3)
+        opt = optim.Adam(net.parameters(), lr=1e-3)
     net.train()
 
     def step():
@@ -173,11 +185,12 @@ def print_groups(title, groups, total):
 
 
 def profile_model(name, args):
-    step = make_step(name, args.batch_size)
+    batch = args.resnet_batch if name == "resnet18" else args.batch_size
+    step = make_step(name, batch, resnet_width=args.resnet_width)
     for _ in range(args.warmup):
         step()
     ms = wall_ms(step, args.steps)
-    print(f"\n=== {name}, batch {args.batch_size}: {ms:.3f} ms/step (median of {args.steps}, "
+    print(f"\n=== {name}, batch {batch}: {ms:.3f} ms/step (median of {args.steps}, "
           f"no profiler)")
     prof_ms, groups, calls = profiler_breakdown(step, args.steps, ms)
     python_ms = groups.get(FUNCTION_PYTHON, 0) + groups[OUTSIDE]
@@ -201,6 +214,10 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--models", default="cnn,mlp", help="comma-separated: cnn, mlp, lstm, bnlstm")
     p.add_argument("--cnn28", action="store_true", help="also the CNN on random 1x28x28 inputs")
+    p.add_argument("--resnet", action="store_true",
+                   help="also ResNet-18 (CIFAR variant) on random 3x32x32 inputs, SGD")
+    p.add_argument("--resnet-batch", type=int, default=32)
+    p.add_argument("--resnet-width", type=int, default=64)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 warm-up, 2 steps, batch 8")
     args = p.parse_args(argv)
     if args.quick:
@@ -208,7 +225,8 @@ def main(argv=None):
     set_threads(args.threads)
     print(f"threads {args.threads}, {args.warmup} warm-up steps, then each measurement over "
           f"{args.steps} steps", flush=True)
-    for name in args.models.split(",") + (["cnn28"] if args.cnn28 else []):
+    models = [m for m in args.models.split(",") if m != "none"]
+    for name in models + (["cnn28"] if args.cnn28 else []) + (["resnet18"] if args.resnet else []):
         profile_model(name, args)
 
 

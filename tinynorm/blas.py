@@ -9,6 +9,7 @@ per call and splits a product's output columns across Numba's threads
 operands do not fit (not float32/float64, not row-major or a transpose of
 it), this is NumPy's ``matmul``.
 """
+import contextlib
 import ctypes
 import re
 
@@ -74,6 +75,24 @@ def _gemm2d(a, b, out, fn):
     dt = a.dtype.type
     gemm.gemm_columns(fn, la[0], lb[0], m, n, k, dt(1), a, la[1], b, lb[1], dt(0), out, n,
                                get_num_threads())
+
+
+@contextlib.contextmanager
+def one_thread_gemm(dtype):
+    """The CBLAS ``?gemm`` of ``dtype`` for Numba kernels to call (None where OpenBLAS was not
+    found or the dtype is not float32/float64), with OpenBLAS held to one thread meanwhile."""
+    if _found is None or np.dtype(dtype) not in _found[0]:
+        yield None
+        return
+    fns, set_threads, get_threads = _found
+    previous = get_threads()
+    if previous != 1:
+        set_threads(1)
+    try:
+        yield fns[np.dtype(dtype)]
+    finally:
+        if previous != 1:
+            set_threads(previous)
 
 
 def matmul(a, b):

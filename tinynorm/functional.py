@@ -355,7 +355,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     def pool(x):
         out = _pool_output(x, k, s, p, d, ceil_mode, "max_pool2d")
-        found = {}
+        found = {} if return_indices else None
         y = _pool.MaxPool2d.apply(x, kernel_size=k, stride=s, padding=p, dilation=d, out_size=out,
                                   indices_out=found)
         return (y, Tensor(found["indices"])) if return_indices else y

@@ -62,6 +62,8 @@ class _NormBase(Module):
 
 class _BatchNorm(_NormBase):
     _expected_ranks = ()
+    fuse_relu = False
+    """True where the model applies the following ReLU inside this layer (``batch_norm(relu=True)``)."""
 
     def _check_input(self, x):
         check_channels(self, x, self._expected_ranks)
@@ -85,7 +87,8 @@ class _BatchNorm(_NormBase):
             x,
             self.running_mean if (not self.training or self.track_running_stats) else None,
             self.running_var if (not self.training or self.track_running_stats) else None,
-            self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine())
+            self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine(),
+            relu=self.fuse_relu)
 
 
 class BatchNorm1d(_BatchNorm):
