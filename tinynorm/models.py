@@ -48,14 +48,6 @@ class MLP(nn.Module):
         return self.layer2(h)
 
 
-class ReLUInNorm(nn.ReLU):
-    """The CNN's ReLU when the BatchNorm2d before it applies it (``fuse_relu``: BN and ReLU as
-    one tape node); it passes its input on."""
-
-    def forward(self, x):
-        return x
-
-
 class CNN(nn.Module):
     """Two [3x3 conv -> norm -> ReLU -> 2x2 max-pool] blocks, then a linear classifier."""
 
@@ -71,8 +63,6 @@ class CNN(nn.Module):
             conv = nn.Conv2d(c, width, 3, padding=1, bias=not registry.NORMS[norm].shift)
             conv, norm_layer, activation, first = registry.block(norm, conv, width, (h, w), opts,
                                                                  "before")
-            if first and type(norm_layer) is nn.BatchNorm2d and type(activation) is nn.ReLU:
-                norm_layer.fuse_relu, activation = True, ReLUInNorm()
             after = [norm_layer, activation] if first else [activation, norm_layer]
             layers += [conv] + [m for m in after if m is not None] + [nn.MaxPool2d(2)]
             c, h, w = width, h // 2, w // 2

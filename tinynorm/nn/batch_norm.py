@@ -62,8 +62,6 @@ class _NormBase(Module):
 
 class _BatchNorm(_NormBase):
     _expected_ranks = ()
-    fuse_relu = False
-    """True where the model applies the following ReLU inside this layer (``batch_norm(relu=True)``)."""
 
     def _check_input(self, x):
         check_channels(self, x, self._expected_ranks)
@@ -87,8 +85,7 @@ class _BatchNorm(_NormBase):
             x,
             self.running_mean if (not self.training or self.track_running_stats) else None,
             self.running_var if (not self.training or self.track_running_stats) else None,
-            self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine(),
-            relu=self.fuse_relu)
+            self.weight, self.bias, use_batch, factor, self.eps, combine=self._combine())
 
 
 class BatchNorm1d(_BatchNorm):

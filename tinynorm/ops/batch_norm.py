@@ -1,8 +1,6 @@
 """Batch Normalization: :func:`batch_norm` (the formula, defaults and paper) and its
 Function :class:`BatchNorm` (the stats -> combine -> elementwise split, backward, and the
 (r, d) correction of Batch Renormalization)."""
-import copy
-
 import numpy as np
 
 from .. import buffer_pool, checks
@@ -89,16 +87,12 @@ class BatchNorm(Function):
     replaces xhat by ``xhat * r + d`` with r, d constants (Ioffe 2017): then
     ``scale = weight*r*invstd``, ``shift = bias + weight*d``, dx is the above with
     ``weight*r`` for weight, and ``dweight = sum dy * (xhat*r + d)``.
-
-    With ``relu`` the output is ``max(y, 0)``, applied in place to BN's output (BN followed
-    by ReLU as one tape node); the backward first masks ``dy`` where that output is not
-    positive, as ReLU's backward does.
     """
 
     renorm = None
 
     def forward(self, x, weight, bias, *, mean, invstd, count=None, batch_stats=False,
-                combine=None, relu=False):
+                combine=None):
         xp = get_array_module(x)
         x3 = as_channels_3d(x)
         if self.renorm is None:
@@ -114,27 +108,14 @@ class BatchNorm(Function):
         kernels_for("batch_norm", x3).bn_forward_apply(
             x3, mean, xp.ascontiguousarray(scale, dtype=np.float64),
             xp.ascontiguousarray(shift, dtype=np.float64), y3)
-        self.relu = relu
-        if relu:
-            kernels_for("activation", y3).relu_forward(y3, y3)
-            self.save_for_backward(x3, gamma, y3)
-        else:
-            self.save_for_backward(x3, gamma)
+        self.save_for_backward(x3, gamma)
         self.mean, self.invstd, self.count = mean, invstd, count
         self.batch_stats, self.combine, self.shape = batch_stats, combine, x.shape
         return y3.reshape(x.shape)
 
-    def _relu_grad(self, g):
-        xp = get_array_module(g)
-        y3 = self.saved[2]
-        return kernels_for("activation", y3).relu_backward(
-            g, y3, buffer_pool.empty(xp, y3.shape, y3.dtype))
-
     def backward(self, g):
         xp = get_array_module(g)
-        if self.relu:
-            g = self._relu_grad(g)
-        x3, gamma = self.saved[:2]
+        x3, gamma = self.saved
         k = kernels_for("batch_norm", x3)
         g3 = as_channels_3d(g)
         c = x3.shape[1]
@@ -172,12 +153,7 @@ class BatchNorm(Function):
             self.second_order_detail = f"statistics combined by {type(self.combine).__name__}"
             return NotImplemented
         from .norm_double_backward import BatchNormGrad, graph_grads
-        first = self
-        if self.relu:
-            g = g * Tensor((self.saved[2] > 0).astype(g.dtype).reshape(self.shape))
-            first = copy.copy(self)
-            first.saved, first.relu = self.saved[:2], False
-        return graph_grads(first, g, inputs, BatchNormGrad)
+        return graph_grads(self, g, inputs, BatchNormGrad)
 
 
 def _more_than_one_value(input):
@@ -186,7 +162,7 @@ def _more_than_one_value(input):
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, combine=None, relu=False):
+               momentum=0.1, eps=1e-5, *, combine=None):
     """Batch Normalization (Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep
     Network Training by Reducing Internal Covariate Shift"), ``torch.nn.functional.batch_norm``.
 
@@ -203,7 +179,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``training=False``, ``momentum=0.1``, ``eps=1e-5``; weight and bias absent.
     ``combine`` (default :class:`IdentityCombine`) is where synchronized,
     cross-iteration and cross-mini-batch BN merge statistics (see :class:`BatchNorm`).
-    ``relu=True`` returns ``relu(y)`` from the same node (not part of PyTorch's signature).
     """
     if not isinstance(input, Tensor):
         input = as_tensor(input)
@@ -246,4 +221,4 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         var = running_var.data.astype(np.float64)
     invstd = 1.0 / xp.sqrt(var + eps)
     return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, count=count,
-                           batch_stats=use_batch, combine=combine, relu=bool(relu))
+                           batch_stats=use_batch, combine=combine)
