@@ -63,6 +63,8 @@ def _ops(lib, fn_module, x, w, v, tensor):
         ("maxpool", fn_module.max_pool2d(x.reshape(1, 1, 3, 4), 2)),
         ("avgpool", fn_module.avg_pool2d(x.reshape(1, 1, 3, 4), 2)),
         ("conv", fn_module.conv2d(x.reshape(1, 1, 3, 4), tensor(np.ones((2, 1, 2, 2))))),
+        ("linear", fn_module.linear(x, w)), ("linear_bias", fn_module.linear(x, w, x.sum(0)[1:])),
+        ("linear_3d", fn_module.linear(x.reshape(3, 1, 4), w, x.sum(0)[1:])),
     ]
 
 
