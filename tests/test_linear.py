@@ -202,3 +202,18 @@ def test_tape_matches_torch(lead, bias):
         torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True),
         torch.tensor(b, requires_grad=True) if bias else None)
     assert _shape_of(ours.grad_fn) == _shape_of(theirs.grad_fn)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_large_enough_for_the_threaded_gemm(dtype):
+    # 2 * 256 * 128 * 160 flops: above blas.PARALLEL_MIN_FLOPS, so every product takes the Numba path
+    x, w, b, dy = draw(((256,), 128, 160), 3, dtype, True)
+    xt, wt, bt = (tn.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.linear(xt, wt, bt)
+    y.backward(dy)
+    x64, w64, g64 = (a.astype(np.float64) for a in (x, w, dy))
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), x64 @ w64.T + b, **t)
+    np.testing.assert_allclose(xt.grad.numpy(), g64 @ w64, **t)
+    np.testing.assert_allclose(wt.grad.numpy(), g64.T @ x64, **t)
+    np.testing.assert_allclose(bt.grad.numpy(), g64.sum(0), **t)
