@@ -63,6 +63,8 @@ def _ops(lib, fn_module, x, w, v, tensor):
         ("maxpool", fn_module.max_pool2d(x.reshape(1, 1, 3, 4), 2)),
         ("avgpool", fn_module.avg_pool2d(x.reshape(1, 1, 3, 4), 2)),
         ("conv", fn_module.conv2d(x.reshape(1, 1, 3, 4), tensor(np.ones((2, 1, 2, 2))))),
+        ("linear", fn_module.linear(x, w)), ("linear_bias", fn_module.linear(x, w, x.sum(0)[1:])),
+        ("linear_3d", fn_module.linear(x.reshape(3, 1, 4), w, x.sum(0)[1:])),
     ]
 
 
@@ -112,16 +114,18 @@ def test_format_tape_lists_nodes_in_tape_order_with_a_total():
     out = net(x)
     lines = autograd.format_tape(out).splitlines()
     ops = [line.split()[1] for line in lines[2:-1]]
-    assert ops == ["PermuteBackward0", "MmBackward0", "AddBackward0", "ReluBackward0",
-                   "PermuteBackward0", "MmBackward0", "AddBackward0"]
-    assert [line.split()[0] for line in lines[2:-1]] == [str(i) for i in range(7)]
+    # PyTorch's nn.Linear tape: TBackward0 (the weight's transpose) feeding AddmmBackward0
+    assert ops == ["TBackward0", "AddmmBackward0", "ReluBackward0", "TBackward0", "AddmmBackward0"]
+    assert [line.split()[0] for line in lines[2:-1]] == [str(i) for i in range(5)]
+    assert lines[2].endswith(" 0")
     mm1 = lines[3]
-    assert "[5, 4] [4, 3] -> [5, 3]" in mm1 and "float32" in mm1 and "cpu" in mm1
+    assert "[3] [5, 4] [4, 3] -> [5, 3]" in mm1 and "float32" in mm1 and "cpu" in mm1
+    # addmm saves its two matrix operands, the input and the transposed weight
     assert mm1.endswith(f"{5 * 4 * 4 + 4 * 3 * 4:,}")
     relu_bytes = 5 * 3 * 4
     total = (5 * 4 + 4 * 3) * 4 + relu_bytes + (5 * 3 + 3 * 2) * 4
-    assert lines[-1].startswith(f"total saved for backward: {total:,} bytes in 7 nodes")
-    # ReLU's output is saved again by the second matmul: distinct memory counts it once
+    assert lines[-1].startswith(f"total saved for backward: {total:,} bytes in 5 nodes")
+    # ReLU's output is saved again by the second addmm: distinct memory counts it once
     assert f"({total - relu_bytes:,} bytes of distinct memory)" in lines[-1]
 
 

@@ -30,21 +30,21 @@ def test_dot_has_the_nodes_edges_and_parameter_names_of_linear_relu_linear():
     for node, label in labels.items():
         by_label.setdefault(label, []).append(node)
     names = sorted(label for node, label in labels.items() if node.startswith("n"))
-    assert names == sorted(["PermuteBackward0", "MmBackward0", "AddBackward0", "ReluBackward0",
-                            "PermuteBackward0", "MmBackward0", "AddBackward0"])
+    assert names == sorted(["TBackward0", "AddmmBackward0", "ReluBackward0",
+                            "TBackward0", "AddmmBackward0"])
     assert sorted(label for node, label in labels.items() if node.startswith("p")) == [
         "0.bias\\n(3,)", "0.weight\\n(3, 4)", "2.bias\\n(2,)", "2.weight\\n(2, 3)"]
     assert labels["out"] == "(5, 2)"
     name = {node: label.split("\\n")[0] for node, label in labels.items()}
     named_edges = sorted((name[a], name[b]) for a, b in edges)
     assert named_edges == sorted([
-        ("0.weight", "PermuteBackward0"), ("PermuteBackward0", "MmBackward0"),
-        ("MmBackward0", "AddBackward0"), ("0.bias", "AddBackward0"),
-        ("AddBackward0", "ReluBackward0"), ("2.weight", "PermuteBackward0"),
-        ("ReluBackward0", "MmBackward0"), ("PermuteBackward0", "MmBackward0"),
-        ("MmBackward0", "AddBackward0"), ("2.bias", "AddBackward0"), ("AddBackward0", "(5, 2)")])
-    # the chain is connected in tape order: n0 .. n6, out last
-    assert ("n6", "out") in edges and ("n2", "n3") in edges and ("n3", "n5") in edges
+        ("0.weight", "TBackward0"), ("TBackward0", "AddmmBackward0"), ("0.bias", "AddmmBackward0"),
+        ("AddmmBackward0", "ReluBackward0"), ("2.weight", "TBackward0"),
+        ("ReluBackward0", "AddmmBackward0"), ("TBackward0", "AddmmBackward0"),
+        ("2.bias", "AddmmBackward0"), ("AddmmBackward0", "(5, 2)")])
+    # the chain is connected in tape order: n0 .. n4, out last
+    assert ("n4", "out") in edges and ("n1", "n2") in edges and ("n2", "n4") in edges
+    assert ("n0", "n1") in edges and ("n3", "n4") in edges
 
 
 def test_dot_without_params_shows_shapes_and_a_leaf_used_twice_once():

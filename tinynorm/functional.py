@@ -10,6 +10,7 @@ from . import checks, dims, dtypes, promotion
 from .backend import check_float_dtype, get_array_module
 from .ops import conv as _conv
 from .ops import dropout as _dropout
+from .ops import linear as _linear
 from .ops import loss as _loss
 from .ops import math as _math
 from .ops import pooling as _pool
@@ -106,7 +107,13 @@ def stack(tensors, dim=0):
 
 
 def linear(input, weight, bias=None):
-    """``y = x W^T + b``."""
+    """``y = x W^T + b`` for ``x`` of shape (*, in_features).
+
+    A 2-D NumPy input of the weight's dtype (and a bias of that dtype, or
+    none) records PyTorch's tape: ``TBackward0`` feeding ``AddmmBackward0``
+    (``MmBackward0`` without a bias); another rank is flattened to 2-D around
+    it (``ViewBackward0``), as PyTorch does for a 3-D input.
+    """
     input, weight = (t if isinstance(t, Tensor) else as_tensor(t) for t in (input, weight))
     if weight.ndim != 2:
         raise ValueError(f"linear expects weight of shape (out_features, in_features), got shape "
@@ -119,15 +126,17 @@ def linear(input, weight, bias=None):
             f"linear: input has {input.shape[-1]} features but weight expects {weight.shape[1]}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
-    if input.ndim == 2 and input.data.dtype == weight.data.dtype:
-        out = _math.MatMul.apply(input, _shape.Permute.apply(weight, dims=(1, 0)))
-    else:
-        out = input @ weight.T
-    if bias is None:
-        return out
-    if isinstance(bias, Tensor) and bias.data.dtype == out.data.dtype:
-        return _math.Add.apply(out, bias)
-    return out + bias
+    dtype = weight.data.dtype
+    if (input.data.dtype == dtype and type(input.data) is np.ndarray
+            and type(weight.data) is np.ndarray and (bias is None or (
+                isinstance(bias, Tensor) and bias.data.dtype == dtype
+                and type(bias.data) is np.ndarray))):
+        wt = _linear.T.apply(weight)
+        x = input if input.ndim == 2 else input.reshape(-1, input.shape[-1])
+        out = _linear.Linear.apply(x, wt) if bias is None else _linear.Linear.apply(bias, x, wt)
+        return out if input.ndim == 2 else out.reshape(*input.shape[:-1], weight.shape[0])
+    out = input @ weight.T
+    return out if bias is None else out + bias
 
 
 def log_softmax(input, dim=-1, dtype=None):

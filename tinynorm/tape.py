@@ -64,6 +64,7 @@ def _group_norm(node):
 
 _BY_NODE = {"Sum": lambda n: _reduction(n, "Sum"), "Mean": lambda n: _reduction(n, "Mean"),
             "MatMul": _matmul, "GetItem": _getitem, "GroupNorm": _group_norm,
+            "Linear": lambda n: "AddmmBackward0" if n.fn.has_bias else "MmBackward0",
             "Extremum": lambda n: f"{n.fn.op.capitalize()}Backward0",
             "ExtremumAll": lambda n: f"{n.fn.op.capitalize()}Backward1"}
 
