@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import blas, buffer_pool, checks
 from .. import functional as F
+from .. import kernels as _kernels
 from ..autograd import Function
 from ..kernels import kernels_for
 from ..tensor import Tensor, as_tensor
@@ -49,6 +50,32 @@ def _tape_grads(fn, g, inputs, rebuild):
     wrt = [t for t, need in zip(inputs, fn.needs_input_grad) if need]
     got = iter(grad(rebuild(*inputs), wrt, grad_outputs=g, create_graph=True, allow_unused=True))
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
+
+
+class _StepBLAS:
+    """OpenBLAS held to one thread while a layer's per-step products run: they are small
+    (N x H x 4H), and a second BLAS thread spinning between them takes the core that the
+    step kernels and the other thread pools need."""
+
+    def __enter__(self):
+        self.previous = None
+        if blas._found is not None:
+            self.previous = blas._found[2]()
+            if self.previous != 1:
+                blas._found[1](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous not in (None, 1):
+            blas._found[1](self.previous)
+
+
+def _step_matmul(a, b, out):
+    """``out = a @ b`` straight through NumPy's BLAS (a range of the profiler's GEMM group
+    when it is on)."""
+    if _kernels._profiler is not None:
+        return _kernels._profiler.call("kernel:blas.matmul", np.matmul, a, b, out)
+    return np.matmul(a, b, out=out)
 
 
 def _big(like):
@@ -89,9 +116,11 @@ class LSTMSequence(Function):
         act = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
         w_hh_t = np.ascontiguousarray(w_hh.T)
-        for t in range(steps):
-            hw = blas.matmul(hbuf[t], w_hh_t)
-            kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
+        hw = np.empty((n, 4 * hs), x.dtype)
+        with _StepBLAS():
+            for t in range(steps):
+                _step_matmul(hbuf[t], w_hh_t, hw)
+                kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
         self.save_for_backward(x, w_ih, w_hh, hbuf, cbuf, act, tc)
         self.biases = (b_ih is not None, b_hh is not None)
         return _pack_output(hbuf, cbuf)
@@ -105,16 +134,18 @@ class LSTMSequence(Function):
         dc = g[steps].copy()
         dh = np.zeros((n, hs), x.dtype)
         dpre = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
-        for t in range(steps - 1, -1, -1):
-            kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
-            dh = blas.matmul(dpre[t], w_hh)
         need = self.needs_input_grad
+        with _StepBLAS():
+            for t in range(steps - 1, -1, -1):
+                kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
+                if t or need[1]:
+                    _step_matmul(dpre[t], w_hh, dh)
         d2 = dpre.reshape(steps * n, 4 * hs)
         dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
         dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
         dw_hh = blas.matmul(d2.T, hbuf[:steps].reshape(steps * n, hs)) if need[4] else None
         db = d2.sum(axis=0) if need[5] or need[6] else None
-        return (dx, dh, dc, dw_ih, dw_hh, db if self.biases[0] else None,
+        return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db if self.biases[0] else None,
                 None if db is None or not self.biases[1] else db.copy())
 
     def backward_graph(self, g, inputs):
@@ -149,11 +180,14 @@ class BNLSTMSequence(Function):
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
         w_hh_t = np.ascontiguousarray(w_hh.T)
-        for t in range(steps):
-            hw = blas.matmul(hbuf[t], w_hh_t)
-            kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t], stats[3][t],
-                                      stats[4][t], stats[5][t], use_batch, eps, xh[t], inv_h[t],
-                                      act[t], cbuf[t + 1], chat[t], inv_c[t], tn[t], hbuf[t + 1])
+        hw = np.empty((n, 4 * hs), dt)
+        with _StepBLAS():
+            for t in range(steps):
+                _step_matmul(hbuf[t], w_hh_t, hw)
+                kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t],
+                                          stats[3][t], stats[4][t], stats[5][t], use_batch, eps,
+                                          xh[t], inv_h[t], act[t], cbuf[t + 1], chat[t], inv_c[t],
+                                          tn[t], hbuf[t + 1])
         if training and running_stats is not None:
             for k in range(3):
                 kern.update_running(running_stats[2 * k], running_stats[2 * k + 1], stats[2 * k],
@@ -177,21 +211,24 @@ class BNLSTMSequence(Function):
         dpre, dhw = _big(act), _big(act)
         dz = np.empty((n, hs), dt)
         dg_hh, dg_c, db_c = np.zeros(4 * hs), np.zeros(hs), np.zeros(hs)
-        for t in range(steps - 1, -1, -1):
-            kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t], chat[t],
-                                       inv_c[t], tn[t], g_hh, g_c, self.use_batch, dpre[t], dhw[t],
-                                       dg_hh, dg_c, db_c, dz)
-            dh = blas.matmul(dhw[t], w_hh)
+        need = self.needs_input_grad
+        with _StepBLAS():
+            for t in range(steps - 1, -1, -1):
+                kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t],
+                                           chat[t], inv_c[t], tn[t], g_hh, g_c, self.use_batch,
+                                           dpre[t], dhw[t], dg_hh, dg_c, db_c, dz)
+                if t or need[1]:
+                    _step_matmul(dhw[t], w_hh, dh)
         dwx = _big(dpre)
         dg_ih, db = np.empty(4 * hs), np.empty(4 * hs)
         kern.bn_sequence_backward(dpre, xhat_x, inv_x, g_ih, self.use_batch, dwx, dg_ih, db)
-        need = self.needs_input_grad
         d2 = dwx.reshape(steps * n, 4 * hs)
         dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
         dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
         dw_hh = (blas.matmul(dhw.reshape(steps * n, 4 * hs).T, hbuf[:steps].reshape(steps * n, hs))
                  if need[4] else None)
-        return (dx, dh, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt), dg_hh.astype(dt),
+        return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt),
+                dg_hh.astype(dt),
                 dg_c.astype(dt), db_c.astype(dt))
 
     def backward_graph(self, g, inputs):
