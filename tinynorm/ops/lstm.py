@@ -78,6 +78,30 @@ def _step_matmul(a, b, out):
     return np.matmul(a, b, out=out)
 
 
+def _zero_start(h0, w_hh):
+    """Whether h0 is all zeros and W_hh finite, so that W_hh h0 is exactly zero and its
+    product (and the step-0 share of the W_hh gradient) can be skipped."""
+    return not h0.any() and bool(np.isfinite(w_hh).all())
+
+
+def _recurrent_product(t, zero_start, h_prev, w_hh_t, out):
+    """``out = h_prev @ W_hh^T`` of step t (zeros at step 0 from a zero start)."""
+    if t == 0 and zero_start:
+        out.fill(0)
+    else:
+        _step_matmul(h_prev, w_hh_t, out)
+
+
+def _dw_hh(dhw, hbuf, zero_start):
+    """sum_t dhw_t^T h_{t-1}: one product over the steps, step 0 left out from a zero start
+    (where its gradient rows are finite, so that its share is exactly zero)."""
+    steps, n, gates = dhw.shape
+    first = 1 if zero_start and np.isfinite(dhw[0]).all() else 0
+    if first == steps:
+        return np.zeros((gates, hbuf.shape[2]), dhw.dtype)
+    return blas.matmul(dhw[first:].reshape(-1, gates).T, hbuf[first:steps].reshape(-1, hbuf.shape[2]))
+
+
 def _big(like):
     """An uninitialized (T, N, 4H) array like ``like``, from the buffer pool."""
     return buffer_pool.empty(np, like.shape, like.dtype)
@@ -117,9 +141,10 @@ class LSTMSequence(Function):
         tc = np.empty((steps, n, hs), x.dtype)
         w_hh_t = np.ascontiguousarray(w_hh.T)
         hw = np.empty((n, 4 * hs), x.dtype)
+        self.zero_start = _zero_start(h0, w_hh)
         with _StepBLAS():
             for t in range(steps):
-                _step_matmul(hbuf[t], w_hh_t, hw)
+                _recurrent_product(t, self.zero_start, hbuf[t], w_hh_t, hw)
                 kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
         self.save_for_backward(x, w_ih, w_hh, hbuf, cbuf, act, tc)
         self.biases = (b_ih is not None, b_hh is not None)
@@ -143,7 +168,7 @@ class LSTMSequence(Function):
         d2 = dpre.reshape(steps * n, 4 * hs)
         dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
         dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
-        dw_hh = blas.matmul(d2.T, hbuf[:steps].reshape(steps * n, hs)) if need[4] else None
+        dw_hh = _dw_hh(dpre, hbuf, self.zero_start) if need[4] else None
         db = d2.sum(axis=0) if need[5] or need[6] else None
         return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db if self.biases[0] else None,
                 None if db is None or not self.biases[1] else db.copy())
@@ -181,9 +206,10 @@ class BNLSTMSequence(Function):
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
         w_hh_t = np.ascontiguousarray(w_hh.T)
         hw = np.empty((n, 4 * hs), dt)
+        self.zero_start = _zero_start(h0, w_hh)
         with _StepBLAS():
             for t in range(steps):
-                _step_matmul(hbuf[t], w_hh_t, hw)
+                _recurrent_product(t, self.zero_start, hbuf[t], w_hh_t, hw)
                 kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t],
                                           stats[3][t], stats[4][t], stats[5][t], use_batch, eps,
                                           xh[t], inv_h[t], act[t], cbuf[t + 1], chat[t], inv_c[t],
@@ -225,8 +251,7 @@ class BNLSTMSequence(Function):
         d2 = dwx.reshape(steps * n, 4 * hs)
         dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
         dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
-        dw_hh = (blas.matmul(dhw.reshape(steps * n, 4 * hs).T, hbuf[:steps].reshape(steps * n, hs))
-                 if need[4] else None)
+        dw_hh = _dw_hh(dhw, hbuf, self.zero_start) if need[4] else None
         return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt),
                 dg_hh.astype(dt),
                 dg_c.astype(dt), db_c.astype(dt))
