@@ -19,6 +19,8 @@ The layer's output is packed: one (T+1, N, H) array holding h_1 .. h_T and then 
 :func:`~tinynorm.nn.lstm.bn_lstm_layer`. GPU arrays, and arguments that do not fit (which
 the tape path refuses with its own messages), take the tape path.
 """
+import functools
+
 import numpy as np
 
 from .. import blas, buffer_pool, checks
@@ -52,10 +54,10 @@ def _tape_grads(fn, g, inputs, rebuild):
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
 
 
-class _StepBLAS:
-    """OpenBLAS held to one thread while a layer's per-step products run: they are small
-    (N x H x 4H), and a second BLAS thread spinning between them takes the core that the
-    step kernels and the other thread pools need."""
+class _OneBLASThread:
+    """OpenBLAS held to one thread while a layer's products run: the per-step ones are small
+    (N x H x 4H) and the sequence-level ones are few, and on a small shared machine another
+    BLAS or Numba thread waiting on a busy core costs more than the split gains."""
 
     def __enter__(self):
         self.previous = None
@@ -70,9 +72,18 @@ class _StepBLAS:
             blas._found[1](self.previous)
 
 
-def _step_matmul(a, b, out):
-    """``out = a @ b`` straight through NumPy's BLAS (a range of the profiler's GEMM group
-    when it is on)."""
+def _one_blas_thread(method):
+    """``method`` run under :class:`_OneBLASThread`."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with _OneBLASThread():
+            return method(*args, **kwargs)
+    return run
+
+
+def _matmul(a, b, out=None):
+    """``a @ b`` (into ``out``) straight through NumPy's BLAS (a range of the profiler's GEMM
+    group when it is on)."""
     if _kernels._profiler is not None:
         return _kernels._profiler.call("kernel:blas.matmul", np.matmul, a, b, out)
     return np.matmul(a, b, out=out)
@@ -84,12 +95,15 @@ def _zero_start(h0, w_hh):
     return not h0.any() and bool(np.isfinite(w_hh).all())
 
 
-def _recurrent_product(t, zero_start, h_prev, w_hh_t, out):
-    """``out = h_prev @ W_hh^T`` of step t (zeros at step 0 from a zero start)."""
+def _recurrent_product(t, zero_start, h_prev, w_hh, scratch, out):
+    """``out = h_prev @ W_hh^T`` (N, 4H) of step t, zeros at step 0 from a zero start.
+    BLAS runs this shape faster as W_hh h_prev^T into the (4H, N) ``scratch``, transposed
+    into ``out`` afterwards."""
     if t == 0 and zero_start:
         out.fill(0)
     else:
-        _step_matmul(h_prev, w_hh_t, out)
+        _matmul(w_hh, h_prev.T, scratch)
+        np.copyto(out, scratch.T)
 
 
 def _dw_hh(dhw, hbuf, zero_start):
@@ -99,7 +113,7 @@ def _dw_hh(dhw, hbuf, zero_start):
     first = 1 if zero_start and np.isfinite(dhw[0]).all() else 0
     if first == steps:
         return np.zeros((gates, hbuf.shape[2]), dhw.dtype)
-    return blas.matmul(dhw[first:].reshape(-1, gates).T, hbuf[first:steps].reshape(-1, hbuf.shape[2]))
+    return _matmul(dhw[first:].reshape(-1, gates).T, hbuf[first:steps].reshape(-1, hbuf.shape[2]))
 
 
 def _big(like):
@@ -126,12 +140,13 @@ class LSTMSequence(Function):
     """One LSTM layer over a (T, N, in) sequence; inputs ``(x, h0, c0, weight_ih, weight_hh,
     bias_ih, bias_hh)`` (biases may be None); output packed (T+1, N, H)."""
 
+    @_one_blas_thread
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         kern = kernels_for("lstm", x)
         steps, n, _ = x.shape
         hs = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        xw = blas.matmul(x.reshape(steps * n, -1), w_ih.T)
+        xw = _matmul(x.reshape(steps * n, -1), w_ih.T)
         for b in (b_ih, b_hh):
             if b is not None:
                 xw += b
@@ -139,17 +154,17 @@ class LSTMSequence(Function):
         hbuf, cbuf = _state_buffers(h0, c0, steps)
         act = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        hw = np.empty((n, 4 * hs), x.dtype)
+        w_hh_c = np.ascontiguousarray(w_hh)
+        hw, hw_t = np.empty((n, 4 * hs), x.dtype), np.empty((4 * hs, n), x.dtype)
         self.zero_start = _zero_start(h0, w_hh)
-        with _StepBLAS():
-            for t in range(steps):
-                _recurrent_product(t, self.zero_start, hbuf[t], w_hh_t, hw)
-                kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
+        for t in range(steps):
+            _recurrent_product(t, self.zero_start, hbuf[t], w_hh_c, hw_t, hw)
+            kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
         self.save_for_backward(x, w_ih, w_hh, hbuf, cbuf, act, tc)
         self.biases = (b_ih is not None, b_hh is not None)
         return _pack_output(hbuf, cbuf)
 
+    @_one_blas_thread
     def backward(self, g):
         x, w_ih, w_hh, hbuf, cbuf, act, tc = self.saved
         kern = kernels_for("lstm", x)
@@ -160,14 +175,13 @@ class LSTMSequence(Function):
         dh = np.zeros((n, hs), x.dtype)
         dpre = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         need = self.needs_input_grad
-        with _StepBLAS():
-            for t in range(steps - 1, -1, -1):
-                kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
-                if t or need[1]:
-                    _step_matmul(dpre[t], w_hh, dh)
+        for t in range(steps - 1, -1, -1):
+            kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
+            if t or need[1]:
+                _matmul(dpre[t], w_hh, dh)
         d2 = dpre.reshape(steps * n, 4 * hs)
-        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dx = _matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = _matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
         dw_hh = _dw_hh(dpre, hbuf, self.zero_start) if need[4] else None
         db = d2.sum(axis=0) if need[5] or need[6] else None
         return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db if self.biases[0] else None,
@@ -183,6 +197,7 @@ class BNLSTMSequence(Function):
     ``running_stats`` (six arrays, updated in place in training, or None), ``training``,
     ``momentum``, ``eps``; output packed (T+1, N, H)."""
 
+    @_one_blas_thread
     def forward(self, x, h0, c0, w_ih, w_hh, bias, g_ih, g_hh, g_c, b_c, *, running_stats,
                 training, momentum, eps):
         kern = kernels_for("lstm", x)
@@ -190,7 +205,7 @@ class BNLSTMSequence(Function):
         hs, dt = w_hh.shape[1], x.dtype
         use_batch = bool(training) or running_stats is None
         x = np.ascontiguousarray(x)
-        wx = blas.matmul(x.reshape(steps * n, -1), w_ih.T).reshape(steps, n, 4 * hs)
+        wx = _matmul(x.reshape(steps * n, -1), w_ih.T).reshape(steps, n, 4 * hs)
         if use_batch:
             stats = [np.empty((steps, c)) for c in (4 * hs, 4 * hs, 4 * hs, 4 * hs, hs, hs)]
         else:
@@ -204,16 +219,15 @@ class BNLSTMSequence(Function):
         act, xh = _big(wx), _big(wx)
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        hw = np.empty((n, 4 * hs), dt)
+        w_hh_c = np.ascontiguousarray(w_hh)
+        hw, hw_t = np.empty((n, 4 * hs), dt), np.empty((4 * hs, n), dt)
         self.zero_start = _zero_start(h0, w_hh)
-        with _StepBLAS():
-            for t in range(steps):
-                _recurrent_product(t, self.zero_start, hbuf[t], w_hh_t, hw)
-                kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t],
-                                          stats[3][t], stats[4][t], stats[5][t], use_batch, eps,
-                                          xh[t], inv_h[t], act[t], cbuf[t + 1], chat[t], inv_c[t],
-                                          tn[t], hbuf[t + 1])
+        for t in range(steps):
+            _recurrent_product(t, self.zero_start, hbuf[t], w_hh_c, hw_t, hw)
+            kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t],
+                                      stats[3][t], stats[4][t], stats[5][t], use_batch, eps,
+                                      xh[t], inv_h[t], act[t], cbuf[t + 1], chat[t], inv_c[t],
+                                      tn[t], hbuf[t + 1])
         if training and running_stats is not None:
             for k in range(3):
                 kern.update_running(running_stats[2 * k], running_stats[2 * k + 1], stats[2 * k],
@@ -225,6 +239,7 @@ class BNLSTMSequence(Function):
                                inv_h, chat, inv_c, tn)
         return _pack_output(hbuf, cbuf)
 
+    @_one_blas_thread
     def backward(self, g):
         (x, w_ih, w_hh, g_ih, g_hh, g_c, hbuf, cbuf, xhat_x, inv_x, act, xh, inv_h, chat, inv_c,
          tn) = self.saved
@@ -238,19 +253,18 @@ class BNLSTMSequence(Function):
         dz = np.empty((n, hs), dt)
         dg_hh, dg_c, db_c = np.zeros(4 * hs), np.zeros(hs), np.zeros(hs)
         need = self.needs_input_grad
-        with _StepBLAS():
-            for t in range(steps - 1, -1, -1):
-                kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t],
-                                           chat[t], inv_c[t], tn[t], g_hh, g_c, self.use_batch,
-                                           dpre[t], dhw[t], dg_hh, dg_c, db_c, dz)
-                if t or need[1]:
-                    _step_matmul(dhw[t], w_hh, dh)
+        for t in range(steps - 1, -1, -1):
+            kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t],
+                                       chat[t], inv_c[t], tn[t], g_hh, g_c, self.use_batch,
+                                       dpre[t], dhw[t], dg_hh, dg_c, db_c, dz)
+            if t or need[1]:
+                _matmul(dhw[t], w_hh, dh)
         dwx = _big(dpre)
         dg_ih, db = np.empty(4 * hs), np.empty(4 * hs)
         kern.bn_sequence_backward(dpre, xhat_x, inv_x, g_ih, self.use_batch, dwx, dg_ih, db)
         d2 = dwx.reshape(steps * n, 4 * hs)
-        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dx = _matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = _matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
         dw_hh = _dw_hh(dhw, hbuf, self.zero_start) if need[4] else None
         return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt),
                 dg_hh.astype(dt),
