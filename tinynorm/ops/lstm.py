@@ -10,7 +10,9 @@ are kept in (T, N, ...) arrays for backward.
 
 Backward (BPTT): one kernel and one GEMM (dW_hh-side, ``dpre_t @ W_hh``) per step, in
 reverse; the weight, bias and input gradients are then GEMMs and sums over the whole
-sequence. Second order (``create_graph=True``) rebuilds the layer from the tape ops of
+sequence. From h0 = 0 (and a finite W_hh) the step-0 products, W_hh h0 and its share of
+the W_hh gradient, are zero and skipped. Every product runs through NumPy's BLAS held to one
+thread (:class:`_OneBLASThread`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
 :mod:`tinynorm.ops.lstm_tape` with the statistics the forward used and differentiates
 that, so the running statistics are not updated a second time.
 
