@@ -179,6 +179,62 @@ def test_fused_layers_agree_with_the_tape_path(t, n, i, h, length, mode, dtype, 
         np.testing.assert_allclose(a, b, **tol(dtype))
 
 
+def run_both_from_zero(fused, tape, arrays, dtype, cot, h0_grad):
+    """:func:`run_both` from h0 = 0 (a leaf when ``h0_grad``, a constant otherwise)."""
+    got = []
+    for layer in (fused, tape):
+        args = leaves(arrays, dtype)
+        args[1] = tn.tensor(np.zeros(args[1].shape, dtype), requires_grad=h0_grad)
+        y = layer(*args)
+        y.backward(cot.astype(dtype))
+        got.append((y.data, [None if a is None or a.grad is None else a.grad.data for a in args]))
+    return got
+
+
+def assert_same(got, dtype):
+    (y, gs), (y_ref, gs_ref) = got
+    np.testing.assert_allclose(y, y_ref, **tol(dtype))
+    for a, b in zip(gs, gs_ref):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, **tol(dtype))
+
+
+@FAST
+@given(t=st.integers(1, 4), n=st.integers(2, 4), i=TINY, h=TINY, h0_grad=st.booleans(),
+       dtype=DTYPES, seed=st.integers(0, 2**31))
+def test_a_zero_start_skips_its_products_and_agrees(t, n, i, h, h0_grad, dtype, seed):
+    rng = np.random.default_rng(seed)
+    cot = rng.standard_normal((t + 1, n, h))
+    arrays = lstm_arrays(rng, t, n, i, h)
+    got = run_both_from_zero(lstm_sequence, packed_tape(lstm_tape), arrays, dtype, cot, h0_grad)
+    assert_same(got, dtype)
+    c64 = [np.asarray(a, dtype).astype(np.float64) for a in arrays]
+    c64[1] = np.zeros_like(c64[1])
+    ref = oracle_lstm_backward(*c64[:5], c64[5] + c64[6], np.asarray(cot, dtype)[:t],
+                               np.asarray(cot, dtype)[t])
+    for k in (0, 2, 3, 4, 5):
+        np.testing.assert_allclose(got[0][1][k], ref[k], err_msg=f"input {k}", **tol(dtype))
+    assert_same(run_both_from_zero(bn_lstm_sequence, packed_tape(bn_lstm_tape),
+                                   bn_arrays(rng, t, n, i, h), dtype, cot, h0_grad), dtype)
+
+
+@pytest.mark.parametrize("where", ["weight_hh", "cotangent"])
+def test_a_zero_start_keeps_nans(where):
+    rng = np.random.default_rng(3)
+    cot = rng.standard_normal((4, 3, 2))
+    for fused, tape, arrays in ((lstm_sequence, packed_tape(lstm_tape), lstm_arrays(rng, 3, 3, 2, 2)),
+                                (bn_lstm_sequence, packed_tape(bn_lstm_tape), bn_arrays(rng, 3, 3, 2, 2))):
+        if where == "weight_hh":
+            arrays[4][1, 0] = np.nan
+        else:
+            cot[0, 1, 0] = np.nan
+        (y, gs), (y_ref, gs_ref) = run_both_from_zero(fused, tape, arrays, np.float64, cot, True)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+        assert np.isnan(gs[4]).any()
+        np.testing.assert_array_equal(np.isnan(gs[4]), np.isnan(gs_ref[4]))
+
+
 def test_modules_run_one_fused_node_per_layer():
     x = tn.tensor(np.random.default_rng(0).standard_normal((5, 3, 2)), requires_grad=True)
     for m in (tn.nn.LSTM(2, 4, num_layers=2, dtype=np.float64),

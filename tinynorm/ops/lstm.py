@@ -10,7 +10,9 @@ are kept in (T, N, ...) arrays for backward.
 
 Backward (BPTT): one kernel and one GEMM (dW_hh-side, ``dpre_t @ W_hh``) per step, in
 reverse; the weight, bias and input gradients are then GEMMs and sums over the whole
-sequence. Second order (``create_graph=True``) rebuilds the layer from the tape ops of
+sequence. From h0 = 0 (and a finite W_hh) the step-0 products, W_hh h0 and its share of
+the W_hh gradient, are zero and skipped. Every product runs through NumPy's BLAS held to one
+thread (:class:`_OneBLASThread`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
 :mod:`tinynorm.ops.lstm_tape` with the statistics the forward used and differentiates
 that, so the running statistics are not updated a second time.
 
@@ -19,10 +21,13 @@ The layer's output is packed: one (T+1, N, H) array holding h_1 .. h_T and then 
 :func:`~tinynorm.nn.lstm.bn_lstm_layer`. GPU arrays, and arguments that do not fit (which
 the tape path refuses with its own messages), take the tape path.
 """
+import functools
+
 import numpy as np
 
 from .. import blas, buffer_pool, checks
 from .. import functional as F
+from .. import kernels as _kernels
 from ..autograd import Function
 from ..kernels import kernels_for
 from ..tensor import Tensor, as_tensor
@@ -51,6 +56,68 @@ def _tape_grads(fn, g, inputs, rebuild):
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
 
 
+class _OneBLASThread:
+    """OpenBLAS held to one thread while a layer's products run: the per-step ones are small
+    (N x H x 4H) and the sequence-level ones are few, and on a small shared machine another
+    BLAS or Numba thread waiting on a busy core costs more than the split gains."""
+
+    def __enter__(self):
+        self.previous = None
+        if blas._found is not None:
+            self.previous = blas._found[2]()
+            if self.previous != 1:
+                blas._found[1](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous not in (None, 1):
+            blas._found[1](self.previous)
+
+
+def _one_blas_thread(method):
+    """``method`` run under :class:`_OneBLASThread`."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with _OneBLASThread():
+            return method(*args, **kwargs)
+    return run
+
+
+def _matmul(a, b, out=None):
+    """``a @ b`` (into ``out``) straight through NumPy's BLAS (a range of the profiler's GEMM
+    group when it is on)."""
+    if _kernels._profiler is not None:
+        return _kernels._profiler.call("kernel:blas.matmul", np.matmul, a, b, out)
+    return np.matmul(a, b, out=out)
+
+
+def _zero_start(h0, w_hh):
+    """Whether h0 is all zeros and W_hh finite, so that W_hh h0 is exactly zero and its
+    product (and the step-0 share of the W_hh gradient) can be skipped."""
+    return not h0.any() and bool(np.isfinite(w_hh).all())
+
+
+def _recurrent_product(t, zero_start, h_prev, w_hh, scratch, out):
+    """``out = h_prev @ W_hh^T`` (N, 4H) of step t, zeros at step 0 from a zero start.
+    BLAS runs this shape faster as W_hh h_prev^T into the (4H, N) ``scratch``, transposed
+    into ``out`` afterwards."""
+    if t == 0 and zero_start:
+        out.fill(0)
+    else:
+        _matmul(w_hh, h_prev.T, scratch)
+        np.copyto(out, scratch.T)
+
+
+def _dw_hh(dhw, hbuf, zero_start):
+    """sum_t dhw_t^T h_{t-1}: one product over the steps, step 0 left out from a zero start
+    (where its gradient rows are finite, so that its share is exactly zero)."""
+    steps, n, gates = dhw.shape
+    first = 1 if zero_start and np.isfinite(dhw[0]).all() else 0
+    if first == steps:
+        return np.zeros((gates, hbuf.shape[2]), dhw.dtype)
+    return _matmul(dhw[first:].reshape(-1, gates).T, hbuf[first:steps].reshape(-1, hbuf.shape[2]))
+
+
 def _big(like):
     """An uninitialized (T, N, 4H) array like ``like``, from the buffer pool."""
     return buffer_pool.empty(np, like.shape, like.dtype)
@@ -75,12 +142,13 @@ class LSTMSequence(Function):
     """One LSTM layer over a (T, N, in) sequence; inputs ``(x, h0, c0, weight_ih, weight_hh,
     bias_ih, bias_hh)`` (biases may be None); output packed (T+1, N, H)."""
 
+    @_one_blas_thread
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         kern = kernels_for("lstm", x)
         steps, n, _ = x.shape
         hs = w_hh.shape[1]
         x = np.ascontiguousarray(x)
-        xw = blas.matmul(x.reshape(steps * n, -1), w_ih.T)
+        xw = _matmul(x.reshape(steps * n, -1), w_ih.T)
         for b in (b_ih, b_hh):
             if b is not None:
                 xw += b
@@ -88,14 +156,17 @@ class LSTMSequence(Function):
         hbuf, cbuf = _state_buffers(h0, c0, steps)
         act = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
         tc = np.empty((steps, n, hs), x.dtype)
-        w_hh_t = np.ascontiguousarray(w_hh.T)
+        w_hh_c = np.ascontiguousarray(w_hh)
+        hw, hw_t = np.empty((n, 4 * hs), x.dtype), np.empty((4 * hs, n), x.dtype)
+        self.zero_start = _zero_start(h0, w_hh)
         for t in range(steps):
-            hw = blas.matmul(hbuf[t], w_hh_t)
+            _recurrent_product(t, self.zero_start, hbuf[t], w_hh_c, hw_t, hw)
             kern.lstm_step_forward(hw, xw[t], cbuf[t], act[t], cbuf[t + 1], tc[t], hbuf[t + 1])
         self.save_for_backward(x, w_ih, w_hh, hbuf, cbuf, act, tc)
         self.biases = (b_ih is not None, b_hh is not None)
         return _pack_output(hbuf, cbuf)
 
+    @_one_blas_thread
     def backward(self, g):
         x, w_ih, w_hh, hbuf, cbuf, act, tc = self.saved
         kern = kernels_for("lstm", x)
@@ -105,16 +176,17 @@ class LSTMSequence(Function):
         dc = g[steps].copy()
         dh = np.zeros((n, hs), x.dtype)
         dpre = buffer_pool.empty(np, (steps, n, 4 * hs), x.dtype)
+        need = self.needs_input_grad
         for t in range(steps - 1, -1, -1):
             kern.lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], tc[t], dpre[t])
-            dh = blas.matmul(dpre[t], w_hh)
-        need = self.needs_input_grad
+            if t or need[1]:
+                _matmul(dpre[t], w_hh, dh)
         d2 = dpre.reshape(steps * n, 4 * hs)
-        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
-        dw_hh = blas.matmul(d2.T, hbuf[:steps].reshape(steps * n, hs)) if need[4] else None
+        dx = _matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = _matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dw_hh = _dw_hh(dpre, hbuf, self.zero_start) if need[4] else None
         db = d2.sum(axis=0) if need[5] or need[6] else None
-        return (dx, dh, dc, dw_ih, dw_hh, db if self.biases[0] else None,
+        return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db if self.biases[0] else None,
                 None if db is None or not self.biases[1] else db.copy())
 
     def backward_graph(self, g, inputs):
@@ -127,6 +199,7 @@ class BNLSTMSequence(Function):
     ``running_stats`` (six arrays, updated in place in training, or None), ``training``,
     ``momentum``, ``eps``; output packed (T+1, N, H)."""
 
+    @_one_blas_thread
     def forward(self, x, h0, c0, w_ih, w_hh, bias, g_ih, g_hh, g_c, b_c, *, running_stats,
                 training, momentum, eps):
         kern = kernels_for("lstm", x)
@@ -134,7 +207,7 @@ class BNLSTMSequence(Function):
         hs, dt = w_hh.shape[1], x.dtype
         use_batch = bool(training) or running_stats is None
         x = np.ascontiguousarray(x)
-        wx = blas.matmul(x.reshape(steps * n, -1), w_ih.T).reshape(steps, n, 4 * hs)
+        wx = _matmul(x.reshape(steps * n, -1), w_ih.T).reshape(steps, n, 4 * hs)
         if use_batch:
             stats = [np.empty((steps, c)) for c in (4 * hs, 4 * hs, 4 * hs, 4 * hs, hs, hs)]
         else:
@@ -148,12 +221,15 @@ class BNLSTMSequence(Function):
         act, xh = _big(wx), _big(wx)
         chat, tn = np.empty((steps, n, hs), dt), np.empty((steps, n, hs), dt)
         inv_h, inv_c = np.empty((steps, 4 * hs)), np.empty((steps, hs))
-        w_hh_t = np.ascontiguousarray(w_hh.T)
+        w_hh_c = np.ascontiguousarray(w_hh)
+        hw, hw_t = np.empty((n, 4 * hs), dt), np.empty((4 * hs, n), dt)
+        self.zero_start = _zero_start(h0, w_hh)
         for t in range(steps):
-            hw = blas.matmul(hbuf[t], w_hh_t)
-            kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t], stats[3][t],
-                                      stats[4][t], stats[5][t], use_batch, eps, xh[t], inv_h[t],
-                                      act[t], cbuf[t + 1], chat[t], inv_c[t], tn[t], hbuf[t + 1])
+            _recurrent_product(t, self.zero_start, hbuf[t], w_hh_c, hw_t, hw)
+            kern.bn_lstm_step_forward(hw, ax[t], g_hh, cbuf[t], g_c, b_c, stats[2][t],
+                                      stats[3][t], stats[4][t], stats[5][t], use_batch, eps,
+                                      xh[t], inv_h[t], act[t], cbuf[t + 1], chat[t], inv_c[t],
+                                      tn[t], hbuf[t + 1])
         if training and running_stats is not None:
             for k in range(3):
                 kern.update_running(running_stats[2 * k], running_stats[2 * k + 1], stats[2 * k],
@@ -165,6 +241,7 @@ class BNLSTMSequence(Function):
                                inv_h, chat, inv_c, tn)
         return _pack_output(hbuf, cbuf)
 
+    @_one_blas_thread
     def backward(self, g):
         (x, w_ih, w_hh, g_ih, g_hh, g_c, hbuf, cbuf, xhat_x, inv_x, act, xh, inv_h, chat, inv_c,
          tn) = self.saved
@@ -177,21 +254,22 @@ class BNLSTMSequence(Function):
         dpre, dhw = _big(act), _big(act)
         dz = np.empty((n, hs), dt)
         dg_hh, dg_c, db_c = np.zeros(4 * hs), np.zeros(hs), np.zeros(hs)
+        need = self.needs_input_grad
         for t in range(steps - 1, -1, -1):
-            kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t], chat[t],
-                                       inv_c[t], tn[t], g_hh, g_c, self.use_batch, dpre[t], dhw[t],
-                                       dg_hh, dg_c, db_c, dz)
-            dh = blas.matmul(dhw[t], w_hh)
+            kern.bn_lstm_step_backward(g[t], dh, dc, act[t], cbuf[t], xh[t], inv_h[t],
+                                       chat[t], inv_c[t], tn[t], g_hh, g_c, self.use_batch,
+                                       dpre[t], dhw[t], dg_hh, dg_c, db_c, dz)
+            if t or need[1]:
+                _matmul(dhw[t], w_hh, dh)
         dwx = _big(dpre)
         dg_ih, db = np.empty(4 * hs), np.empty(4 * hs)
         kern.bn_sequence_backward(dpre, xhat_x, inv_x, g_ih, self.use_batch, dwx, dg_ih, db)
-        need = self.needs_input_grad
         d2 = dwx.reshape(steps * n, 4 * hs)
-        dx = blas.matmul(d2, w_ih).reshape(x.shape) if need[0] else None
-        dw_ih = blas.matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
-        dw_hh = (blas.matmul(dhw.reshape(steps * n, 4 * hs).T, hbuf[:steps].reshape(steps * n, hs))
-                 if need[4] else None)
-        return (dx, dh, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt), dg_hh.astype(dt),
+        dx = _matmul(d2, w_ih).reshape(x.shape) if need[0] else None
+        dw_ih = _matmul(d2.T, x.reshape(steps * n, -1)) if need[3] else None
+        dw_hh = _dw_hh(dhw, hbuf, self.zero_start) if need[4] else None
+        return (dx, dh if need[1] else None, dc, dw_ih, dw_hh, db.astype(dt), dg_ih.astype(dt),
+                dg_hh.astype(dt),
                 dg_c.astype(dt), db_c.astype(dt))
 
     def backward_graph(self, g, inputs):
