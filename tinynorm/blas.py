@@ -77,6 +77,26 @@ def _gemm2d(a, b, out, fn):
                                get_num_threads())
 
 
+class _OneThread:
+    """OpenBLAS held to one thread while the block runs (nothing to do where it was not found).
+    A class rather than a generator: it wraps every small product of a training step."""
+
+    def __enter__(self):
+        self.previous = 1 if _found is None else _found[2]()
+        if self.previous != 1:
+            _found[1](1)
+
+    def __exit__(self, *exc):
+        if self.previous != 1:
+            _found[1](self.previous)
+        return False
+
+
+def one_thread():
+    """A context manager holding OpenBLAS to one thread (see :class:`_OneThread`)."""
+    return _OneThread()
+
+
 @contextlib.contextmanager
 def one_thread_gemm(dtype):
     """The CBLAS ``?gemm`` of ``dtype`` for Numba kernels to call (None where OpenBLAS was not
@@ -84,15 +104,8 @@ def one_thread_gemm(dtype):
     if _found is None or np.dtype(dtype) not in _found[0]:
         yield None
         return
-    fns, set_threads, get_threads = _found
-    previous = get_threads()
-    if previous != 1:
-        set_threads(1)
-    try:
-        yield fns[np.dtype(dtype)]
-    finally:
-        if previous != 1:
-            set_threads(previous)
+    with one_thread():
+        yield _found[0][np.dtype(dtype)]
 
 
 def matmul(a, b):
@@ -108,11 +121,8 @@ def matmul(a, b):
 def _matmul(a, b):
     if _found is None or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
         return a @ b
-    fns, set_threads, get_threads = _found
-    previous = get_threads()
-    if previous != 1:
-        set_threads(1)
-    try:
+    fns = _found[0]
+    with one_thread():
         if (a.dtype != b.dtype or a.dtype not in fns or a.ndim != b.ndim or a.ndim not in (2, 3)
                 or (a.ndim == 3 and a.shape[0] != b.shape[0]) or a.shape[-1] != b.shape[-2]
                 or 0 in a.shape or 0 in b.shape
@@ -125,6 +135,3 @@ def _matmul(a, b):
             for g in range(a.shape[0]):
                 _gemm2d(a[g], b[g], out[g], fns[a.dtype])
         return out
-    finally:
-        if previous != 1:
-            set_threads(previous)

@@ -12,7 +12,7 @@ Backward (BPTT): one kernel and one GEMM (dW_hh-side, ``dpre_t @ W_hh``) per ste
 reverse; the weight, bias and input gradients are then GEMMs and sums over the whole
 sequence. From h0 = 0 (and a finite W_hh) the step-0 products, W_hh h0 and its share of
 the W_hh gradient, are zero and skipped. Every product runs through NumPy's BLAS held to one
-thread (:class:`_OneBLASThread`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
+thread (:func:`tinynorm.blas.one_thread`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
 :mod:`tinynorm.ops.lstm_tape` with the statistics the forward used and differentiates
 that, so the running statistics are not updated a second time.
 
@@ -56,29 +56,14 @@ def _tape_grads(fn, g, inputs, rebuild):
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
 
 
-class _OneBLASThread:
-    """OpenBLAS held to one thread while a layer's products run: the per-step ones are small
-    (N x H x 4H) and the sequence-level ones are few, and on a small shared machine another
-    BLAS or Numba thread waiting on a busy core costs more than the split gains."""
-
-    def __enter__(self):
-        self.previous = None
-        if blas._found is not None:
-            self.previous = blas._found[2]()
-            if self.previous != 1:
-                blas._found[1](1)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous not in (None, 1):
-            blas._found[1](self.previous)
-
-
 def _one_blas_thread(method):
-    """``method`` run under :class:`_OneBLASThread`."""
+    """``method`` run with OpenBLAS held to one thread (:func:`tinynorm.blas.one_thread`): the
+    per-step products are small (N x H x 4H) and the sequence-level ones few, and on a small
+    shared machine another BLAS or Numba thread waiting on a busy core costs more than the
+    split gains."""
     @functools.wraps(method)
     def run(*args, **kwargs):
-        with _OneBLASThread():
+        with blas.one_thread():
             return method(*args, **kwargs)
     return run
 
