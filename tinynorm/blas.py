@@ -77,24 +77,32 @@ def _gemm2d(a, b, out, fn):
                                get_num_threads())
 
 
-class _OneThread:
-    """OpenBLAS held to one thread while the block runs (nothing to do where it was not found).
+class _Threads:
+    """OpenBLAS held to ``n`` threads while the block runs (nothing to do where it was not found).
     A class rather than a generator: it wraps every small product of a training step."""
 
+    def __init__(self, n):
+        self.n = n
+
     def __enter__(self):
-        self.previous = 1 if _found is None else _found[2]()
-        if self.previous != 1:
-            _found[1](1)
+        self.previous = self.n if _found is None else _found[2]()
+        if self.previous != self.n:
+            _found[1](self.n)
 
     def __exit__(self, *exc):
-        if self.previous != 1:
+        if self.previous != self.n:
             _found[1](self.previous)
         return False
 
 
+def threads(n):
+    """A context manager holding OpenBLAS to ``n`` threads (see :class:`_Threads`)."""
+    return _Threads(n)
+
+
 def one_thread():
-    """A context manager holding OpenBLAS to one thread (see :class:`_OneThread`)."""
-    return _OneThread()
+    """``threads(1)``: the products that Numba's threads split, or that a Numba kernel calls."""
+    return _Threads(1)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ are kept in (T, N, ...) arrays for backward.
 Backward (BPTT): one kernel and one GEMM (dW_hh-side, ``dpre_t @ W_hh``) per step, in
 reverse; the weight, bias and input gradients are then GEMMs and sums over the whole
 sequence. From h0 = 0 (and a finite W_hh) the step-0 products, W_hh h0 and its share of
-the W_hh gradient, are zero and skipped. Every product runs through NumPy's BLAS held to one
-thread (:func:`tinynorm.blas.one_thread`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
+the W_hh gradient, are zero and skipped. Every product runs through NumPy's BLAS on Numba's
+thread count (:func:`tinynorm.blas.threads`). Second order (``create_graph=True``) rebuilds the layer from the tape ops of
 :mod:`tinynorm.ops.lstm_tape` with the statistics the forward used and differentiates
 that, so the running statistics are not updated a second time.
 
@@ -23,6 +23,7 @@ the tape path refuses with its own messages), take the tape path.
 """
 import functools
 
+import numba
 import numpy as np
 
 from .. import blas, buffer_pool, checks
@@ -56,14 +57,13 @@ def _tape_grads(fn, g, inputs, rebuild):
     return tuple(next(got) if need else None for need in fn.needs_input_grad)
 
 
-def _one_blas_thread(method):
-    """``method`` run with OpenBLAS held to one thread (:func:`tinynorm.blas.one_thread`): the
-    per-step products are small (N x H x 4H) and the sequence-level ones few, and on a small
-    shared machine another BLAS or Numba thread waiting on a busy core costs more than the
-    split gains."""
+def _blas_threads(method):
+    """``method`` run with OpenBLAS on Numba's thread count (:func:`tinynorm.blas.threads`): the
+    layer's kernels are serial, so its products may take every thread tinynorm was given
+    (``NUMBA_NUM_THREADS``, ``--threads``), and no more."""
     @functools.wraps(method)
     def run(*args, **kwargs):
-        with blas.one_thread():
+        with blas.threads(numba.get_num_threads()):
             return method(*args, **kwargs)
     return run
 
@@ -127,7 +127,7 @@ class LSTMSequence(Function):
     """One LSTM layer over a (T, N, in) sequence; inputs ``(x, h0, c0, weight_ih, weight_hh,
     bias_ih, bias_hh)`` (biases may be None); output packed (T+1, N, H)."""
 
-    @_one_blas_thread
+    @_blas_threads
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         kern = kernels_for("lstm", x)
         steps, n, _ = x.shape
@@ -151,7 +151,7 @@ class LSTMSequence(Function):
         self.biases = (b_ih is not None, b_hh is not None)
         return _pack_output(hbuf, cbuf)
 
-    @_one_blas_thread
+    @_blas_threads
     def backward(self, g):
         x, w_ih, w_hh, hbuf, cbuf, act, tc = self.saved
         kern = kernels_for("lstm", x)
@@ -184,7 +184,7 @@ class BNLSTMSequence(Function):
     ``running_stats`` (six arrays, updated in place in training, or None), ``training``,
     ``momentum``, ``eps``; output packed (T+1, N, H)."""
 
-    @_one_blas_thread
+    @_blas_threads
     def forward(self, x, h0, c0, w_ih, w_hh, bias, g_ih, g_hh, g_c, b_c, *, running_stats,
                 training, momentum, eps):
         kern = kernels_for("lstm", x)
@@ -226,7 +226,7 @@ class BNLSTMSequence(Function):
                                inv_h, chat, inv_c, tn)
         return _pack_output(hbuf, cbuf)
 
-    @_one_blas_thread
+    @_blas_threads
     def backward(self, g):
         (x, w_ih, w_hh, g_ih, g_hh, g_c, hbuf, cbuf, xhat_x, inv_x, act, xh, inv_h, chat, inv_c,
          tn) = self.saved
