@@ -9,7 +9,8 @@ import tinynorm.functional as F
 
 
 def sig(v):
-    return 1.0 / (1.0 + np.exp(-v))
+    with np.errstate(over="ignore"):    # exp(-v) = inf for very negative v gives the exact 0
+        return 1.0 / (1.0 + np.exp(-v))
 
 
 def oracle_cell(pre, c_prev, c_transform=None):
