@@ -87,6 +87,18 @@ def momentum(value, name="momentum"):
     return number(value, name, 0.0, 1.0)
 
 
+_TENSOR = []
+
+
+def _tensor_class():
+    """tinynorm.Tensor, imported on first use (tensor.py imports this module); an import
+    statement inside a function costs microseconds on every call."""
+    if not _TENSOR:
+        from .tensor import Tensor
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
+
+
 def param(t, shape, what, name):
     """Check an optional weight, bias or running statistic: float32/float64 and of ``shape``.
 
@@ -95,7 +107,7 @@ def param(t, shape, what, name):
     """
     if t is None:
         return
-    from .tensor import Tensor
+    Tensor = _tensor_class()
     if isinstance(t, Tensor) and t.data.dtype in _FLOATS and t.data.shape == shape:
         return
     from .backend import check_float_dtype
